@@ -1,0 +1,102 @@
+/**
+ * `storm`: composition root. Builds the frozen config and wires the manager
+ * and the console together; the only file (with stormd.ts) that imports both.
+ */
+import { openSync, mkdirSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { readEnv } from '../lib/env.ts';
+import { createLogger, type Level } from '../lib/logger.ts';
+import { controlSocketPath } from '../lib/paths.ts';
+import { managerConfig } from '../manager/config/config.ts';
+import { ControlClient } from '../manager/control/client.ts';
+import { startManager } from '../manager/main.ts';
+import { createConsole } from '../tui/console/app.ts';
+import { runCli } from '../tui/cli/cli.ts';
+import type { CommandContext, CommandDef, OptionSpec } from '../tui/cli/command.ts';
+import { COMMANDS } from '../tui/cli/commands/index.ts';
+
+const env = readEnv();
+
+const MANAGER_OPTIONS: Record<string, OptionSpec> = {
+  'log-level': { type: 'string', doc: 'debug | info | warn | error' },
+  'libvirt-uri': { type: 'string', doc: 'libvirt URI for the local hypervisor' },
+  'ssh-listen': { type: 'string', doc: 'admin SSH server HOST:PORT' },
+  kernel: { type: 'string', doc: 'guest kernel image' },
+};
+
+function configFrom(ctx: CommandContext) {
+  const flags: Record<string, unknown> = { state: ctx.state };
+  for (const k of Object.keys(MANAGER_OPTIONS)) if (ctx.opts[k] !== undefined) flags[k] = ctx.opts[k];
+  return managerConfig(env, flags);
+}
+
+/** Run until SIGINT/SIGTERM, then stop exactly once and exit. */
+function untilSignal(stop: () => Promise<void>): Promise<never> {
+  return new Promise(() => {
+    let stopping = false;
+    const handler = () => {
+      if (stopping) return;
+      stopping = true;
+      stop().finally(() => process.exit(0));
+    };
+    process.on('SIGINT', handler);
+    process.on('SIGTERM', handler);
+  });
+}
+
+const HOST_COMMANDS: CommandDef[] = [
+  {
+    noun: 'manager',
+    verb: 'start',
+    summary: 'run the manager in the foreground (owns the state directory)',
+    options: MANAGER_OPTIONS,
+    hostOnly: true,
+    run: async (ctx) => {
+      const config = configFrom(ctx);
+      const m = await startManager({ config, log: createLogger({ level: config.logLevel as Level }), path: env.PATH ?? '' });
+      process.stdout.write(`storm manager ready: state ${config.state}, control ${controlSocketPath(config.state)}\n`);
+      await untilSignal(() => m.stop());
+    },
+  },
+  {
+    noun: 'up',
+    verb: '',
+    summary: 'the embedded default: manager, local hypervisor, example channel and the console (q or Ctrl-C stops all)',
+    options: MANAGER_OPTIONS,
+    hostOnly: true,
+    run: async (ctx) => {
+      const config = configFrom(ctx);
+      mkdirSync(config.state, { recursive: true, mode: 0o700 });
+      // The console owns the terminal, so the manager logs to a file.
+      const fd = openSync(join(config.state, 'manager.log'), 'a');
+      const m = await startManager({ config, log: createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) }), path: env.PATH ?? '' });
+      const stopAll = () => m.stop();
+      createConsole({
+        api: m.api({ actor: 'console', readOnly: false }),
+        input: process.stdin,
+        output: process.stdout,
+        terminal: env.TERM,
+        onExit: () => void stopAll().finally(() => process.exit(0)),
+      });
+      await untilSignal(stopAll);
+    },
+  },
+  {
+    noun: 'tui',
+    verb: '',
+    summary: 'open the console against the running manager',
+    hostOnly: true,
+    run: async (ctx) => {
+      const api = await ControlClient.connect(controlSocketPath(ctx.state));
+      await new Promise<void>((resolve) => createConsole({ api, input: process.stdin, output: process.stdout, terminal: env.TERM, onExit: resolve }));
+      api.close();
+      process.exit(0);
+    },
+  },
+];
+
+process.exitCode = await runCli(
+  process.argv.slice(2),
+  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env },
+  { commands: [...HOST_COMMANDS, ...COMMANDS] },
+);

@@ -1,0 +1,46 @@
+import { execFile } from 'node:child_process';
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** Set when the program could not be started at all (e.g. ENOENT). */
+  spawnError?: NodeJS.ErrnoException;
+}
+
+/**
+ * Run a program with an argument vector (never a shell string), bounded in
+ * time and output. Never throws: failure is data for the caller to judge.
+ */
+export function run(file: string, args: readonly string[], opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      file,
+      args,
+      { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 * 1024 * 1024, env: opts.env, cwd: opts.cwd, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const e = err as (NodeJS.ErrnoException & { code?: number | string }) | null;
+        if (e && typeof e.code === 'string') resolve({ code: 127, stdout, stderr, spawnError: e });
+        else resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** Resolve a program on PATH (plus the sbin directories a non-root PATH lacks). */
+export async function which(name: string, path: string): Promise<string | undefined> {
+  const { access, constants } = await import('node:fs/promises');
+  const dirs = [...path.split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = `${d}/${name}`;
+    try {
+      await access(p, constants.X_OK);
+      return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
