@@ -26,6 +26,12 @@ export function registerSystem(reg: Registry, deps: { config: Readonly<ManagerCo
     summary: 'health of every component',
     handler: () => doctor({ config: deps.config, path: deps.path, managerRunning: true }),
   });
+  reg.add<Record<string, never>, { name: string; mutates: boolean; summary: string }[]>({
+    name: 'system.methods',
+    mutates: false,
+    summary: 'every service method this manager offers (consoles hide what is missing)',
+    handler: async () => reg.list().map((m) => ({ name: m.name, mutates: m.mutates, summary: m.summary })),
+  });
   reg.add<{ limit?: number }, StormEvent[]>({
     name: 'events.recent',
     mutates: false,

@@ -1,9 +1,16 @@
 import blessed from 'blessed';
 import type { StormApi } from '../../manager/api.ts';
-import { toStormError } from '../../lib/errors.ts';
-import { toCells } from '../render/table.ts';
-import { COMMAND_ALIASES, bindingsFor, footerText, helpText } from './keys.ts';
-import { FIRST_VIEW, VIEWS } from './views/index.ts';
+import type { StormEvent } from '../../manager/events.ts';
+import type { Health } from '../../lib/health.ts';
+import { toStormError, type StormError } from '../../lib/errors.ts';
+import { TableModel } from '../render/table-model.ts';
+import { countByState, percent, text } from '../render/resources.ts';
+import { toYaml } from '../cli/yaml.ts';
+import { COMMAND_ALIASES, bindingsFor, complete, footerText, helpText, showKey, type KeyBinding } from './keys.ts';
+import { METHODS } from './methods.ts';
+import { FIRST_VIEW, VIEWS, VIEW_LIST } from './views/index.ts';
+import type { TableView, View } from './views/view.ts';
+import { setGauges, type GaugeSpec } from './widgets/gauges.ts';
 
 export interface ConsoleOptions {
   api: StormApi;
@@ -11,14 +18,37 @@ export interface ConsoleOptions {
   output: NodeJS.WritableStream;
   terminal?: string;
   readOnly?: boolean;
+  /** Who this is, for the header (e.g. "admin@ssh"). */
+  who?: string;
+  /** First view (default: the dashboard). */
+  view?: string;
   /** Called once when the user quits (or the console is destroyed). */
   onExit?: () => void;
 }
 
+/** What tests and benchmarks can look at without a terminal. */
+export interface ConsoleState {
+  view: string;
+  mode: Mode;
+  flash: string;
+  lastError: string;
+  available: ReadonlySet<string> | undefined;
+  model: TableModel<unknown> | undefined;
+  notAvailable: string | undefined;
+  progress: ReadonlyMap<string, GaugeSpec>;
+}
+
 export interface Console {
   screen: blessed.Widgets.Screen;
+  /** Resolves when the current view's data has loaded (or failed). */
+  settled(): Promise<void>;
+  state(): ConsoleState;
+  /** Redraw now (benchmarks). */
+  redraw(): void;
   destroy(): void;
 }
+
+type Mode = 'normal' | 'input' | 'confirm' | 'help' | 'detail' | 'popup';
 
 /** Map the client's TERM to one blessed knows (it lacks most *-256color entries). */
 export function blessedTerminal(term: string | undefined): string {
@@ -26,9 +56,30 @@ export function blessedTerminal(term: string | undefined): string {
   return /-256color$/.test(term) ? 'xterm-256color' : term;
 }
 
+interface Frame {
+  view: View;
+  params: Record<string, unknown>;
+  model?: TableModel<unknown>;
+  /** Dashboard data. */
+  dash?: Dash;
+  notAvailable?: string;
+}
+
+interface Dash {
+  hosts?: Record<string, unknown>[] | string;
+  instances?: Record<string, unknown>[] | string;
+  health?: Health[] | string;
+  events?: StormEvent[];
+}
+
+/** How long a burst of events is gathered before views reload (other sessions see changes well within a second). */
+const EVENT_DEBOUNCE_MS = 150;
+const DASH_REFRESH_MS = 5000;
+
 /** The full-screen console on any pair of streams (a local TTY or an SSH channel). */
 export function createConsole(o: ConsoleOptions): Console {
   const readOnly = o.readOnly ?? false;
+  const api = o.api;
   const screen = blessed.screen({
     input: o.input as never,
     output: o.output as never,
@@ -36,156 +87,561 @@ export function createConsole(o: ConsoleOptions): Console {
     smartCSR: true,
     fullUnicode: true,
     autoPadding: true,
+    warnings: false,
     title: 'STORM',
   });
-  // blessed installs process-wide handlers; the console must never take the process down.
-  screen.program.removeAllListeners('warning');
 
-  let viewId = FIRST_VIEW;
-  let filter = '';
+  let mode: Mode = 'normal';
+  let stack: Frame[] = [];
+  let available: Set<string> | undefined;
   let lastError = '';
-  let rows: unknown[] = [];
+  let flashText = '';
+  let input = { prefix: '', value: '', done: (_v: string | undefined) => {} };
+  let confirmRun: (() => void) | undefined;
   let destroyed = false;
+  const progress = new Map<string, GaugeSpec & { until?: number }>();
+  const timers = new Set<NodeJS.Timeout>();
 
-  const header = blessed.box({ parent: screen, top: 0, left: 0, height: 1, width: '100%', tags: true, style: { bg: 'blue', fg: 'white' } });
-  const table = blessed.listtable({
-    parent: screen, top: 1, left: 0, width: '100%', height: '100%-3', keys: false, mouse: false, tags: false,
-    border: { type: 'line' }, align: 'left', noCellBorders: true,
-    style: { header: { bold: true, fg: 'cyan' }, cell: { selected: { bg: 'blue' } }, border: { fg: 'gray' } },
-  } as blessed.Widgets.ListTableOptions);
-  const flash = blessed.box({ parent: screen, bottom: 1, left: 0, height: 1, width: '100%', tags: false, style: { fg: 'yellow' } });
+  // ---------- widgets ----------
+  const header = blessed.box({ parent: screen, top: 0, left: 0, height: 1, width: '100%', tags: false, style: { bg: 'blue', fg: 'white', bold: true } });
+  const body = blessed.box({ parent: screen, top: 1, left: 0, width: '100%', height: '100%-3' });
+  const table = blessed.box({ parent: body, top: 0, left: 0, width: '100%', height: '100%', tags: true, border: { type: 'line' }, style: { border: { fg: 'gray' } } });
+  const dash = blessed.box({ parent: body, top: 0, left: 0, width: '100%', height: '100%', hidden: true });
+  const dHosts = blessed.box({ parent: dash, top: 0, left: 0, width: '50%', height: '50%', label: ' hosts ', border: { type: 'line' }, style: { border: { fg: 'gray' } }, tags: false });
+  const dGauges = blessed.box({ parent: dHosts, top: 0, left: 0, width: '100%-2', height: 6 });
+  const dHostText = blessed.box({ parent: dHosts, top: 6, left: 0, width: '100%-2', height: '100%-8' });
+  const dInst = blessed.box({ parent: dash, top: 0, left: '50%', width: '50%', height: '50%', label: ' instances by state ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
+  const dHealth = blessed.box({ parent: dash, top: '50%', left: 0, width: '50%', height: '50%', label: ' service health ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
+  const dEvents = blessed.box({ parent: dash, top: '50%', left: '50%', width: '50%', height: '50%', label: ' recent events ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
+  const prog = blessed.box({ parent: screen, bottom: 2, left: 0, width: '100%', height: 6, hidden: true });
+  const flash = blessed.box({ parent: screen, bottom: 1, left: 0, height: 1, width: '100%', style: { fg: 'yellow' } });
   const footer = blessed.box({ parent: screen, bottom: 0, left: 0, height: 1, width: '100%', style: { bg: 'gray', fg: 'black' } });
-  const help = blessed.box({ parent: screen, top: 'center', left: 'center', width: 60, height: 20, border: { type: 'line' }, label: ' keys ', hidden: true, tags: false, scrollable: true });
-  const prompt = blessed.textbox({ parent: screen, bottom: 1, left: 0, height: 1, width: '100%', hidden: true, inputOnFocus: true, style: { bg: 'black', fg: 'white' } });
+  const overlay = (label: string) =>
+    blessed.box({ parent: screen, top: 'center', left: 'center', width: '80%', height: '80%', border: { type: 'line' }, label, hidden: true, tags: false, scrollable: true, alwaysScroll: true, style: { border: { fg: 'cyan' } } });
+  const help = overlay(' keys (esc closes) ');
+  const detail = overlay(' detail (esc closes) ');
+  const popup = overlay(' error (esc closes) ');
+  const dialog = blessed.box({ parent: screen, top: 'center', left: 'center', width: '60%', height: 5, border: { type: 'line' }, label: ' confirm ', hidden: true, style: { border: { fg: 'red' }, fg: 'white' } });
 
-  const view = () => VIEWS[viewId]!;
-  const drawChrome = () => {
-    header.setContent(` STORM  ${view().title}${filter ? `  /${filter}` : ''}${readOnly ? '  [read-only]' : ''}`);
-    footer.setContent(' ' + footerText(viewId, readOnly));
-    help.setContent(helpText(viewId, readOnly));
-  };
-  const say = (msg: string) => {
-    flash.setContent(msg);
-    screen.render();
-  };
+  const frame = () => stack[stack.length - 1]!;
+  const viewId = () => frame().view.id;
+  const keysNow = () => bindingsFor(viewId(), readOnly, available);
 
-  const renderRows = () => {
-    const v = view();
-    const shown = filter ? rows.filter((r) => v.rows.columns.some((c) => c.get(r).toLowerCase().includes(filter.toLowerCase()))) : rows;
-    const wide = ((screen.width as number) ?? 80) > 120;
-    table.setData(toCells(v.rows, shown, wide));
-    drawChrome();
-    screen.render();
-  };
+  // ---------- drawing ----------
+  const crumbs = () =>
+    stack
+      .map((f) => f.view.title + (Object.keys(f.params).length ? ` (${Object.entries(f.params).map(([k, v]) => `${k}=${text(v)}`).join(' ')})` : ''))
+      .join(' › ');
 
-  let loading = false;
-  const refresh = async () => {
-    if (loading || destroyed) return;
-    loading = true;
-    try {
-      rows = await view().load(o.api);
-      renderRows();
-    } catch (e) {
-      // A service error is shown, never fatal: the console stays up.
-      const err = toStormError(e);
-      lastError = `${err.code}: ${err.message}${err.hint ? ` (${err.hint})` : ''}`;
-      say(`error: ${err.message.slice(0, 200)}  (x: full text)`);
-    } finally {
-      loading = false;
-    }
-  };
+  function drawChrome(): void {
+    const f = frame();
+    const filt = f.model?.filter ? `  /${f.model.filter}` : '';
+    const marks = f.model?.marks.size ? `  [${f.model.marks.size} marked]` : '';
+    header.setContent(` STORM  ${crumbs()}${filt}${marks}${readOnly ? '  [read-only]' : ''}${o.who ? `  ${o.who}` : ''}`);
+    footer.setContent(' ' + footerText(viewId(), readOnly, available));
+    if (mode === 'input') flash.setContent(`${input.prefix}${input.value}█`);
+    else flash.setContent(flashText);
+    const showProg = progress.size > 0;
+    prog.hidden = !showProg;
+    body.height = showProg ? '100%-9' : '100%-3';
+  }
 
-  const actions: Record<string, () => void> = {
-    help: () => {
-      help.hidden ? help.show() : help.hide();
-      screen.render();
-    },
-    back: () => {
-      if (!help.hidden) help.hide();
-      else if (filter) filter = '';
-      renderRows();
-    },
-    down: () => {
-      table.down(1);
-      screen.render();
-    },
-    up: () => {
-      table.up(1);
-      screen.render();
-    },
-    refresh: () => void refresh(),
-    quit: () => destroy(),
-    error: () => say(lastError || 'no error'),
-    command: () => ask(':', (line) => {
-      const action = COMMAND_ALIASES[line.trim()] ?? (VIEWS[line.trim()] ? `view:${line.trim()}` : undefined);
-      if (action) dispatch(action);
-      else say(`unknown command ":${line}" (try :doctor, :events, :q)`);
-    }),
-    filter: () => ask('/', (line) => {
-      filter = line.trim();
-      renderRows();
-    }),
-    open: () => {},
-  };
-
-  function dispatch(action: string): void {
-    if (action.startsWith('view:')) {
-      viewId = action.slice(5);
-      filter = '';
-      rows = [];
-      renderRows();
-      void refresh();
+  function drawTable(): void {
+    const f = frame();
+    if (f.view.kind !== 'table') return;
+    table.show();
+    dash.hide();
+    const width = Math.max(10, (table.width as number) - 2);
+    const height = Math.max(1, (table.height as number) - 3);
+    if (f.notAvailable) {
+      table.setLabel(' not available ');
+      table.setContent(blessed.escape(f.notAvailable));
       return;
     }
-    actions[action]?.();
+    const m = (f.model ??= new TableModel(f.view.rows));
+    const w = m.window(width, height);
+    let s = `{bold}${blessed.escape(w.header)}{/bold}`;
+    for (const l of w.lines) {
+      const t = blessed.escape(l.text);
+      s += '\n' + (l.selected ? `{inverse}${t}{/inverse}` : l.marked ? `{yellow-fg}${t}{/yellow-fg}` : t);
+    }
+    if (m.size === 0) s += `\n  ${m.total === 0 ? '(none)' : `(no match for /${blessed.escape(m.filter)})`}`;
+    table.setLabel(` ${f.view.title} ${w.position} `);
+    table.setContent(s);
   }
 
-  function ask(label: string, done: (line: string) => void): void {
-    prompt.setValue('');
-    prompt.show();
-    flash.setContent(label);
-    prompt.left = label.length;
-    prompt.focus();
+  function drawDash(): void {
+    const f = frame();
+    if (f.view.kind !== 'dashboard') return;
+    table.hide();
+    dash.show();
+    const d = f.dash ?? {};
+    if (typeof d.hosts === 'string' || d.hosts === undefined) {
+      setGauges(dGauges, []);
+      dHostText.top = 0;
+      dHostText.setContent(d.hosts ?? 'loading…');
+    } else {
+      const avg = (what: 'cpu' | 'mem' | 'disk') => {
+        const ps = (d.hosts as unknown[]).map((h) => percent(h, what)).filter((p): p is number => p !== undefined);
+        return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : 0;
+      };
+      setGauges(dGauges, [
+        { label: 'cpu', percent: avg('cpu'), stroke: 'green' },
+        { label: 'memory', percent: avg('mem'), stroke: 'cyan' },
+        { label: 'disk', percent: avg('disk'), stroke: 'magenta' },
+      ]);
+      dHostText.top = 6;
+      dHostText.setContent(
+        d.hosts.length === 0
+          ? 'no hosts enrolled'
+          : d.hosts.map((h) => `${text(h.name).padEnd(16)} ${text(h.state ?? h.status).padEnd(10)} cpu ${fmtPct(percent(h, 'cpu'))} mem ${fmtPct(percent(h, 'mem'))} disk ${fmtPct(percent(h, 'disk'))}`).join('\n'),
+      );
+    }
+    if (typeof d.instances === 'string' || d.instances === undefined) dInst.setContent(d.instances ?? 'loading…');
+    else {
+      const counts = countByState(d.instances);
+      dInst.setContent(counts.length ? [`total ${d.instances.length}`, ...counts.map(([s, n]) => `${s.padEnd(14)} ${String(n).padStart(5)}`)].join('\n') : 'no instances');
+    }
+    if (typeof d.health === 'string' || d.health === undefined) dHealth.setContent(d.health ?? 'loading…');
+    else {
+      const bad = d.health.filter((h) => h.status !== 'healthy');
+      const ok = d.health.length - bad.length;
+      dHealth.setContent([`${ok} healthy, ${bad.length} not`, ...bad.map((h) => `${h.component.padEnd(12)} ${h.status.padEnd(10)} ${h.reason}`)].join('\n'));
+    }
+    const evs = d.events ?? [];
+    dEvents.setContent(evs.length ? evs.slice(-50).reverse().map((e) => `${e.t.slice(11, 19)} ${e.kind.padEnd(18)} ${e.message}`).join('\n') : 'no events');
+  }
+
+  function drawProgress(): void {
+    if (progress.size === 0) return;
+    setGauges(prog as blessed.Widgets.BoxElement, [...progress.values()].slice(-3));
+  }
+
+  function draw(): void {
+    if (destroyed) return;
+    drawChrome();
+    if (frame().view.kind === 'table') drawTable();
+    else drawDash();
+    drawProgress();
+    help.setContent(helpText(viewId(), readOnly, available));
     screen.render();
-    prompt.readInput((_err, value) => {
-      prompt.hide();
-      flash.setContent('');
-      table.focus();
-      if (typeof value === 'string') done(value);
-      screen.render();
-    });
   }
 
-  screen.on('keypress', (_ch, key) => {
-    if (destroyed || !prompt.hidden) return;
-    const name = key?.full ?? key?.name;
-    if (name === 'x') return actions.error!();
-    const b = bindingsFor(viewId, readOnly).find((k) => k.keys.includes(name));
-    if (b) dispatch(b.action);
-  });
-  screen.on('resize', () => renderRows());
+  const say = (msg: string) => {
+    flashText = msg;
+    draw();
+  };
+  function fail(what: string, e: unknown): void {
+    // A service error is shown, never fatal: the console stays up.
+    const err = toStormError(e);
+    lastError = fullText(what, err);
+    say(`${what}: ${err.message.slice(0, 160)}  (x: full text)`);
+  }
 
-  // Changes made elsewhere (other sessions, the CLI) show up within a second.
+  // ---------- loading ----------
+  let loading: Promise<void> | undefined;
+  let reloadAgain = false;
+  let generation = 0;
+
+  function refresh(): Promise<void> {
+    if (destroyed) return Promise.resolve();
+    if (loading) {
+      reloadAgain = true;
+      return loading;
+    }
+    const gen = generation;
+    const f = frame();
+    loading = (async () => {
+      try {
+        if (f.view.kind === 'dashboard') f.dash = await loadDash();
+        else await loadTable(f, f.view);
+      } catch (e) {
+        if (gen === generation) fail(`loading ${f.view.title}`, e);
+      }
+    })().finally(() => {
+      loading = undefined;
+      if (gen === generation && !destroyed) draw();
+      if (reloadAgain && !destroyed) {
+        reloadAgain = false;
+        void refresh();
+      }
+    });
+    return loading;
+  }
+
+  const missing = (method: string) => available !== undefined && !available.has(method);
+  const notAvailableText = (method: string, why?: string) =>
+    `not available: this manager does not offer ${method} yet${why ? ` (${why})` : ''}.\nThe view lights up when the service is there.`;
+
+  async function loadTable(f: Frame, v: TableView): Promise<void> {
+    f.model ??= new TableModel(v.rows);
+    if (missing(v.method)) {
+      f.notAvailable = notAvailableText(v.method);
+      return;
+    }
+    try {
+      const rows = v.load ? await v.load(api, f.params) : await api.call<unknown[]>(v.method, f.params);
+      f.notAvailable = undefined;
+      f.model.setRows(Array.isArray(rows) ? rows : [], ((screen.width as number) ?? 80) > 140);
+    } catch (e) {
+      const err = toStormError(e);
+      if (err.code === 'not_found' && available === undefined) f.notAvailable = notAvailableText(v.method, err.message);
+      else throw err;
+    }
+  }
+
+  async function loadDash(): Promise<Dash> {
+    const get = async <T,>(method: string, params: Record<string, unknown> = {}): Promise<T | string> => {
+      if (missing(method)) return `not available (${method})`;
+      try {
+        return await api.call<T>(method, params);
+      } catch (e) {
+        const err = toStormError(e);
+        return err.code === 'not_found' ? `not available (${method})` : `error: ${err.message}`;
+      }
+    };
+    const [hosts, instances, health, events] = await Promise.all([
+      get<Record<string, unknown>[]>(METHODS.hosts),
+      get<Record<string, unknown>[]>(METHODS.instances),
+      get<Health[]>(METHODS.doctor),
+      get<StormEvent[]>(METHODS.events, { limit: 50 }),
+    ]);
+    return { hosts, instances, health, events: Array.isArray(events) ? events : [] };
+  }
+
+  // ---------- navigation ----------
+  function go(id: string, params: Record<string, unknown> = {}, push = false): void {
+    const v = VIEWS[id];
+    if (!v) return say(`no view "${id}"`);
+    generation++;
+    const f: Frame = { view: v, params };
+    stack = push ? [...stack, f] : [f];
+    flashText = '';
+    draw();
+    void refresh();
+  }
+
+  function back(): void {
+    const f = frame();
+    if (f.model?.filter) {
+      f.model.setFilter('');
+      return draw();
+    }
+    if (f.model?.marks.size) {
+      f.model.marks.clear();
+      return draw();
+    }
+    if (stack.length > 1) {
+      generation++;
+      stack = stack.slice(0, -1);
+      draw();
+      void refresh();
+    }
+  }
+
+  function open(): void {
+    const f = frame();
+    if (f.view.kind !== 'table' || !f.model) return;
+    const row = f.model.selected();
+    const name = f.model.selectedName();
+    if (row === undefined || name === undefined) return;
+    if (f.view.drill) return go(f.view.drill.view, f.view.drill.params(row, name), true);
+    showOverlay('detail', detail, `${f.view.title}: ${name}\n\n${toYaml(row)}`);
+    // The object's own events, fetched without blocking the pane.
+    if (f.view.id !== 'events')
+      void api
+        .call<StormEvent[]>(METHODS.events, { limit: 500 })
+        .then((evs) => {
+          const mine = evs.filter((e) => e.object === name).slice(-20);
+          if (mode === 'detail' && !destroyed) {
+            detail.setContent(`${f.view.title}: ${name}\n\n${toYaml(row)}\nevents:\n${mine.length ? mine.map((e) => `  ${e.t.slice(0, 19)} ${e.kind} ${e.message}`).join('\n') : '  (none)'}`);
+            screen.render();
+          }
+        })
+        .catch(() => {});
+  }
+
+  function showOverlay(m: Mode, box: blessed.Widgets.BoxElement, content: string): void {
+    mode = m;
+    box.setContent(content);
+    box.setScroll(0);
+    box.show();
+    box.setFront();
+    draw();
+  }
+  function closeOverlays(): void {
+    for (const b of [help, detail, popup, dialog]) b.hide();
+    mode = 'normal';
+    draw();
+  }
+
+  function ask(prefix: string, initial: string, done: (v: string | undefined) => void, live?: (v: string) => void): void {
+    mode = 'input';
+    input = { prefix, value: initial, done };
+    inputLive = live;
+    draw();
+  }
+  let inputLive: ((v: string) => void) | undefined;
+
+  function runCommand(line: string): void {
+    const word = line.trim();
+    if (!word) return;
+    const action = COMMAND_ALIASES[word] ?? (VIEWS[word] ? `view:${word}` : undefined);
+    if (action) return dispatch({ keys: [], label: word, action });
+    say(`unknown command ":${word}" (tab completes; try :instances, :hosts, :dns, :q)`);
+  }
+
+  function sortKey(key: string): void {
+    const m = frame().model;
+    if (!m) return;
+    m.sortBy(Number(key) - 1);
+    draw();
+  }
+
+  /** Call an op's method on the marked (or selected) objects; Ctrl ops ask first, naming them. */
+  function op(b: KeyBinding): void {
+    const f = frame();
+    if (!f.model || !b.method) return;
+    const targets = f.model.targets();
+    if (targets.length === 0) return say(`${b.label}: nothing selected`);
+    const names = targets.map((t) => t.name);
+    const run = () => {
+      const method = b.method!;
+      say(`${b.label} ${names.join(', ')}…`);
+      void (async () => {
+        let failed = 0;
+        for (const name of names) {
+          try {
+            await api.call(method, { name });
+          } catch (e) {
+            failed++;
+            if (!destroyed) fail(`${b.label} ${name}`, e);
+          }
+        }
+        if (destroyed) return;
+        f.model?.marks.clear();
+        if (failed === 0) say(`${b.label}: done (${names.join(', ')})`);
+        void refresh();
+      })();
+    };
+    if (b.dangerous) {
+      const what = names.length === 1 ? `${names[0]}` : `${names.length} objects: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`;
+      confirmRun = run;
+      mode = 'confirm';
+      dialog.setContent(` ${b.label} ${f.view.title.toLowerCase()} ${what}?\n y: yes, any other key: no`);
+      dialog.show();
+      dialog.setFront();
+      draw();
+    } else run();
+  }
+
+  function dispatch(b: KeyBinding, key?: string): void {
+    const a = b.action;
+    const m = frame().model;
+    if (a.startsWith('view:')) return go(a.slice(5));
+    switch (a) {
+      case 'help':
+        return showOverlay('help', help, helpText(viewId(), readOnly, available));
+      case 'command':
+        return ask(':', '', (v) => v !== undefined && runCommand(v));
+      case 'filter': {
+        const before = m?.filter ?? '';
+        return ask('/', before, (v) => {
+          m?.setFilter(v ?? before);
+          draw();
+        }, (v) => {
+          m?.setFilter(v);
+        });
+      }
+      case 'back':
+        return back();
+      case 'open':
+        return open();
+      case 'mark':
+        m?.toggleMark();
+        return draw();
+      case 'down':
+      case 'up':
+      case 'pagedown':
+      case 'pageup': {
+        const page = Math.max(1, (table.height as number) - 4);
+        m?.move(a === 'down' ? 1 : a === 'up' ? -1 : a === 'pagedown' ? page : -page);
+        return draw();
+      }
+      case 'home':
+        m?.home();
+        return draw();
+      case 'end':
+        m?.end();
+        return draw();
+      case 'sort':
+        return sortKey(key ?? '1');
+      case 'next':
+      case 'prev': {
+        const i = VIEW_LIST.findIndex((v) => v.id === stack[0]!.view.id);
+        const n = VIEW_LIST.length;
+        return go(VIEW_LIST[(i + (a === 'next' ? 1 : n - 1)) % n]!.id);
+      }
+      case 'refresh':
+        flashText = '';
+        return void refresh();
+      case 'error':
+        return showOverlay('popup', popup, lastError || 'no error so far');
+      case 'quit':
+        return destroy();
+      case 'op':
+        return op(b);
+    }
+  }
+
+  // ---------- keys ----------
+  function onKey(ch: string | undefined, key: { full?: string; name?: string } | undefined): void {
+    if (destroyed) return;
+    const name = key?.full ?? key?.name ?? ch ?? '';
+    if (name === 'return') return; // blessed sends "return" and then "enter" for one CR
+    try {
+      if (mode === 'input') return onInputKey(ch, name);
+      if (mode === 'confirm') {
+        const run = confirmRun;
+        confirmRun = undefined;
+        dialog.hide();
+        mode = 'normal';
+        if (name === 'y' && run) run();
+        else say('cancelled');
+        return;
+      }
+      if (mode === 'help' || mode === 'detail' || mode === 'popup') {
+        const box = mode === 'help' ? help : mode === 'detail' ? detail : popup;
+        if (name === 'j' || name === 'down') return (box.scroll(1), void screen.render());
+        if (name === 'k' || name === 'up') return (box.scroll(-1), void screen.render());
+        if (name === 'C-c') return destroy();
+        if (name === 'escape' || name === 'q' || name === 'enter' || (name === '?' && mode === 'help') || (name === 'x' && mode === 'popup')) return closeOverlays();
+        return;
+      }
+      const b = keysNow().find((k) => k.keys.includes(name));
+      if (b) dispatch(b, name);
+    } catch (e) {
+      fail('console', e);
+    }
+  }
+
+  function onInputKey(ch: string | undefined, name: string): void {
+    if (name === 'escape' || name === 'C-c') {
+      mode = 'normal';
+      const done = input.done;
+      done(undefined);
+      return draw();
+    }
+    if (name === 'enter') {
+      mode = 'normal';
+      flashText = '';
+      input.done(input.value);
+      return draw();
+    }
+    if (name === 'backspace') input.value = input.value.slice(0, -1);
+    else if (name === 'tab' && input.prefix === ':') {
+      const words = [...Object.keys(COMMAND_ALIASES), ...VIEW_LIST.map((v) => v.id)];
+      const c = complete(input.value, words);
+      input.value = c.line;
+      if (c.matches.length > 1) {
+        flashText = '';
+        draw();
+        return void (flash.setContent(`${input.prefix}${input.value}█   ${c.matches.slice(0, 12).join(' ')}`), screen.render());
+      }
+    } else if (ch && ch.length === 1 && ch >= ' ' && ch !== '\x7f' && input.value.length < 200) input.value += ch;
+    else return;
+    inputLive?.(input.value);
+    draw();
+  }
+
+  screen.on('keypress', onKey);
+  screen.on('resize', () => {
+    if (!destroyed) draw();
+  });
+
+  // ---------- live updates ----------
   let pending: NodeJS.Timeout | undefined;
-  const unsubscribe = o.api.subscribe(() => {
-    pending ??= setTimeout(() => {
+  const unsubscribe = api.subscribe((e) => {
+    if (destroyed) return;
+    trackProgress(e);
+    pending ??= timer(() => {
       pending = undefined;
       void refresh();
-    }, 200);
+    }, EVENT_DEBOUNCE_MS);
   });
+
+  /** Events carrying `data.progress` (0..100) and `data.operation` drive the progress gauges. */
+  function trackProgress(e: StormEvent): void {
+    const d = e.data;
+    if (!d || typeof d.operation !== 'string' || typeof d.progress !== 'number') return;
+    const id = d.operation;
+    const done = d.progress >= 100 || d.done === true || e.level === 'error';
+    progress.set(id, { label: `${text(d.label ?? e.object ?? id)}`.slice(0, 40), percent: d.progress, stroke: e.level === 'error' ? 'red' : 'yellow' });
+    if (done) timer(() => {
+      progress.delete(id);
+      draw();
+    }, 2000);
+    draw();
+  }
+
+  function timer(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (!destroyed) fn();
+    }, ms);
+    timers.add(t);
+    return t;
+  }
+  const dashTick = setInterval(() => {
+    if (!destroyed && frame().view.kind === 'dashboard' && mode === 'normal') void refresh();
+  }, DASH_REFRESH_MS);
 
   function destroy(): void {
     if (destroyed) return;
     destroyed = true;
     unsubscribe();
-    if (pending) clearTimeout(pending);
-    screen.destroy();
+    clearInterval(dashTick);
+    for (const t of timers) clearTimeout(t);
+    timers.clear();
+    screen.removeAllListeners('keypress');
+    try {
+      screen.destroy();
+    } catch {
+      /* the stream may already be gone (client killed) */
+    }
     o.onExit?.();
   }
 
-  table.focus();
-  drawChrome();
-  screen.render();
-  void refresh();
-  return { screen, destroy };
+  // ---------- start ----------
+  const start = VIEWS[o.view ?? FIRST_VIEW] ? (o.view ?? FIRST_VIEW) : FIRST_VIEW;
+  stack = [{ view: VIEWS[start]!, params: {} }];
+  draw();
+  const ready = api
+    .call<{ name: string }[]>(METHODS.methods)
+    .then((ms) => {
+      available = new Set(ms.map((m) => m.name));
+    })
+    .catch(() => {
+      /* an older manager: views find out method by method */
+    })
+    .then(() => refresh());
+
+  return {
+    screen,
+    settled: async () => {
+      await ready;
+      while (loading) await loading;
+    },
+    state: () => ({ view: viewId(), mode, flash: flashText, lastError, available, model: frame().model, notAvailable: frame().notAvailable, progress }),
+    redraw: draw,
+    destroy,
+  };
 }
+
+const fmtPct = (p: number | undefined) => (p === undefined ? '  -' : `${Math.round(p)}%`.padStart(4));
+
+function fullText(what: string, err: StormError): string {
+  return [`${what}`, '', `code: ${err.code}`, `message: ${err.message}`, ...(err.hint ? [`hint: ${err.hint}`] : []), ...(err.details ? ['details:', toYaml(err.details)] : [])].join('\n');
+}
+
+export { showKey };

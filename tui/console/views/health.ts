@@ -1,10 +1,6 @@
 import type { Health } from '../../../lib/health.ts';
 import { healthRows } from '../../render/health.ts';
-import type { View } from './view.ts';
+import { METHODS } from '../methods.ts';
+import type { TableView } from './view.ts';
 
-export const healthView: View<Health> = {
-  id: 'health',
-  title: 'Health',
-  rows: healthRows,
-  load: (api) => api.call<Health[]>('system.doctor'),
-};
+export const healthView: TableView<Health> = { kind: 'table', id: 'health', title: 'Health', rows: healthRows, method: METHODS.doctor };

@@ -1,10 +1,25 @@
 import type { StormApi } from '../../../manager/api.ts';
 import type { RowSpec } from '../../render/table.ts';
 
-/** A view: a titled table whose rows come from the service layer. */
-export interface View<T = any> {
+/** A table view: rows from one service method, shown through a RowSpec. */
+export interface TableView<T = any> {
+  kind: 'table';
   id: string;
   title: string;
   rows: RowSpec<T>;
-  load: (api: StormApi) => Promise<T[]>;
+  /** The list method (from METHODS); its absence makes the view say "not available". */
+  method: string;
+  /** Load the rows; default: call `method` with the drill-down params. */
+  load?: (api: StormApi, params: Record<string, unknown>) => Promise<T[]>;
+  /** Enter on a row opens another view filtered to it (else: the detail pane). */
+  drill?: { view: string; params: (row: T, name: string) => Record<string, unknown> };
 }
+
+/** The dashboard: gauges, counts, health and recent events at a glance. */
+export interface DashboardView {
+  kind: 'dashboard';
+  id: string;
+  title: string;
+}
+
+export type View = TableView | DashboardView;

@@ -1,0 +1,44 @@
+/**
+ * Every service method the console calls, in one table, so the names can be
+ * aligned with the services in one place. A view whose method the manager
+ * does not offer (yet) says "not available" instead of failing; a key whose
+ * method is missing is not offered.
+ *
+ * List methods take `{}` (or the drill-down filter shown) and return an array
+ * of plain objects; each object has a `name` (the key for marks, confirmations
+ * and the `{name}` parameter that actions receive).
+ */
+export const METHODS = {
+  // system (exists)
+  status: 'system.status',
+  doctor: 'system.doctor',
+  events: 'events.recent',
+  methods: 'system.methods',
+  // hosts: [{name, address, state, cpuPercent?, memPercent?, diskPercent?, instances?}]
+  hosts: 'host.list',
+  hostRemove: 'host.remove',
+  // channels and the appliance catalog
+  channels: 'channel.list',
+  channelRefresh: 'channel.refresh',
+  channelRemove: 'channel.remove',
+  appliances: 'appliance.list', // params {channel?}
+  // layers and the cache: [{name, digest, kind, version, size, cached, shared}]
+  layers: 'layer.list', // params {appliance?}
+  // instances (issue 6): [{name, state, appliance, host, addresses, created}]
+  instances: 'instance.list', // params {host?}
+  instanceStart: 'instance.start',
+  instanceStop: 'instance.stop',
+  instanceRestart: 'instance.restart',
+  instanceDestroy: 'instance.destroy',
+  // network services
+  dnsRecords: 'dns.record.list',
+  dnsRecordRemove: 'dns.record.remove',
+  dhcpLeases: 'dhcp.lease.list',
+  dhcpLeaseRelease: 'dhcp.lease.release',
+  users: 'user.list',
+  userRemove: 'user.remove',
+  groups: 'group.list',
+  principals: 'principal.list',
+} as const;
+
+export type MethodName = (typeof METHODS)[keyof typeof METHODS];

@@ -1,0 +1,170 @@
+/**
+ * Row functions for the cloud's objects, shared by the console and the CLI.
+ * Objects come from services that may not exist yet, so every getter is
+ * tolerant: a missing field shows as empty, a wrong type as its text.
+ */
+import type { Column, RowSpec } from './table.ts';
+
+type Obj = Record<string, unknown>;
+
+/** Read `a.b.c` from a plain object. */
+export function field(o: unknown, path: string): unknown {
+  let v: unknown = o;
+  for (const k of path.split('.')) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Obj)[k];
+  }
+  return v;
+}
+
+/** Text for a cell: arrays joined, objects as compact JSON, nothing as empty. */
+export function text(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (Array.isArray(v)) return v.map(text).join(',');
+  if (typeof v === 'object') return JSON.stringify(v);
+  if (typeof v === 'boolean') return v ? 'yes' : 'no';
+  return String(v);
+}
+
+/** First present field of several candidate names (services are still settling theirs). */
+const pick = (o: unknown, ...paths: string[]) => {
+  for (const p of paths) {
+    const v = field(o, p);
+    if (v !== undefined && v !== null && v !== '') return v;
+  }
+  return undefined;
+};
+
+const col = (header: string, paths: string[], extra: Partial<Column<Obj>> = {}): Column<Obj> => ({ header, get: (o) => text(pick(o, ...paths)), ...extra });
+const nameOf = (o: Obj) => text(pick(o, 'name', 'id', 'uid', 'principal', 'mac'));
+
+/** Human bytes: 1536 → "1.5K". */
+export function bytes(v: unknown): string {
+  const n = typeof v === 'number' ? v : Number(v);
+  if (v === undefined || v === null || v === '' || !Number.isFinite(n)) return '';
+  const u = ['B', 'K', 'M', 'G', 'T'];
+  let x = n;
+  let i = 0;
+  while (x >= 1024 && i < u.length - 1) (x /= 1024), i++;
+  return i === 0 ? `${x}B` : `${x.toFixed(x < 10 ? 1 : 0)}${u[i]}`;
+}
+
+/** A host's usage of one resource as 0..100, from whichever shape the host service reports. */
+export function percent(o: unknown, what: 'cpu' | 'mem' | 'disk'): number | undefined {
+  const direct = pick(o, `${what}Percent`, `${what}.percent`, `usage.${what}`);
+  if (typeof direct === 'number' && Number.isFinite(direct)) return Math.max(0, Math.min(100, direct));
+  const used = pick(o, `${what}Used`, `${what}.used`);
+  const total = pick(o, `${what}Total`, `${what}.total`);
+  if (typeof used === 'number' && typeof total === 'number' && total > 0) return Math.max(0, Math.min(100, (used / total) * 100));
+  return undefined;
+}
+
+const pct = (what: 'cpu' | 'mem' | 'disk') => (o: Obj) => {
+  const p = percent(o, what);
+  return p === undefined ? '' : `${Math.round(p)}%`;
+};
+
+export const hostRows: RowSpec<Obj> = {
+  name: nameOf,
+  columns: [
+    col('NAME', ['name']),
+    col('STATE', ['state', 'status', 'health.status']),
+    col('ADDRESS', ['address', 'url']),
+    { header: 'CPU', get: pct('cpu') },
+    { header: 'MEM', get: pct('mem') },
+    { header: 'DISK', get: pct('disk') },
+    col('INSTANCES', ['instances', 'instanceCount']),
+    col('REASON', ['reason', 'health.reason'], { wide: true }),
+  ],
+};
+
+export const instanceRows: RowSpec<Obj> = {
+  name: nameOf,
+  columns: [
+    col('NAME', ['name']),
+    col('STATE', ['state', 'status']),
+    col('APPLIANCE', ['appliance', 'applianceName']),
+    col('VERSION', ['version'], { wide: true }),
+    col('HOST', ['host', 'hostName']),
+    col('ADDRESS', ['addresses', 'address', 'ip']),
+    col('CREATED', ['created', 'createdAt'], { wide: true }),
+  ],
+};
+
+export const channelRows: RowSpec<Obj> = {
+  name: nameOf,
+  columns: [
+    col('NAME', ['name']),
+    col('URL', ['url']),
+    col('APPLIANCES', ['appliances', 'applianceCount']),
+    col('UPDATED', ['updated', 'lastFetched', 'fetchedAt']),
+    col('STATE', ['state', 'status', 'error']),
+  ],
+};
+
+export const applianceRows: RowSpec<Obj> = {
+  name: nameOf,
+  columns: [
+    col('NAME', ['name']),
+    col('VERSION', ['version', 'latest']),
+    col('VERSIONS', ['versions'], { wide: true }),
+    col('CHANNEL', ['channel']),
+    col('LAYERS', ['layerCount', 'layers']),
+    col('CACHED', ['cached']),
+    col('SUMMARY', ['summary', 'description', 'title']),
+  ],
+};
+
+export const layerRows: RowSpec<Obj> = {
+  name: nameOf,
+  columns: [
+    col('NAME', ['name']),
+    col('KIND', ['kind', 'type']),
+    col('VERSION', ['version']),
+    { header: 'SIZE', get: (o) => bytes(pick(o, 'size', 'bytes')) },
+    col('CACHED', ['cached']),
+    col('SHARED', ['shared', 'users', 'refs']),
+    col('DIGEST', ['digest', 'sha256'], { wide: true }),
+  ],
+};
+
+export const dnsRecordRows: RowSpec<Obj> = {
+  name: nameOf,
+  columns: [col('NAME', ['name', 'fqdn']), col('TYPE', ['type']), col('VALUE', ['value', 'address', 'data', 'target']), col('TTL', ['ttl'])],
+};
+
+export const dhcpLeaseRows: RowSpec<Obj> = {
+  name: (o) => text(pick(o, 'mac', 'name', 'address')),
+  columns: [
+    col('MAC', ['mac']),
+    col('ADDRESS', ['address', 'ip']),
+    col('HOSTNAME', ['hostname', 'name']),
+    col('STATE', ['state', 'kind']),
+    col('EXPIRES', ['expires', 'expiresAt', 'until']),
+  ],
+};
+
+export const userRows: RowSpec<Obj> = {
+  name: (o) => text(pick(o, 'name', 'uid')),
+  columns: [col('NAME', ['name', 'uid']), col('UID', ['uidNumber']), col('GROUPS', ['groups', 'memberOf']), col('FULL NAME', ['fullName', 'cn', 'gecos'])],
+};
+
+export const groupRows: RowSpec<Obj> = {
+  name: (o) => text(pick(o, 'name', 'cn')),
+  columns: [col('NAME', ['name', 'cn']), col('GID', ['gidNumber', 'gid']), col('MEMBERS', ['members', 'memberUid'])],
+};
+
+export const principalRows: RowSpec<Obj> = {
+  name: (o) => text(pick(o, 'name', 'principal')),
+  columns: [col('PRINCIPAL', ['name', 'principal']), col('KIND', ['kind', 'type']), col('EXPIRES', ['expires', 'expiresAt']), col('KVNO', ['kvno'], { wide: true })],
+};
+
+/** Instance counts by state, for the dashboard: [["running", 3], ...] most first. */
+export function countByState(rows: readonly unknown[]): [string, number][] {
+  const m = new Map<string, number>();
+  for (const r of rows) {
+    const s = text(pick(r, 'state', 'status')) || 'unknown';
+    m.set(s, (m.get(s) ?? 0) + 1);
+  }
+  return [...m.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+}
