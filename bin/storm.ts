@@ -10,7 +10,10 @@ import { controlSocketPath } from '../lib/paths.ts';
 import { managerConfig } from '../manager/config/config.ts';
 import { ControlClient } from '../manager/control/client.ts';
 import { startManager } from '../manager/main.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { Manager } from '../manager/main.ts';
 import { createConsole } from '../tui/console/app.ts';
+import { SshServer } from '../tui/ssh/server.ts';
 import { runCli } from '../tui/cli/cli.ts';
 import type { CommandContext, CommandDef, OptionSpec } from '../tui/cli/command.ts';
 import { COMMANDS } from '../tui/cli/commands/index.ts';
@@ -44,6 +47,34 @@ function untilSignal(stop: () => Promise<void>): Promise<never> {
   });
 }
 
+/**
+ * The admin SSH server on config.sshListen. A port in use does not stop the
+ * manager (the control socket and local console still work): it is logged
+ * and reported in the ready line, and `storm doctor` shows the port.
+ */
+async function startSsh(m: Manager, log: Logger): Promise<{ ssh?: SshServer; note: string }> {
+  try {
+    const ssh = await SshServer.start({
+      listen: m.config.sshListen,
+      state: m.config.state,
+      api: (ctx) => m.api(ctx),
+      log: log.child({ part: 'ssh' }),
+      env,
+      commands: [...HOST_COMMANDS, ...COMMANDS],
+    });
+    return { ssh, note: `ssh ${ssh.address}` };
+  } catch (e) {
+    log.error('ssh server not started', { listen: m.config.sshListen, error: (e as Error).message });
+    return { note: `ssh unavailable (${(e as Error).message})` };
+  }
+}
+
+/** blessed and ssh2 run in the manager: an unexpected throw is logged, sessions stay up. */
+function keepAlive(log: Logger): void {
+  process.on('uncaughtException', (e) => log.error('uncaught exception', { error: e.message, stack: e.stack }));
+  process.on('unhandledRejection', (e) => log.error('unhandled rejection', { error: String((e as Error)?.message ?? e) }));
+}
+
 const HOST_COMMANDS: CommandDef[] = [
   {
     noun: 'manager',
@@ -53,9 +84,15 @@ const HOST_COMMANDS: CommandDef[] = [
     hostOnly: true,
     run: async (ctx) => {
       const config = configFrom(ctx);
-      const m = await startManager({ config, log: createLogger({ level: config.logLevel as Level }), path: env.PATH ?? '' });
-      process.stdout.write(`storm manager ready: state ${config.state}, control ${controlSocketPath(config.state)}\n`);
-      await untilSignal(() => m.stop());
+      const log = createLogger({ level: config.logLevel as Level });
+      const m = await startManager({ config, log, path: env.PATH ?? '' });
+      keepAlive(log);
+      const { ssh, note } = await startSsh(m, log);
+      process.stdout.write(`storm manager ready: state ${config.state}, control ${controlSocketPath(config.state)}, ${note}\n`);
+      await untilSignal(async () => {
+        await ssh?.close();
+        await m.stop();
+      });
     },
   },
   {
@@ -69,8 +106,14 @@ const HOST_COMMANDS: CommandDef[] = [
       mkdirSync(config.state, { recursive: true, mode: 0o700 });
       // The console owns the terminal, so the manager logs to a file.
       const fd = openSync(join(config.state, 'manager.log'), 'a');
-      const m = await startManager({ config, log: createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) }), path: env.PATH ?? '' });
-      const stopAll = () => m.stop();
+      const log = createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) });
+      const m = await startManager({ config, log, path: env.PATH ?? '' });
+      keepAlive(log);
+      const { ssh } = await startSsh(m, log);
+      const stopAll = async () => {
+        await ssh?.close();
+        await m.stop();
+      };
       createConsole({
         api: m.api({ actor: 'console', readOnly: false }),
         input: process.stdin,

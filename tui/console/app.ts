@@ -88,8 +88,11 @@ export function createConsole(o: ConsoleOptions): Console {
     fullUnicode: true,
     autoPadding: true,
     warnings: false,
+    forceUnicode: true,
     title: 'STORM',
   });
+  // Draw borders as UTF-8, not via the alternate charset (tmux and many clients show ACS as letters).
+  (screen as unknown as { tput: { brokenACS: boolean } }).tput.brokenACS = true;
 
   let mode: Mode = 'normal';
   let stack: Frame[] = [];
@@ -151,7 +154,8 @@ export function createConsole(o: ConsoleOptions): Console {
     if (f.view.kind !== 'table') return;
     table.show();
     dash.hide();
-    const width = Math.max(10, (table.width as number) - 2);
+    // One column short of the border: blessed wraps a line that fills the box exactly.
+    const width = Math.max(10, (table.width as number) - 3);
     const height = Math.max(1, (table.height as number) - 3);
     if (f.notAvailable) {
       table.setLabel(' not available ');

@@ -195,18 +195,18 @@ export class TableModel<T> {
     const w = this.#widths.slice();
     let used = 2;
     for (let j = 0; j < w.length - 1; j++) used += w[j]! + 2;
-    if (w.length) w[w.length - 1] = Math.max(w[w.length - 1]!, width - used);
+    if (w.length) w[w.length - 1] = Math.max(4, width - used);
     return w;
   }
 }
 
-/** One table line: a mark column, then cells padded to their widths, cut to the box. */
+/** One table line (ASCII '~' marks a cut: blessed counts '…' as two columns): a mark column, then cells padded to their widths, cut to the box. */
 function fmt(cells: string[], widths: number[], width: number, mark = ' '): string {
   let s = mark + ' ';
   for (let j = 0; j < cells.length; j++) {
     const w = widths[j] ?? 0;
     const c = cells[j] ?? '';
-    s += (c.length > w ? c.slice(0, Math.max(0, w - 1)) + '…' : c.padEnd(w)) + (j < cells.length - 1 ? '  ' : '');
+    s += (c.length > w ? c.slice(0, Math.max(0, w - 1)) + '~' : c.padEnd(w)) + (j < cells.length - 1 ? '  ' : '');
     if (s.length >= width) break;
   }
   return s.length > width ? s.slice(0, width) : s.padEnd(width);
