@@ -85,6 +85,8 @@ export class TableModel<T> {
   setFilter(text: string): void {
     const keep = this.selectedName();
     this.#filter = text;
+    // A new filter starts at the top unless the selected object still matches.
+    this.#selected = 0;
     this.#recompute(keep);
   }
 

@@ -19,6 +19,8 @@ export function setGauges(parent: blessed.Widgets.BoxElement, specs: GaugeSpec[]
   specs.forEach((s, i) => {
     // Not `parent:`: contrib builds its canvas on 'attach', which `parent` fires before the listener exists.
     const g = contrib.gauge({
+      // With several screens (one per SSH session) blessed needs to be told which one.
+      screen: parent.screen,
       top: 0,
       left: `${Math.floor((i * 100) / n)}%`,
       width: `${Math.floor(100 / n)}%`,

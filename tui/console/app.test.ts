@@ -1,0 +1,243 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fakeTerm, screenText } from '../../test/helpers/term.ts';
+import { fixture, until, type Fixture } from '../../test/helpers/console-fixture.ts';
+import { Registry } from '../../manager/services/registry.ts';
+import { EventBus } from '../../manager/events.ts';
+import { LocalApi } from '../../manager/api.ts';
+import { unavailable } from '../../lib/errors.ts';
+import { createConsole, blessedTerminal, type Console } from './app.ts';
+import { VIEW_LIST } from './views/index.ts';
+
+const KEY = { esc: '\x1b', enter: '\r', tab: '\t', ctrlD: '\x04', space: ' ' };
+
+function open(t: import('node:test').TestContext, f: Fixture, o: { view?: string; readOnly?: boolean; cols?: number; rows?: number } = {}) {
+  const term = fakeTerm(o.cols ?? 120, o.rows ?? 36);
+  const c = createConsole({ api: f.api({ readOnly: o.readOnly ?? false }), input: term.input, output: term.output, ...(o.view ? { view: o.view } : {}), readOnly: o.readOnly ?? false });
+  t.after(() => c.destroy());
+  const text = () => screenText(c.screen).join('\n');
+  const press = async (...keys: string[]) => {
+    for (const k of keys) {
+      term.type(k);
+      await new Promise((r) => setImmediate(r));
+    }
+    await c.settled();
+  };
+  const see = (re: RegExp, what = String(re)) => until(() => re.test(text()), `${what} on screen:\n${text()}`);
+  return { c, term, text, press, see };
+}
+
+/** One row of expected text per view, from the fixture's data. */
+const EXPECT: Record<string, RegExp> = {
+  dashboard: /cpu[\s\S]*memory[\s\S]*disk[\s\S]*running\s+2/,
+  instances: /web-0\s+running\s+nginx\s+hv1\s+10\.77\.0\.10/,
+  hosts: /hv1\s+up\s+127\.0\.0\.1:7001\s+40%\s+25%\s+70%/,
+  channels: /example\s+http:\/\/127\.0\.0\.1:8080\/feed\.rss/,
+  appliances: /nginx\s+1\.2\s+example\s+3\s+yes\s+web server/,
+  layers: /debian-substrate\s+substrate\s+12\s+50M\s+yes\s+2/,
+  dns: /web-0\.storm\.local\s+A\s+10\.77\.0\.10\s+60/,
+  dhcp: /52:54:00:aa:bb:cc\s+10\.77\.0\.10\s+web-0\s+bound/,
+  users: /alice\s+10001\s+admins\s+Alice Admin/,
+  groups: /admins\s+10000\s+alice/,
+  principals: /alice@STORM\.LOCAL\s+user\s+never/,
+  events: /TIME\s+KIND\s+OBJECT\s+MESSAGE/,
+  health: /COMPONENT\s+STATUS\s+REASON/,
+};
+
+test('every view renders its rows without a terminal', async (t) => {
+  const f = fixture();
+  for (const v of VIEW_LIST) {
+    const { c, text } = open(t, f, { view: v.id });
+    await c.settled();
+    assert.ok(EXPECT[v.id], `test covers view ${v.id}`);
+    assert.match(text(), EXPECT[v.id]!, `view ${v.id}:\n${text()}`);
+    assert.match(text(), new RegExp(v.title), v.id);
+    c.destroy();
+  }
+});
+
+test('views whose service is missing say "not available" and light up when it lands', async (t) => {
+  const f = fixture({ services: false });
+  const { c, text, press } = open(t, f, { view: 'instances' });
+  await c.settled();
+  assert.match(text(), /not available: this manager does not offer instance\.list yet/);
+  await press('o');
+  assert.match(text(), /not available \(host\.list\)[\s\S]*not available \(instance\.list\)/);
+  assert.match(text(), /service health/);
+  // Keys for missing methods are not offered.
+  await press('i');
+  assert.doesNotMatch(text(), /S start|\^D destroy/);
+
+  // An older manager without system.methods: the view still degrades by the error code.
+  const reg = new Registry();
+  const bus = new EventBus();
+  reg.add({ name: 'events.recent', mutates: false, summary: '', handler: async () => [] });
+  const term = fakeTerm(100, 30);
+  const old = createConsole({ api: new LocalApi(reg, bus, { actor: 't', readOnly: false }), input: term.input, output: term.output, view: 'hosts' });
+  t.after(() => old.destroy());
+  await old.settled();
+  assert.match(screenText(old.screen).join('\n'), /not available: this manager does not offer host\.list yet \(unknown method "host\.list"\)/);
+});
+
+test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
+  const f = fixture({ instances: 12 });
+  const { c, text, press } = open(t, f, { view: 'instances' });
+  await c.settled();
+  await press('2'); // sort by STATE
+  assert.match(text(), /STATE▲/);
+  const states = () => c.state().model!.window(100, 40).lines.map((l) => l.text.trim().split(/\s+/)[1]);
+  assert.deepEqual(states(), [...states()].sort());
+  await press('2');
+  assert.match(text(), /STATE▼/);
+
+  await press('/', 's', 't', 'o', 'p');
+  assert.match(text(), /\/stop█/); // live filter while typing
+  await press(KEY.enter);
+  assert.equal(c.state().model!.size, 4);
+  assert.match(text(), /Instances\s+\/stop/);
+  await press(KEY.space, KEY.space);
+  assert.match(text(), /\[2 marked\]/);
+  await press(KEY.esc); // clears the filter, keeps marks
+  assert.equal(c.state().model!.size, 12);
+  assert.equal(c.state().model!.marks.size, 2);
+  await press(KEY.esc);
+  assert.equal(c.state().model!.marks.size, 0);
+
+  // Drill-down: a host's instances, then back.
+  await press('h');
+  await press('j', KEY.enter); // hv2
+  assert.equal(c.state().view, 'instances');
+  assert.match(text(), /Hosts › Instances \(host=hv2\)/);
+  assert.deepEqual(f.calls.at(-1)!.params, { host: 'hv2' });
+  await press(KEY.esc);
+  assert.equal(c.state().view, 'hosts');
+
+  // Detail pane for objects without a drill-down: YAML of the object.
+  await press('i', KEY.enter);
+  assert.equal(c.state().mode, 'detail');
+  assert.match(text(), /Instances: web-0[\s\S]*appliance: nginx/);
+  await press(KEY.esc);
+  assert.equal(c.state().mode, 'normal');
+});
+
+test('state changes: upper-case keys act, Ctrl keys confirm naming the objects', async (t) => {
+  const f = fixture({ instances: 4 });
+  const { c, text, press, see } = open(t, f, { view: 'instances' });
+  await c.settled();
+  assert.match(text(), /S start\s+T stop\s+\^D destroy/);
+  await press('T'); // upper-case T: stop web-0
+  await until(() => f.calls.some((x) => x.method === 'instance.stop'), 'stop called');
+  assert.deepEqual(f.calls.find((x) => x.method === 'instance.stop')!.params, { name: 'web-0' });
+  await see(/web-0\s+stopped/);
+
+  await press(KEY.space, KEY.space, KEY.ctrlD);
+  assert.equal(c.state().mode, 'confirm');
+  assert.match(text(), /destroy instances 2 objects: web-0, web-1\?/);
+  await press('n');
+  assert.equal(c.state().flash, 'cancelled');
+  assert.ok(!f.calls.some((x) => x.method === 'instance.destroy'));
+
+  await press(KEY.ctrlD, 'y');
+  await until(() => f.calls.filter((x) => x.method === 'instance.destroy').length === 2, 'two destroys');
+  await see(/Instances 1\/2/);
+  assert.doesNotMatch(screenText(c.screen).slice(1, -2).join('\n'), /web-0|web-1/);
+  await press(KEY.ctrlD);
+  assert.match(text(), /destroy instances web-2\?/);
+  await press(KEY.esc);
+  assert.equal(f.instances.length, 2);
+});
+
+test('read-only sessions are never offered a state change, and the registry refuses one anyway', async (t) => {
+  const f = fixture({ instances: 3 });
+  const { c, text, press } = open(t, f, { view: 'instances', readOnly: true });
+  await c.settled();
+  assert.match(text(), /\[read-only\]/);
+  assert.doesNotMatch(text(), /S start|T stop|\^D destroy/);
+  await press('S', 'T', KEY.ctrlD, 'y', '?');
+  assert.equal(c.state().mode, 'help');
+  assert.doesNotMatch(text(), /start|stop|destroy|confirms/);
+  assert.ok(!f.calls.some((x) => x.ctx.readOnly && x.method !== 'instance.list' && !x.method.startsWith('system') && x.method !== 'events.recent'));
+  await assert.rejects(f.api({ readOnly: true }).call('instance.destroy', { name: 'web-0' }), (e: { code?: string }) => e.code === 'unauthorized');
+});
+
+test('a failing service shows in the flash line, the full text is one key away, the console lives on', async (t) => {
+  const f = fixture();
+  f.reg.add({ name: 'channel.refresh', mutates: true, summary: '', handler: async () => { throw unavailable('feed http://127.0.0.1:8080/feed.rss answered 503', { hint: 'is the channel server up?' }); } });
+  const { c, text, press } = open(t, f, { view: 'channels' });
+  await c.settled();
+  await press('U');
+  await until(() => /refresh feed example: feed/.test(c.state().flash), 'flash');
+  assert.match(text(), /\(x: full text\)/);
+  await press('x');
+  assert.match(text(), /code: unavailable[\s\S]*hint: is the channel server up\?/);
+  await press(KEY.esc, 'i');
+  assert.equal(c.state().view, 'instances');
+  assert.match(text(), /web-0/);
+});
+
+test(': command mode with aliases and tab completion; ? help generated from the key table', async (t) => {
+  const f = fixture();
+  const { c, text, press } = open(t, f, { view: 'events' });
+  await c.settled();
+  await press(':', 'h', 'o', 's', KEY.tab);
+  assert.match(text(), /:host█\s+host hosts/);
+  await press('s', KEY.enter);
+  assert.equal(c.state().view, 'hosts');
+  await press(':', 'k', 'r', 'b', KEY.enter);
+  assert.equal(c.state().view, 'principals');
+  await press(':', 'b', 'o', 'g', 'u', 's', KEY.enter);
+  assert.match(c.state().flash, /unknown command ":bogus"/);
+  await press(KEY.tab);
+  assert.equal(c.state().view, 'events');
+  await press('?');
+  assert.match(text(), /keys \(esc closes\)[\s\S]*\?\s+help[\s\S]*:\s+command/);
+  await press('?');
+  assert.equal(c.state().mode, 'normal');
+});
+
+test('progress of long work shows as gauges from events, without blocking keys', async (t) => {
+  const f = fixture();
+  const { c, text, press, see } = open(t, f, { view: 'instances' });
+  await c.settled();
+  f.bus.emit({ kind: 'layer.download', object: 'nginx', message: 'downloading', data: { operation: 'dl-1', progress: 40, label: 'download nginx' } });
+  await see(/download nginx[\s\S]*40%/);
+  await press('h');
+  assert.equal(c.state().view, 'hosts');
+  assert.match(text(), /download nginx/);
+  f.bus.emit({ kind: 'layer.download', object: 'nginx', message: 'done', data: { operation: 'dl-1', progress: 100, label: 'download nginx' } });
+  await see(/100%/);
+  await until(() => c.state().progress.size === 0, 'finished gauge removed');
+});
+
+test('two sessions on one service layer: a change in one shows in the other; resize re-lays out', async (t) => {
+  const f = fixture({ instances: 3 });
+  const a = open(t, f, { view: 'instances' });
+  const b = open(t, f, { view: 'instances', cols: 80, rows: 24 });
+  await Promise.all([a.c.settled(), b.c.settled()]);
+  await a.press('T');
+  await b.see(/web-0\s+stopped/, 'web-0 stopped in the other session');
+  b.term.resize(60, 20);
+  await until(() => b.c.screen.width === 60, 'resize');
+  await b.see(/^└─{58}┘$/m, 'a 60-column border');
+  assert.equal(screenText(b.c.screen).length, 20);
+});
+
+test('closing frees everything: listeners, timers, the screen', async (t) => {
+  const f = fixture();
+  const base = f.bus.listenerCount();
+  const procBase = process.listenerCount('exit');
+  const cs: Console[] = [];
+  for (let i = 0; i < 5; i++) cs.push(open(t, f).c);
+  await Promise.all(cs.map((c) => c.settled()));
+  assert.equal(f.bus.listenerCount(), base + 5);
+  for (const c of cs) c.destroy();
+  assert.equal(f.bus.listenerCount(), base);
+  assert.equal(process.listenerCount('exit'), procBase);
+});
+
+test('TERM mapping for blessed', () => {
+  assert.equal(blessedTerminal('tmux-256color'), 'xterm-256color');
+  assert.equal(blessedTerminal('screen-256color'), 'xterm-256color');
+  assert.equal(blessedTerminal(undefined), 'xterm-256color');
+  assert.equal(blessedTerminal('xterm'), 'xterm');
+});
