@@ -1,0 +1,47 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { until } from './console-fixture.ts';
+
+/** A tmux server of our own (its own socket, no user config) running one command in a window. */
+export interface Tmux {
+  keys: (...keys: string[]) => void;
+  /** Send literal text (no key-name lookup). */
+  text: (s: string) => void;
+  capture: () => string;
+  /** Wait until the pane shows `re`; the error carries the pane. */
+  see: (re: RegExp, timeoutMs?: number) => Promise<string>;
+  resize: (cols: number, rows: number) => void;
+  alive: () => boolean;
+}
+
+export function tmux(t: TestContext, command: string[], o: { cols?: number; rows?: number; prefix?: string } = {}): Tmux {
+  const sock = `${o.prefix ?? 'con'}-${randomBytes(4).toString('hex')}`;
+  const run = (...args: string[]) => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => void spawnSync('tmux', ['-L', sock, 'kill-server'], { stdio: 'ignore' }));
+  run('-f', '/dev/null', 'new-session', '-d', '-s', 'main', '-x', String(o.cols ?? 100), '-y', String(o.rows ?? 30), ...command);
+  const capture = () => run('capture-pane', '-p', '-t', 'main');
+  return {
+    keys: (...keys) => void run('send-keys', '-t', 'main', ...keys),
+    text: (s) => void run('send-keys', '-t', 'main', '-l', s),
+    capture,
+    see: async (re, timeoutMs = 20_000) => {
+      let last = '';
+      try {
+        await until(() => {
+          try {
+            last = capture();
+          } catch {
+            last = '(tmux session gone)';
+          }
+          return re.test(last);
+        }, String(re), timeoutMs);
+      } catch {
+        throw new Error(`timed out waiting for ${re}; the pane shows:\n${last}`);
+      }
+      return last;
+    },
+    resize: (cols, rows) => void run('resize-window', '-t', 'main', '-x', String(cols), '-y', String(rows)),
+    alive: () => spawnSync('tmux', ['-L', sock, 'has-session', '-t', 'main'], { stdio: 'ignore' }).status === 0,
+  };
+}
