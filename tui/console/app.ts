@@ -227,7 +227,6 @@ export function createConsole(o: ConsoleOptions): Console {
     if (frame().view.kind === 'table') drawTable();
     else drawDash();
     drawProgress();
-    help.setContent(helpText(viewId(), readOnly, available));
     screen.render();
   }
 

@@ -8,9 +8,9 @@ import type { Column, RowSpec } from './table.ts';
 type Obj = Record<string, unknown>;
 
 /** Read `a.b.c` from a plain object. */
-export function field(o: unknown, path: string): unknown {
+export function field(o: unknown, path: string | readonly string[]): unknown {
   let v: unknown = o;
-  for (const k of path.split('.')) {
+  for (const k of typeof path === 'string' ? path.split('.') : path) {
     if (v === null || typeof v !== 'object') return undefined;
     v = (v as Obj)[k];
   }
@@ -35,7 +35,18 @@ const pick = (o: unknown, ...paths: string[]) => {
   return undefined;
 };
 
-const col = (header: string, paths: string[], extra: Partial<Column<Obj>> = {}): Column<Obj> => ({ header, get: (o) => text(pick(o, ...paths)), ...extra });
+/** A column reading the first present of several fields (paths split once, not per cell). */
+const col = (header: string, paths: string[], extra: Partial<Column<Obj>> = {}): Column<Obj> => {
+  const split = paths.map((p) => p.split('.'));
+  const get = (o: Obj) => {
+    for (const p of split) {
+      const v = p.length === 1 ? o?.[p[0]!] : field(o, p);
+      if (v !== undefined && v !== null && v !== '') return text(v);
+    }
+    return '';
+  };
+  return { header, get, ...extra };
+};
 const nameOf = (o: Obj) => text(pick(o, 'name', 'id', 'uid', 'principal', 'mac'));
 
 /** Human bytes: 1536 → "1.5K". */

@@ -25,12 +25,13 @@ export interface TableWindow {
 export class TableModel<T> {
   readonly spec: RowSpec<T>;
   #rows: T[] = [];
-  #cells: string[][] = [];
+  #cells: (string[] | undefined)[] = [];
   #names: string[] = [];
-  #lower: string[] = [];
+  #lower: (string | undefined)[] = [];
   #order: number[] = [];
   #widths: number[] = [];
   #wide = false;
+  #cols: RowSpec<T>['columns'] = [];
   #filter = '';
   #sortCol = -1;
   #sortDesc = false;
@@ -59,27 +60,39 @@ export class TableModel<T> {
     return this.#rows.length;
   }
 
-  /** New data: cells are computed here once; selection stays on the same object by name. */
+  /**
+   * New data. Only names are read now; cells are computed when a row is
+   * shown (or when a sort or filter needs them), so 10,000 rows cost what
+   * the visible 40 do. Selection stays on the same object by name.
+   */
   setRows(rows: readonly T[], wide = false): void {
     const keep = this.selectedName();
     this.#wide = wide;
-    const cols = this.spec.columns.filter((c) => wide || !c.wide);
+    this.#cols = this.spec.columns.filter((c) => wide || !c.wide);
     this.#rows = rows.slice();
     this.#cells = new Array(rows.length);
+    this.#lower = [];
+    this.#widths = [];
     this.#names = new Array(rows.length);
-    this.#lower = new Array(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      const cells = new Array<string>(cols.length);
-      for (let j = 0; j < cols.length; j++) cells[j] = oneLine(safe(() => cols[j]!.get(r)));
-      this.#cells[i] = cells;
-      this.#names[i] = safe(() => this.spec.name(r));
-      this.#lower[i] = cells.join('\u0000').toLowerCase();
-    }
+    for (let i = 0; i < rows.length; i++) this.#names[i] = safe(() => this.spec.name(rows[i]!));
     // Marks on objects that are gone are dropped: a bulk action never hits a stale name.
-    const present = new Set(this.#names);
-    for (const m of this.marks) if (!present.has(m)) this.marks.delete(m);
+    if (this.marks.size) {
+      const present = new Set(this.#names);
+      for (const m of this.marks) if (!present.has(m)) this.marks.delete(m);
+    }
     this.#recompute(keep);
+  }
+
+  #cellsOf(i: number): string[] {
+    let c = this.#cells[i];
+    if (c === undefined) {
+      const r = this.#rows[i]!;
+      const cols = this.#cols;
+      c = new Array<string>(cols.length);
+      for (let j = 0; j < cols.length; j++) c[j] = oneLine(safe(() => cols[j]!.get(r)));
+      this.#cells[i] = c;
+    }
+    return c;
   }
 
   setFilter(text: string): void {
@@ -147,15 +160,22 @@ export class TableModel<T> {
     if (this.#selected < this.#offset) this.#offset = this.#selected;
     if (this.#selected >= this.#offset + height) this.#offset = this.#selected - height + 1;
     this.#offset = clamp(this.#offset, 0, Math.max(0, this.#order.length - height));
-    const widths = this.#fit(width);
+    const end = Math.min(this.#order.length, this.#offset + height);
+    // Column widths grow to fit what has been shown of this data (never shrink while scrolling).
     const cols = this.columns;
+    if (this.#widths.length !== cols.length) this.#widths = cols.map((h) => h.length + 1);
+    for (let k = this.#offset; k < end; k++) {
+      const cells = this.#cellsOf(this.#order[k]!);
+      for (let j = 0; j < cells.length; j++) if (cells[j]!.length > this.#widths[j]!) this.#widths[j] = Math.min(MAX_COL, cells[j]!.length);
+    }
+    const widths = this.#fit(width);
     const arrow = (j: number) => (j === this.#sortCol ? (this.#sortDesc ? '▼' : '▲') : '');
     const header = fmt(cols.map((h, j) => h + arrow(j)), widths, width);
     const lines: WindowLine[] = [];
-    for (let k = this.#offset; k < Math.min(this.#order.length, this.#offset + height); k++) {
+    for (let k = this.#offset; k < end; k++) {
       const i = this.#order[k]!;
       const marked = this.marks.has(this.#names[i]!);
-      lines.push({ text: fmt(this.#cells[i]!, widths, width, marked ? '*' : ' '), selected: k === this.#selected, marked });
+      lines.push({ text: fmt(this.#cellsOf(i), widths, width, marked ? '*' : ' '), selected: k === this.#selected, marked });
     }
     const position = this.#order.length ? `${this.#selected + 1}/${this.#order.length}` : `0/${this.#order.length}`;
     return { header, lines, position };
@@ -163,26 +183,30 @@ export class TableModel<T> {
 
   #recompute(keep: string | undefined): void {
     const f = this.#filter.toLowerCase();
-    const order: number[] = [];
-    for (let i = 0; i < this.#rows.length; i++) if (!f || this.#lower[i]!.includes(f)) order.push(i);
+    const n = this.#rows.length;
+    let order: number[];
+    if (f) {
+      order = [];
+      for (let i = 0; i < n; i++) {
+        const l = (this.#lower[i] ??= this.#cellsOf(i).join('\u0000').toLowerCase());
+        if (l.includes(f)) order.push(i);
+      }
+    } else {
+      order = new Array(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+    }
     const c = this.#sortCol;
     if (c >= 0) {
       const dir = this.#sortDesc ? -1 : 1;
-      const num = order.every((i) => isNumeric(this.#cells[i]![c] ?? ''));
+      const num = order.every((i) => isNumeric(this.#cellsOf(i)[c] ?? ''));
       order.sort((a, b) => {
-        const x = this.#cells[a]![c] ?? '';
-        const y = this.#cells[b]![c] ?? '';
+        const x = this.#cellsOf(a)[c] ?? '';
+        const y = this.#cellsOf(b)[c] ?? '';
         const d = num ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
         return d * dir || a - b;
       });
     }
     this.#order = order;
-    const widths = this.columns.map((h) => h.length + 1);
-    for (const i of order) {
-      const cells = this.#cells[i]!;
-      for (let j = 0; j < cells.length; j++) if (cells[j]!.length > widths[j]!) widths[j] = Math.min(MAX_COL, cells[j]!.length);
-    }
-    this.#widths = widths;
     let sel = 0;
     if (keep !== undefined) {
       const at = order.findIndex((i) => this.#names[i] === keep);
