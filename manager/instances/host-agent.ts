@@ -62,4 +62,20 @@ export interface HostAgent {
   state(name: string): Promise<DomainState>;
   domains(): Promise<{ name: string; state: DomainState }[]>;
   consoleTail(name: string, bytes: number): Promise<string>;
+  /** Snapshots of one instance layer (the instance's own state, cheap). */
+  snapshot(id: string, snap: string): Promise<void>;
+  restore(id: string, snap: string): Promise<void>;
+  deleteSnapshot(id: string, snap: string): Promise<void>;
+  snapshots(id: string): Promise<{ name: string; createdAt: string }[]>;
+  /** Offer the instance layer for another host to pull: where, and its digest. */
+  exportInstanceLayer(id: string): Promise<TransferRef>;
+  /** Pull an instance layer another host exported; verified by digest. */
+  importInstanceLayer(id: string, from: TransferRef): Promise<void>;
+}
+
+/** An instance layer in transit between hosts (migration moves only this). */
+export interface TransferRef {
+  url: string;
+  sha256: string;
+  size: number;
 }

@@ -4,7 +4,9 @@ import type { Collection, Store } from '../store/store.ts';
 /** An operation's intent, written before its first step and updated after each. */
 export interface JournalEntry {
   opId: string;
-  op: 'provision' | 'destroy';
+  op: 'provision' | 'destroy' | 'migrate' | 'update';
+  /** Op-specific facts reconciliation needs (e.g. migration target, previous layers). */
+  data?: Record<string, unknown>;
   instance: string;
   host: string;
   /** Steps completed so far, in order. */
@@ -21,8 +23,8 @@ export class Journal {
   constructor(store: Store) {
     this.#c = store.collection<JournalEntry>('journal');
   }
-  async begin(op: JournalEntry['op'], instance: string, host: string): Promise<JournalEntry> {
-    const e: JournalEntry = { opId: randomUUID(), op, instance, host, done: [], startedAt: new Date().toISOString() };
+  async begin(op: JournalEntry['op'], instance: string, host: string, data?: Record<string, unknown>): Promise<JournalEntry> {
+    const e: JournalEntry = { opId: randomUUID(), op, instance, host, done: [], startedAt: new Date().toISOString(), ...(data ? { data } : {}) };
     await this.#c.put(e.opId, e);
     return e;
   }

@@ -1,5 +1,9 @@
 import { conflict, invalid, notFound } from '../../lib/errors.ts';
-import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerRef } from './host-agent.ts';
+import { createHash } from 'node:crypto';
+import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerRef, TransferRef } from './host-agent.ts';
+
+/** Exported instance layers, by URL: stands in for the network between memory hosts. */
+const transfers = new Map<string, InstanceLayerSpec>();
 
 /**
  * HostAgent in memory: the fast stand-in for unit tests of the instance
@@ -8,6 +12,7 @@ import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayer
 export class MemoryHostAgent implements HostAgent {
   readonly cache = new Set<string>();
   readonly instanceLayers = new Map<string, InstanceLayerSpec>();
+  readonly snaps = new Map<string, Map<string, { spec: InstanceLayerSpec; createdAt: string }>>();
   readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string }>();
   /** Inject a failure into the next call of a method (for undo tests). */
   readonly failNext = new Set<keyof HostAgent>();
@@ -76,5 +81,42 @@ export class MemoryHostAgent implements HostAgent {
   }
   async consoleTail(name: string, bytes: number): Promise<string> {
     return this.#dom(name).console.slice(-bytes);
+  }
+
+  #layer(id: string): InstanceLayerSpec {
+    const l = this.instanceLayers.get(id);
+    if (!l) throw notFound(`instance layer ${id} not found on ${this.host}`);
+    return l;
+  }
+  async snapshot(id: string, snap: string): Promise<void> {
+    const spec = structuredClone(this.#layer(id));
+    const m = this.snaps.get(id) ?? new Map();
+    if (m.has(snap)) throw conflict(`snapshot ${snap} of ${id} exists`);
+    m.set(snap, { spec, createdAt: new Date().toISOString() });
+    this.snaps.set(id, m);
+  }
+  async restore(id: string, snap: string): Promise<void> {
+    const s = this.snaps.get(id)?.get(snap);
+    if (!s) throw notFound(`snapshot ${snap} of ${id} not found`);
+    this.instanceLayers.set(id, structuredClone(s.spec));
+  }
+  async deleteSnapshot(id: string, snap: string): Promise<void> {
+    if (!this.snaps.get(id)?.delete(snap)) throw notFound(`snapshot ${snap} of ${id} not found`);
+  }
+  async snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
+    return [...(this.snaps.get(id) ?? new Map())].map(([name, s]) => ({ name, createdAt: s.createdAt }));
+  }
+  async exportInstanceLayer(id: string): Promise<TransferRef> {
+    const spec = this.#layer(id);
+    const body = JSON.stringify(spec);
+    const url = `memory://${this.host}/${id}`;
+    transfers.set(url, structuredClone(spec));
+    return { url, sha256: createHash('sha256').update(body).digest('hex'), size: body.length };
+  }
+  async importInstanceLayer(id: string, from: TransferRef): Promise<void> {
+    const spec = transfers.get(from.url);
+    if (!spec) throw notFound(`nothing exported at ${from.url}`);
+    if (createHash('sha256').update(JSON.stringify(spec)).digest('hex') !== from.sha256) throw invalid(`instance layer from ${from.url} does not match its digest`);
+    this.instanceLayers.set(id, structuredClone(spec));
   }
 }

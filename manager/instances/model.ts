@@ -20,6 +20,8 @@ export interface InstanceRecord {
   createdAt: string;
   updatedAt: string;
   error?: string;
+  /** Layers before the last update, for `storm update rollback`. */
+  previous?: { version: string; layers: Partial<Record<LayerRef['role'], string>> };
 }
 
 /** An appliance as provisioning needs it (resolved from the channel catalog). */
@@ -34,15 +36,15 @@ export interface ApplianceSpec {
   cmdline?: string;
 }
 
-export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision';
+export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';
 
 /** Which actions each state allows: the one place lifecycle rules live. */
 const ALLOWED: Record<InstanceState, readonly Action[]> = {
   pending: ['provision', 'destroy'],
   provisioning: [],
-  running: ['stop', 'reboot', 'poweroff', 'destroy'],
-  stopped: ['start', 'destroy'],
-  failed: ['destroy', 'start'],
+  running: ['stop', 'reboot', 'poweroff', 'destroy', 'migrate', 'snapshot', 'update'],
+  stopped: ['start', 'destroy', 'migrate', 'snapshot', 'restore', 'update'],
+  failed: ['destroy', 'start', 'update'],
   deleting: ['destroy'],
 };
 

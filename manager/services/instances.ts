@@ -39,5 +39,27 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
       return { destroyed: name };
     },
   });
+  reg.add({ name: 'instance.snapshot.list', mutates: false, summary: 'snapshots of an instance layer', handler: (p) => svc.snapshots(str(p, 'name', 'instance.snapshot.list')) });
+  for (const [verb, fn] of [['take', 'snapshot'], ['restore', 'restore'], ['delete', 'deleteSnapshot']] as const) {
+    reg.add({
+      name: `instance.snapshot.${verb}`,
+      mutates: true,
+      summary: `${verb} a snapshot of an instance layer`,
+      handler: async (p) => {
+        const m = `instance.snapshot.${verb}`;
+        await svc[fn](str(p, 'name', m), str(p, 'snapshot', m));
+        return { instance: p.name, snapshot: p.snapshot, done: verb };
+      },
+    });
+  }
+  reg.add({ name: 'instance.migrate', mutates: true, summary: 'cold-migrate an instance to another host', handler: (p) => svc.migrate(str(p, 'name', 'instance.migrate'), str(p, 'host', 'instance.migrate')) });
+  reg.add({ name: 'update.plan', mutates: false, summary: 'instances not on the appliance version given', handler: (p) => svc.updatePlan(str(p, 'appliance', 'update.plan')) });
+  reg.add({
+    name: 'update.apply',
+    mutates: true,
+    summary: 'roll an appliance version out: canary, health check, the rest',
+    handler: (p) => svc.updateApply(str(p, 'appliance', 'update.apply'), { concurrency: typeof p.concurrency === 'number' ? p.concurrency : 2 }),
+  });
+  reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: (p) => svc.rollback(str(p, 'name', 'update.rollback')) });
   reg.add({ name: 'instance.reconcile', mutates: true, summary: 'compare the store with the hosts and repair', handler: () => svc.reconcile() });
 }

@@ -80,3 +80,38 @@ export const instanceCommands: CommandDef[] = [
     },
   },
 ];
+
+const snapRows = {
+  name: (s: { name: string }) => s.name,
+  columns: [
+    { header: 'SNAPSHOT', get: (s: { name: string }) => s.name },
+    { header: 'CREATED', get: (s: { name: string; createdAt: string }) => s.createdAt },
+  ],
+};
+
+interface PlanEntry { instance: string; host: string; from: string; to: string; changes: { role: string; from?: string; to: string }[] }
+const planRows = {
+  name: (p: PlanEntry) => p.instance,
+  columns: [
+    { header: 'INSTANCE', get: (p: PlanEntry) => p.instance },
+    { header: 'HOST', get: (p: PlanEntry) => p.host },
+    { header: 'FROM', get: (p: PlanEntry) => p.from },
+    { header: 'TO', get: (p: PlanEntry) => p.to },
+    { header: 'LAYERS', get: (p: PlanEntry) => p.changes.map((c) => c.role).join(',') },
+  ],
+};
+
+export const instanceOpsCommands: CommandDef[] = [
+  { noun: 'snapshot', verb: 'list', summary: 'snapshots of an instance layer', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.list', { name: ctx.args[0] }), rows: snapRows }) },
+  { noun: 'snapshot', verb: 'take', summary: 'snapshot an instance layer', args: ['INSTANCE', 'SNAPSHOT'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.take', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  { noun: 'snapshot', verb: 'restore', summary: 'restore an instance layer (instance stopped)', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.restore', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  { noun: 'snapshot', verb: 'delete', summary: 'delete a snapshot', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.delete', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  { noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.migrate', { name: ctx.args[0], host: ctx.args[1] }) }) },
+  { noun: 'update', verb: 'plan', summary: 'which instances an appliance version would update, and which layers change', args: ['APPLIANCE[@VERSION]'], run: async (ctx) => ({ data: await (await ctx.api()).call<PlanEntry[]>('update.plan', { appliance: ctx.args[0] }), rows: planRows }) },
+  {
+    noun: 'update', verb: 'apply', summary: 'roll a version out: a canary, a health check, then the rest', args: ['APPLIANCE[@VERSION]'],
+    options: { concurrency: { type: 'string', doc: 'instances updated at once after the canary (default 2)' } },
+    run: async (ctx) => ({ data: await (await ctx.api()).call('update.apply', { appliance: ctx.args[0], concurrency: Number(ctx.opts.concurrency ?? 2) }) }),
+  },
+  { noun: 'update', verb: 'rollback', summary: 'put an instance back on its previous layer version', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('update.rollback', { name: ctx.args[0] }), rows: instanceRows }) },
+];
