@@ -7,6 +7,9 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerInstances } from './services/instances.ts';
+import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
+import { notFound } from '../lib/errors.ts';
 import { Store } from './store/store.ts';
 
 /** A running manager: the one owner of the state directory. */
@@ -34,6 +37,11 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
+  // Until hosts and channels are wired in, placement finds no host and no appliance.
+  const hosts: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
+  const instances = new InstanceService(store, hosts, appliances, bus, log);
+  registerInstances(registry, instances, log);
 
   const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
   try {
