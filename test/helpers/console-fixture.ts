@@ -31,7 +31,8 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   });
   const n = opts.instances ?? 3;
   const instances: Obj[] = Array.from({ length: n }, (_, i) => ({
-    name: `web-${i}`, state: i % 3 === 2 ? 'stopped' : 'running', appliance: 'nginx', version: '1.2', host: i % 2 ? 'hv2' : 'hv1', addresses: [`10.77.0.${10 + (i % 200)}`], created: '2026-11-26T09:00:00Z',
+    id: `i${String(i).padStart(6, '0')}`, name: `web-${i}`, state: i % 3 === 2 ? 'stopped' : 'running', appliance: 'nginx', version: '1.2', host: i % 2 ? 'hv2' : 'hv1',
+    mac: `52:54:00:00:00:${(i % 256).toString(16).padStart(2, '0')}`, layers: {}, memoryMiB: 256, vcpus: 1, params: {}, createdAt: new Date(Date.now() - 3_600_000).toISOString(), updatedAt: new Date().toISOString(),
   }));
   const list = (name: string, rows: () => Obj[]) =>
     reg.add<Obj, Obj[]>({ name, mutates: false, summary: `fixture ${name}`, handler: async (p, ctx) => (calls.push({ method: name, params: p, ctx }), rows()) });
@@ -53,6 +54,9 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     act('instance.start', (i) => (i.state = 'running'));
     act('instance.stop', (i) => (i.state = 'stopped'));
     act('instance.destroy', (i) => instances.splice(instances.indexOf(i), 1));
+    act('instance.reboot', () => {});
+    act('instance.poweroff', (i) => (i.state = 'stopped'));
+    list('instance.snapshot.list', () => [{ name: 'before-upgrade', createdAt: '2026-11-26T08:00:00Z' }]);
     list('host.list', () => [
       { name: 'hv1', state: 'up', address: '127.0.0.1:7001', cpuPercent: 40, memUsed: 2, memTotal: 8, diskPercent: 70, instances: 2 },
       { name: 'hv2', state: 'up', address: '127.0.0.1:7002', cpuPercent: 60, memUsed: 6, memTotal: 8, diskPercent: 30, instances: 1 },

@@ -99,7 +99,7 @@ export function createConsole(o: ConsoleOptions): Console {
   let available: Set<string> | undefined;
   let lastError = '';
   let flashText = '';
-  let input = { prefix: '', value: '', done: (_v: string | undefined) => {} };
+  let input: { prefix: string; value: string; done: (v: string | undefined) => void } = { prefix: '', value: '', done: () => {} };
   let confirmRun: (() => void) | undefined;
   let destroyed = false;
   const progress = new Map<string, GaugeSpec & { until?: number }>();
@@ -140,10 +140,10 @@ export function createConsole(o: ConsoleOptions): Console {
     const f = frame();
     const filt = f.model?.filter ? `  /${f.model.filter}` : '';
     const marks = f.model?.marks.size ? `  [${f.model.marks.size} marked]` : '';
-    header.setContent(` STORM  ${crumbs()}${filt}${marks}${readOnly ? '  [read-only]' : ''}${o.who ? `  ${o.who}` : ''}`);
+    header.setContent(clean(` STORM  ${crumbs()}${filt}${marks}${readOnly ? '  [read-only]' : ''}${o.who ? `  ${o.who}` : ''}`));
     footer.setContent(' ' + footerText(viewId(), readOnly, available));
     if (mode === 'input') flash.setContent(`${input.prefix}${input.value}█`);
-    else flash.setContent(flashText);
+    else flash.setContent(clean(flashText));
     const showProg = progress.size > 0;
     prog.hidden = !showProg;
     body.height = showProg ? '100%-9' : '100%-3';
@@ -183,7 +183,7 @@ export function createConsole(o: ConsoleOptions): Console {
     if (typeof d.hosts === 'string' || d.hosts === undefined) {
       setGauges(dGauges, []);
       dHostText.top = 0;
-      dHostText.setContent(d.hosts ?? 'loading…');
+      dHostText.setContent(clean(d.hosts ?? 'loading…'));
     } else {
       const avg = (what: 'cpu' | 'mem' | 'disk') => {
         const ps = (d.hosts as unknown[]).map((h) => percent(h, what)).filter((p): p is number => p !== undefined);
@@ -195,25 +195,25 @@ export function createConsole(o: ConsoleOptions): Console {
         { label: 'disk', percent: avg('disk'), stroke: 'magenta' },
       ]);
       dHostText.top = 6;
-      dHostText.setContent(
+      dHostText.setContent(clean(
         d.hosts.length === 0
           ? 'no hosts enrolled'
           : d.hosts.map((h) => `${text(h.name).padEnd(16)} ${text(h.state ?? h.status).padEnd(10)} cpu ${fmtPct(percent(h, 'cpu'))} mem ${fmtPct(percent(h, 'mem'))} disk ${fmtPct(percent(h, 'disk'))}`).join('\n'),
-      );
+      ));
     }
-    if (typeof d.instances === 'string' || d.instances === undefined) dInst.setContent(d.instances ?? 'loading…');
+    if (typeof d.instances === 'string' || d.instances === undefined) dInst.setContent(clean(d.instances ?? 'loading…'));
     else {
       const counts = countByState(d.instances);
-      dInst.setContent(counts.length ? [`total ${d.instances.length}`, ...counts.map(([s, n]) => `${s.padEnd(14)} ${String(n).padStart(5)}`)].join('\n') : 'no instances');
+      dInst.setContent(clean(counts.length ? [`total ${d.instances.length}`, ...counts.map(([s, n]) => `${s.padEnd(14)} ${String(n).padStart(5)}`)].join('\n') : 'no instances'));
     }
-    if (typeof d.health === 'string' || d.health === undefined) dHealth.setContent(d.health ?? 'loading…');
+    if (typeof d.health === 'string' || d.health === undefined) dHealth.setContent(clean(d.health ?? 'loading…'));
     else {
       const bad = d.health.filter((h) => h.status !== 'healthy');
       const ok = d.health.length - bad.length;
-      dHealth.setContent([`${ok} healthy, ${bad.length} not`, ...bad.map((h) => `${h.component.padEnd(12)} ${h.status.padEnd(10)} ${h.reason}`)].join('\n'));
+      dHealth.setContent(clean([`${ok} healthy, ${bad.length} not`, ...bad.map((h) => `${text(h.component).padEnd(12)} ${text(h.status).padEnd(10)} ${text(h.reason)}`)].join('\n')));
     }
     const evs = d.events ?? [];
-    dEvents.setContent(evs.length ? evs.slice(-50).reverse().map((e) => `${e.t.slice(11, 19)} ${e.kind.padEnd(18)} ${e.message}`).join('\n') : 'no events');
+    dEvents.setContent(clean(evs.length ? evs.slice(-50).reverse().map((e) => `${text(e.t).slice(11, 19)} ${text(e.kind).padEnd(18)} ${text(e.message)}`).join('\n') : 'no events'));
   }
 
   function drawProgress(): void {
@@ -223,11 +223,22 @@ export function createConsole(o: ConsoleOptions): Console {
 
   function draw(): void {
     if (destroyed) return;
-    drawChrome();
-    if (frame().view.kind === 'table') drawTable();
-    else drawDash();
-    drawProgress();
-    screen.render();
+    try {
+      drawChrome();
+      if (frame().view.kind === 'table') drawTable();
+      else drawDash();
+      drawProgress();
+    } catch (e) {
+      // Data of a shape nobody expected must not take the session down: say so and keep going.
+      const err = toStormError(e);
+      lastError = fullText('drawing the view', err);
+      flash.setContent(`error drawing the view: ${err.message.slice(0, 120)}  (x: full text)`);
+    }
+    try {
+      screen.render();
+    } catch {
+      /* the stream is gone; destroy follows */
+    }
   }
 
   const say = (msg: string) => {
@@ -297,7 +308,8 @@ export function createConsole(o: ConsoleOptions): Console {
     const get = async <T,>(method: string, params: Record<string, unknown> = {}): Promise<T | string> => {
       if (missing(method)) return `not available (${method})`;
       try {
-        return await api.call<T>(method, params);
+        const r = await api.call<T>(method, params);
+        return Array.isArray(r) ? r : `unexpected answer from ${method} (not a list)`;
       } catch (e) {
         const err = toStormError(e);
         return err.code === 'not_found' ? `not available (${method})` : `error: ${err.message}`;
@@ -349,24 +361,37 @@ export function createConsole(o: ConsoleOptions): Console {
     const name = f.model.selectedName();
     if (row === undefined || name === undefined) return;
     if (f.view.drill) return go(f.view.drill.view, f.view.drill.params(row, name), true);
-    showOverlay('detail', detail, `${f.view.title}: ${name}\n\n${toYaml(row)}`);
-    // The object's own events, fetched without blocking the pane.
-    if (f.view.id !== 'events')
-      void api
-        .call<StormEvent[]>(METHODS.events, { limit: 500 })
-        .then((evs) => {
-          const mine = evs.filter((e) => e.object === name).slice(-20);
-          if (mode === 'detail' && !destroyed) {
-            detail.setContent(`${f.view.title}: ${name}\n\n${toYaml(row)}\nevents:\n${mine.length ? mine.map((e) => `  ${e.t.slice(0, 19)} ${e.kind} ${e.message}`).join('\n') : '  (none)'}`);
-            screen.render();
-          }
-        })
-        .catch(() => {});
+    const head = `${f.view.title}: ${name}\n\n${toYaml(row)}`;
+    showOverlay('detail', detail, head);
+    if (f.view.id === 'events') return;
+    // More about the object (its events, and what the view adds), fetched without blocking the pane.
+    const v = f.view;
+    void (async () => {
+      const parts: string[] = [];
+      if (v.detail) {
+        try {
+          parts.push(toYaml(await v.detail(api, name)));
+        } catch (e) {
+          parts.push(`(${toStormError(e).message})\n`);
+        }
+      }
+      try {
+        const evs = await api.call<StormEvent[]>(METHODS.events, { limit: 500 });
+        const mine = evs.filter((e) => e.object === name || (e.object ?? '').endsWith(`/${name}`)).slice(-20);
+        parts.push(`events:\n${mine.length ? mine.map((e) => `  ${e.t.slice(0, 19)} ${e.kind} ${e.message}`).join('\n') : '  (none)'}`);
+      } catch {
+        /* no events: the pane shows the object alone */
+      }
+      if (mode === 'detail' && !destroyed) {
+        detail.setContent(clean(`${head}${parts.join('')}`));
+        screen.render();
+      }
+    })();
   }
 
   function showOverlay(m: Mode, box: blessed.Widgets.BoxElement, content: string): void {
     mode = m;
-    box.setContent(content);
+    box.setContent(clean(content));
     box.setScroll(0);
     box.show();
     box.setFront();
@@ -378,13 +403,15 @@ export function createConsole(o: ConsoleOptions): Console {
     draw();
   }
 
-  function ask(prefix: string, initial: string, done: (v: string | undefined) => void, live?: (v: string) => void): void {
+  function ask(prefix: string, initial: string, done: (v: string | undefined) => void, live?: (v: string) => void, words?: () => string[]): void {
     mode = 'input';
     input = { prefix, value: initial, done };
     inputLive = live;
+    inputWords = words;
     draw();
   }
   let inputLive: ((v: string) => void) | undefined;
+  let inputWords: (() => string[]) | undefined;
 
   function runCommand(line: string): void {
     const word = line.trim();
@@ -438,6 +465,57 @@ export function createConsole(o: ConsoleOptions): Console {
     } else run();
   }
 
+  /**
+   * New instance, by keys only: appliance → name → host (or automatic) →
+   * parameters → confirm. Provisioning runs in the service; its progress
+   * shows as a gauge while the console stays usable.
+   */
+  function wizard(): void {
+    const names = (method: string, params: Record<string, unknown> = {}) => {
+      const out: string[] = [];
+      if (!missing(method)) api.call<unknown[]>(method, params).then((r) => void out.push(...(Array.isArray(r) ? r : []).map((x) => text((x as Record<string, unknown>)?.name)).filter(Boolean))).catch(() => {});
+      return out;
+    };
+    const apps = names(METHODS.appliances);
+    const hosts = names(METHODS.hosts);
+    const sel = frame().view.id === 'appliances' ? frame().model?.selectedName() : undefined;
+    const cancel = () => say('new instance: cancelled');
+    ask('new instance › appliance: ', sel ?? '', (appliance) => {
+      if (!appliance?.trim()) return cancel();
+      ask(`new instance › ${appliance} › name: `, '', (name) => {
+        if (!name?.trim()) return cancel();
+        ask(`new instance › ${appliance} › ${name} › host (empty: automatic): `, '', (host) => {
+          if (host === undefined) return cancel();
+          ask(`new instance › ${name} › parameters (key=value ...): `, '', (line) => {
+            if (line === undefined) return cancel();
+            const params: Record<string, string> = {};
+            for (const w of line.trim().split(/\s+/).filter(Boolean)) {
+              const i = w.indexOf('=');
+              if (i <= 0) return say(`new instance: parameter "${w}" is not key=value; nothing created`);
+              params[w.slice(0, i)] = w.slice(i + 1);
+            }
+            const req = { name: name.trim(), appliance: appliance.trim(), ...(host.trim() ? { host: host.trim() } : {}), params };
+            confirmRun = () => {
+              say(`creating ${req.name}…`);
+              api.call(METHODS.instanceCreate, req).then(
+                () => {
+                  if (frame().view.id !== 'instances') go('instances');
+                  else void refresh();
+                },
+                (e) => fail(`new instance ${req.name}`, e),
+              );
+            };
+            mode = 'confirm';
+            dialog.setContent(clean(` create instance ${req.name} of ${req.appliance} on ${req.host ?? 'a host chosen automatically'}${Object.keys(params).length ? ` with ${line.trim()}` : ''}?\n y: yes, any other key: no`));
+            dialog.show();
+            dialog.setFront();
+            draw();
+          });
+        }, undefined, () => hosts);
+      });
+    }, undefined, () => apps);
+  }
+
   function dispatch(b: KeyBinding, key?: string): void {
     const a = b.action;
     const m = frame().model;
@@ -446,7 +524,7 @@ export function createConsole(o: ConsoleOptions): Console {
       case 'help':
         return showOverlay('help', help, helpText(viewId(), readOnly, available));
       case 'command':
-        return ask(':', '', (v) => v !== undefined && runCommand(v));
+        return ask(':', '', (v) => v !== undefined && runCommand(v), undefined, () => [...Object.keys(COMMAND_ALIASES), ...VIEW_LIST.map((v) => v.id)]);
       case 'filter': {
         const before = m?.filter ?? '';
         return ask('/', before, (v) => {
@@ -494,6 +572,8 @@ export function createConsole(o: ConsoleOptions): Console {
         return destroy();
       case 'op':
         return op(b);
+      case 'wizard':
+        return wizard();
     }
   }
 
@@ -542,8 +622,8 @@ export function createConsole(o: ConsoleOptions): Console {
       return draw();
     }
     if (name === 'backspace') input.value = input.value.slice(0, -1);
-    else if (name === 'tab' && input.prefix === ':') {
-      const words = [...Object.keys(COMMAND_ALIASES), ...VIEW_LIST.map((v) => v.id)];
+    else if (name === 'tab' && (input.prefix === ':' || inputWords)) {
+      const words = inputWords ? inputWords() : [...Object.keys(COMMAND_ALIASES), ...VIEW_LIST.map((v) => v.id)];
       const c = complete(input.value, words);
       input.value = c.line;
       if (c.matches.length > 1) {
@@ -576,6 +656,14 @@ export function createConsole(o: ConsoleOptions): Console {
   /** Events carrying `data.progress` (0..100) and `data.operation` drive the progress gauges. */
   function trackProgress(e: StormEvent): void {
     const d = e.data;
+    // Provisioning reports states, not percentages: pending → provisioning → running (or failed).
+    if (e.kind === 'instance.state' && d && typeof d.state === 'string' && e.object) {
+      const id = `provision:${e.object}`;
+      const step: Record<string, number> = { pending: 10, provisioning: 50 };
+      if (d.state in step) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
+      else if (progress.has(id)) trackProgress({ ...e, kind: 'progress', level: d.state === 'failed' ? 'error' : 'info', data: { operation: id, progress: 100, label: `provision ${e.object.replace(/^instance\//, '')}: ${d.state}` } });
+      return;
+    }
     if (!d || typeof d.operation !== 'string' || typeof d.progress !== 'number') return;
     const id = d.operation;
     const done = d.progress >= 100 || d.done === true || e.level === 'error';
@@ -640,6 +728,9 @@ export function createConsole(o: ConsoleOptions): Console {
     destroy,
   };
 }
+
+/** Service text on its way to a terminal: no control characters (no escape-sequence injection). */
+const clean = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 
 const fmtPct = (p: number | undefined) => (p === undefined ? '  -' : `${Math.round(p)}%`.padStart(4));
 

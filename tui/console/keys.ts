@@ -56,7 +56,9 @@ export const KEYS: KeyBinding[] = [
   // State changes: upper-case; destruction: Ctrl, always confirmed by name.
   { keys: ['S-s'], label: 'start', action: 'op', method: METHODS.instanceStart, views: ['instances'], mutates: true, footer: true },
   { keys: ['S-t'], label: 'stop', action: 'op', method: METHODS.instanceStop, views: ['instances'], mutates: true, footer: true },
-  { keys: ['S-r'], label: 'restart', action: 'op', method: METHODS.instanceRestart, views: ['instances'], mutates: true },
+  { keys: ['S-r'], label: 'reboot', action: 'op', method: METHODS.instanceReboot, views: ['instances'], mutates: true },
+  { keys: ['S-p'], label: 'power off', action: 'op', method: METHODS.instancePoweroff, views: ['instances'], mutates: true },
+  { keys: ['S-n'], label: 'new instance', action: 'wizard', method: METHODS.instanceCreate, views: ['instances', 'dashboard', 'appliances'], mutates: true, footer: true },
   { keys: ['C-d'], label: 'destroy', action: 'op', method: METHODS.instanceDestroy, views: ['instances'], mutates: true, dangerous: true, footer: true },
   { keys: ['C-d'], label: 'remove host', action: 'op', method: METHODS.hostRemove, views: ['hosts'], mutates: true, dangerous: true, footer: true },
   { keys: ['S-u'], label: 'refresh feed', action: 'op', method: METHODS.channelRefresh, views: ['channels'], mutates: true, footer: true },

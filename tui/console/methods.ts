@@ -24,12 +24,15 @@ export const METHODS = {
   appliances: 'appliance.list', // params {channel?}
   // layers and the cache: [{name, digest, kind, version, size, cached, shared}]
   layers: 'layer.list', // params {appliance?}
-  // instances (issue 6): [{name, state, appliance, host, addresses, created}]
+  // instances (manager/services/instances.ts): InstanceRecord[]
   instances: 'instance.list', // params {host?}
+  instanceCreate: 'instance.create', // {name, appliance, host?, params}
   instanceStart: 'instance.start',
   instanceStop: 'instance.stop',
-  instanceRestart: 'instance.restart',
+  instanceReboot: 'instance.reboot',
+  instancePoweroff: 'instance.poweroff',
   instanceDestroy: 'instance.destroy',
+  instanceSnapshots: 'instance.snapshot.list', // {name}
   // network services
   dnsRecords: 'dns.record.list',
   dnsRecordRemove: 'dns.record.remove',

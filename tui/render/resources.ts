@@ -89,19 +89,6 @@ export const hostRows: RowSpec<Obj> = {
   ],
 };
 
-export const instanceRows: RowSpec<Obj> = {
-  name: nameOf,
-  columns: [
-    col('NAME', ['name']),
-    col('STATE', ['state', 'status']),
-    col('APPLIANCE', ['appliance', 'applianceName']),
-    col('VERSION', ['version'], { wide: true }),
-    col('HOST', ['host', 'hostName']),
-    col('ADDRESS', ['addresses', 'address', 'ip']),
-    col('CREATED', ['created', 'createdAt'], { wide: true }),
-  ],
-};
-
 export const channelRows: RowSpec<Obj> = {
   name: nameOf,
   columns: [

@@ -1,10 +1,22 @@
 import * as R from '../../render/resources.ts';
+import { instanceRows } from '../../render/instances.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
 
 type Obj = Record<string, unknown>;
 
-export const instancesView: TableView<Obj> = { kind: 'table', id: 'instances', title: 'Instances', rows: R.instanceRows, method: METHODS.instances };
+export const instancesView: TableView = {
+  kind: 'table', id: 'instances', title: 'Instances', rows: instanceRows, method: METHODS.instances,
+  // A host's instances: the service lists all, the view keeps that host's.
+  load: async (api, p) => {
+    const all = await api.call<{ host?: string }[]>(METHODS.instances);
+    return typeof p.host === 'string' ? all.filter((i) => i.host === p.host) : all;
+  },
+  detail: async (api, name) => {
+    const snaps = await api.call<unknown[]>(METHODS.instanceSnapshots, { name });
+    return { snapshots: snaps };
+  },
+};
 export const hostsView: TableView<Obj> = {
   kind: 'table', id: 'hosts', title: 'Hosts', rows: R.hostRows, method: METHODS.hosts,
   drill: { view: 'instances', params: (_r, name) => ({ host: name }) },
