@@ -13,6 +13,16 @@ import { authorizedKeysPath } from '../../tui/ssh/host-key.ts';
 import { COMMANDS } from '../../tui/cli/commands/index.ts';
 import type { CommandDef } from '../../tui/cli/command.ts';
 import { fixture, until } from '../helpers/console-fixture.ts';
+import { EventBus } from '../../manager/events.ts';
+import { LocalApi } from '../../manager/api.ts';
+import { Registry } from '../../manager/services/registry.ts';
+import { registerSystem } from '../../manager/services/system.ts';
+import { registerInstances } from '../../manager/services/instances.ts';
+import { InstanceService, type ApplianceSource, type HostDirectory } from '../../manager/instances/service.ts';
+import { MemoryHostAgent } from '../../manager/instances/memory-host-agent.ts';
+import type { ApplianceSpec } from '../../manager/instances/model.ts';
+import { Store } from '../../manager/store/store.ts';
+import { sha } from '../conformance/host-agent.case.ts';
 import { freePort } from '../helpers/ports.ts';
 import { startManagerProcess } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -75,7 +85,9 @@ test('the manager serves the console and the CLI over SSH to the OpenSSH client'
   tm.keys('d');
   await tm.see(/COMPONENT\s+STATUS\s+REASON[\s\S]*libvirtd/);
   tm.keys('i');
-  await tm.see(/not available: this manager does not offer instance\.list yet/);
+  await tm.see(/Instances 0\/0[\s\S]*\(none\)/);
+  tm.keys('h');
+  await tm.see(/not available: this manager does not offer host\.list yet/);
   tm.text(':ev');
   tm.keys('Tab');
   await tm.see(/:ev█\s+ev events/);
@@ -141,4 +153,70 @@ test('a read-only key sees no state-changing key and cannot change state (OpenSS
   full.keys('q');
   await until(() => !ro.alive() && !full.alive(), 'both sessions end');
   await until(() => ssh.sessionCount === 0, 'sessions freed');
+});
+
+test('provision, stop and destroy an instance by keys only, resizing mid-way (OpenSSH, tmux, the real instance service)', async (t) => {
+  const state = tempDir(t);
+  const store = await Store.open(join(state, 'db'));
+  t.after(() => store.close());
+  // The instance service as the manager runs it, on in-memory hypervisors and a fixture appliance.
+  const APP: ApplianceSpec = {
+    id: 'wiki', version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 256, vcpus: 1,
+    layers: [{ role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' }, { role: 'appliance', sha256: sha('wiki'), size: 50, url: 'http://x/wiki' }],
+  };
+  const agents = new Map([['hv1', new MemoryHostAgent('hv1')], ['hv2', new MemoryHostAgent('hv2')]]);
+  const hosts: HostDirectory = { list: async () => [...agents.keys()].map((name) => ({ name, online: true })), agent: (n) => agents.get(n)! };
+  const apps: ApplianceSource = { resolve: async () => APP };
+  const bus = new EventBus();
+  const reg = new Registry();
+  registerSystem(reg, { config: { state, logLevel: 'info', libvirtUri: 'qemu:///system?socket=/nonexistent', sshListen: '127.0.0.1:1', kernel: '' }, bus, path: '/usr/bin:/bin', startedAt: new Date() });
+  registerInstances(reg, new InstanceService(store, hosts, apps, bus, silentLogger), silentLogger);
+  const ssh = await SshServer.start({ listen: '127.0.0.1:0', state, api: (ctx) => new LocalApi(reg, bus, ctx), log: silentLogger, env: {} });
+  t.after(() => ssh.close());
+  const admin = keygen(state, 'admin');
+  appendFileSync(authorizedKeysPath(state), admin.pub + '\n');
+
+  const tm = tmux(t, ['ssh', ...sshArgs(ssh.port, admin.key)], { cols: 110, rows: 30 });
+  await tm.see(/STORM\s+Dashboard/);
+  tm.keys('i');
+  await tm.see(/Instances 0\/0[\s\S]*\(none\)[\s\S]*N new instance/);
+  tm.keys('N');
+  await tm.see(/new instance › appliance:/);
+  tm.text('wiki');
+  tm.keys('Enter');
+  await tm.see(/new instance › wiki › name:/);
+  tm.text('web1');
+  tm.keys('Enter');
+  await tm.see(/host \(empty: automatic\):/);
+  tm.keys('Enter');
+  await tm.see(/parameters \(key=value \.\.\.\):/);
+  tm.text('role=test');
+  tm.keys('Enter');
+  await tm.see(/create instance web1 of wiki on a host chosen automatically[\s│]*with role=test\?/);
+  tm.keys('y');
+  await tm.see(/web1\s+running\s+wiki@1\.0\s+hv\d/);
+
+  // Stop (upper-case: a state change, no confirmation).
+  tm.keys('T');
+  await tm.see(/web1\s+stopped/);
+
+  // Resize mid-way: the table and its border follow the window.
+  tm.resize(80, 24);
+  await tm.see(new RegExp(`^└${'─'.repeat(78)}┘$`, 'm'));
+  assert.match(tm.capture(), /web1\s+stopped/);
+
+  // Destroy (Ctrl: always asks, naming the object); "n" first keeps it.
+  tm.keys('C-d');
+  await tm.see(/destroy instances web1\?/);
+  tm.keys('n');
+  await tm.see(/cancelled/);
+  assert.match(tm.capture(), /web1\s+stopped/);
+  tm.keys('C-d');
+  await tm.see(/destroy instances web1\?/);
+  tm.keys('y');
+  await tm.see(/Instances 0\/0/);
+  assert.doesNotMatch(tm.capture(), /web1\s+(stopped|running)/);
+  assert.deepEqual(await new LocalApi(reg, bus, { actor: 't', readOnly: true }).call('instance.list'), []);
+  tm.keys('q');
+  await until(() => !tm.alive(), 'session ends');
 });

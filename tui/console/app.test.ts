@@ -212,6 +212,20 @@ test('progress of long work shows as gauges from events, without blocking keys',
   await until(() => c.state().progress.size === 0, 'finished gauge removed');
 });
 
+test('provisioning shows as a gauge from instance.state events, in every session', async (t) => {
+  const f = fixture();
+  const { c, see } = open(t, f, { view: 'hosts' });
+  await c.settled();
+  f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });
+  await see(/provision web-9[\s\S]*50%/);
+  f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is running', data: { id: 'x', state: 'running' } });
+  await see(/provision web-9: running[\s\S]*100%/);
+  await until(() => c.state().progress.size === 0, 'gauge removed');
+  // A state change that is not provisioning (a stop) shows no gauge.
+  f.bus.emit({ kind: 'instance.state', object: 'instance/web-1', message: 'web-1 is stopped', data: { id: 'y', state: 'stopped' } });
+  assert.equal(c.state().progress.size, 0);
+});
+
 test('two sessions on one service layer: a change in one shows in the other; resize re-lays out', async (t) => {
   const f = fixture({ instances: 3 });
   const a = open(t, f, { view: 'instances' });

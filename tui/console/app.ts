@@ -124,7 +124,7 @@ export function createConsole(o: ConsoleOptions): Console {
   const help = overlay(' keys (esc closes) ');
   const detail = overlay(' detail (esc closes) ');
   const popup = overlay(' error (esc closes) ');
-  const dialog = blessed.box({ parent: screen, top: 'center', left: 'center', width: '60%', height: 5, border: { type: 'line' }, label: ' confirm ', hidden: true, style: { border: { fg: 'red' }, fg: 'white' } });
+  const dialog = blessed.box({ parent: screen, top: 'center', left: 'center', width: '80%', height: 6, border: { type: 'line' }, label: ' confirm ', hidden: true, style: { border: { fg: 'red' }, fg: 'white' } });
 
   const frame = () => stack[stack.length - 1]!;
   const viewId = () => frame().view.id;
