@@ -57,6 +57,17 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     act('instance.reboot', () => {});
     act('instance.poweroff', (i) => (i.state = 'stopped'));
     list('instance.snapshot.list', () => [{ name: 'before-upgrade', createdAt: '2026-11-26T08:00:00Z' }]);
+    list('update.plan', () => instances.filter((i) => i.version !== '1.3').map((i) => ({ instance: i.name, host: i.host, from: i.version, to: '1.3', changes: [{ role: 'appliance', from: 'a', to: 'b' }] })));
+    reg.add<Obj, Obj>({
+      name: 'update.apply', mutates: true, summary: 'fixture update.apply',
+      handler: async (p, ctx) => {
+        calls.push({ method: 'update.apply', params: p, ctx });
+        for (const i of instances) if (i.appliance === p.appliance) i.version = '1.3';
+        bus.emit({ kind: 'update.applied', message: `${p.appliance}@1.3` });
+        return { appliance: p.appliance, updated: instances.map((i) => i.name), failed: [] };
+      },
+    });
+    act('update.rollback', (i) => (i.version = '1.2'));
     list('host.list', () => [
       { name: 'hv1', state: 'up', address: '127.0.0.1:7001', cpuPercent: 40, memUsed: 2, memTotal: 8, diskPercent: 70, instances: 2 },
       { name: 'hv2', state: 'up', address: '127.0.0.1:7002', cpuPercent: 60, memUsed: 6, memTotal: 8, diskPercent: 30, instances: 1 },

@@ -35,6 +35,7 @@ const EXPECT: Record<string, RegExp> = {
   channels: /example\s+http:\/\/127\.0\.0\.1:8080\/feed\.rss/,
   appliances: /nginx\s+1\.2\s+example\s+3\s+yes\s+web server/,
   layers: /debian-substrate\s+substrate\s+12\s+50M\s+yes\s+2/,
+  updates: /web-0\s+nginx\s+hv1\s+1\.2\s+1\.3\s+appliance/,
   dns: /web-0\.storm\.local\s+A\s+10\.77\.0\.10\s+60/,
   dhcp: /52:54:00:aa:bb:cc\s+10\.77\.0\.10\s+web-0\s+bound/,
   users: /alice\s+10001\s+admins\s+Alice Admin/,
@@ -161,6 +162,22 @@ test('read-only sessions are never offered a state change, and the registry refu
   assert.doesNotMatch(text(), /start|stop|destroy|confirms/);
   assert.ok(!f.calls.some((x) => x.ctx.readOnly && x.method !== 'instance.list' && !x.method.startsWith('system') && x.method !== 'events.recent'));
   await assert.rejects(f.api({ readOnly: true }).call('instance.destroy', { name: 'web-0' }), (e: { code?: string }) => e.code === 'unauthorized');
+});
+
+test('layer updates: the plan per appliance, apply (canary first) with a gauge, roll back one instance', async (t) => {
+  const f = fixture({ instances: 3 });
+  const { c, text, press, see } = open(t, f, { view: 'updates' });
+  await c.settled();
+  assert.match(text(), /Layer updates 1\/3/);
+  assert.match(text(), /A apply update/);
+  await press('A');
+  await until(() => f.calls.some((x) => x.method === 'update.apply'), 'apply called');
+  assert.deepEqual(f.calls.find((x) => x.method === 'update.apply')!.params, { name: 'web-0', appliance: 'nginx' });
+  await see(/Layer updates 0\/0/);
+  await press('i', 'B');
+  await until(() => f.calls.some((x) => x.method === 'update.rollback'), 'rollback called');
+  await press('u');
+  await see(/web-0\s+nginx\s+hv1\s+1\.2\s+1\.3/);
 });
 
 test('a failing service shows in the flash line, the full text is one key away, the console lives on', async (t) => {

@@ -438,15 +438,22 @@ export function createConsole(o: ConsoleOptions): Console {
     const run = () => {
       const method = b.method!;
       say(`${b.label} ${names.join(', ')}…`);
+      // Work on several objects (or a rollout) shows a gauge; keys keep working meanwhile.
+      const opId = `op:${b.label}:${names.join(',')}`;
+      const gauge = (done: number, err = false) =>
+        trackProgress({ t: new Date().toISOString(), kind: 'progress', message: '', ...(err ? { level: 'error' as const } : {}), data: { operation: opId, progress: Math.round((done / names.length) * 100), label: `${b.label} ${done}/${names.length}` } });
+      const showGauge = names.length > 1 || b.method === METHODS.updateApply;
+      if (showGauge) gauge(0);
       void (async () => {
         let failed = 0;
-        for (const name of names) {
+        for (const [i, name] of names.entries()) {
           try {
-            await api.call(method, { name });
+            await api.call(method, { name, ...(b.params?.(name, targets[i]!.row) ?? {}) });
           } catch (e) {
             failed++;
             if (!destroyed) fail(`${b.label} ${name}`, e);
           }
+          if (showGauge && !destroyed) gauge(i + 1, failed > 0 && i + 1 === names.length);
         }
         if (destroyed) return;
         f.model?.marks.clear();

@@ -16,6 +16,8 @@ export interface KeyBinding {
   views?: string[];
   /** Service method an 'op' calls with `{name}`; the key is hidden when the manager lacks it. */
   method?: string;
+  /** Parameters for the method other than `{name}` (e.g. the row's appliance). */
+  params?: (name: string, row: unknown) => Record<string, unknown>;
   /** Changes state: hidden from read-only sessions. */
   mutates?: boolean;
   /** Destroys something: always asks for confirmation naming the object. */
@@ -25,7 +27,7 @@ export interface KeyBinding {
 }
 
 /** Views that are tables (navigation, marks, sorting, filter apply). */
-export const TABLE_VIEWS = ['instances', 'hosts', 'channels', 'appliances', 'layers', 'dns', 'dhcp', 'users', 'groups', 'principals', 'events', 'health'];
+export const TABLE_VIEWS = ['instances', 'hosts', 'channels', 'appliances', 'layers', 'updates', 'dns', 'dhcp', 'users', 'groups', 'principals', 'events', 'health'];
 
 export const KEYS: KeyBinding[] = [
   { keys: ['?'], label: 'help', action: 'help', footer: true },
@@ -51,6 +53,7 @@ export const KEYS: KeyBinding[] = [
   { keys: ['c'], label: 'channels', action: 'view:channels', footer: true },
   { keys: ['a'], label: 'appliances', action: 'view:appliances' },
   { keys: ['l'], label: 'layers', action: 'view:layers' },
+  { keys: ['u'], label: 'layer updates', action: 'view:updates' },
   { keys: ['d'], label: 'health', action: 'view:health' },
   { keys: ['e'], label: 'events', action: 'view:events', footer: true },
   // State changes: upper-case; destruction: Ctrl, always confirmed by name.
@@ -58,6 +61,8 @@ export const KEYS: KeyBinding[] = [
   { keys: ['S-t'], label: 'stop', action: 'op', method: METHODS.instanceStop, views: ['instances'], mutates: true, footer: true },
   { keys: ['S-r'], label: 'reboot', action: 'op', method: METHODS.instanceReboot, views: ['instances'], mutates: true },
   { keys: ['S-p'], label: 'power off', action: 'op', method: METHODS.instancePoweroff, views: ['instances'], mutates: true },
+  { keys: ['S-b'], label: 'roll back update', action: 'op', method: METHODS.updateRollback, views: ['instances', 'updates'], mutates: true },
+  { keys: ['S-a'], label: 'apply update (canary first)', action: 'op', method: METHODS.updateApply, views: ['updates'], mutates: true, footer: true, params: (_n, row) => ({ appliance: (row as { appliance?: unknown })?.appliance }) },
   { keys: ['S-n'], label: 'new instance', action: 'wizard', method: METHODS.instanceCreate, views: ['instances', 'dashboard', 'appliances'], mutates: true, footer: true },
   { keys: ['C-d'], label: 'destroy', action: 'op', method: METHODS.instanceDestroy, views: ['instances'], mutates: true, dangerous: true, footer: true },
   { keys: ['C-d'], label: 'remove host', action: 'op', method: METHODS.hostRemove, views: ['hosts'], mutates: true, dangerous: true, footer: true },
@@ -112,6 +117,7 @@ export const COMMAND_ALIASES: Record<string, string> = {
   channels: 'view:channels', channel: 'view:channels', ch: 'view:channels',
   appliances: 'view:appliances', appliance: 'view:appliances', app: 'view:appliances', catalog: 'view:appliances',
   layers: 'view:layers', layer: 'view:layers', images: 'view:layers', cache: 'view:layers',
+  updates: 'view:updates', update: 'view:updates', rollout: 'view:updates',
   dns: 'view:dns', records: 'view:dns',
   dhcp: 'view:dhcp', leases: 'view:dhcp',
   users: 'view:users', user: 'view:users', ldap: 'view:users',

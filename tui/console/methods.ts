@@ -33,6 +33,11 @@ export const METHODS = {
   instancePoweroff: 'instance.poweroff',
   instanceDestroy: 'instance.destroy',
   instanceSnapshots: 'instance.snapshot.list', // {name}
+  instanceConsole: 'instance.console', // {name, bytes} → string: the console log tail (expected; not offered yet)
+  // layer updates: plan per appliance, canary rollout, rollback per instance
+  updatePlan: 'update.plan', // {appliance} → [{instance, host, from, to, changes}]
+  updateApply: 'update.apply', // {appliance}
+  updateRollback: 'update.rollback', // {name}
   // network services
   dnsRecords: 'dns.record.list',
   dnsRecordRemove: 'dns.record.remove',

@@ -12,9 +12,38 @@ export const instancesView: TableView = {
     const all = await api.call<{ host?: string }[]>(METHODS.instances);
     return typeof p.host === 'string' ? all.filter((i) => i.host === p.host) : all;
   },
+  // Snapshots and the console log tail; what the manager does not offer is said, not fatal.
   detail: async (api, name) => {
-    const snaps = await api.call<unknown[]>(METHODS.instanceSnapshots, { name });
-    return { snapshots: snaps };
+    const out: Record<string, unknown> = {};
+    const ask = async (key: string, method: string, params: Record<string, unknown>) => {
+      try {
+        out[key] = await api.call(method, params);
+      } catch (e) {
+        out[key] = `(${(e as Error).message})`;
+      }
+    };
+    await ask('snapshots', METHODS.instanceSnapshots, { name });
+    await ask('console', METHODS.instanceConsole, { name, bytes: 2000 });
+    return out;
+  },
+};
+
+/** Pending layer updates: the plan for every appliance that has instances. */
+export const updatesView: TableView<Obj> = {
+  kind: 'table', id: 'updates', title: 'Layer updates', rows: R.updatePlanRows, method: METHODS.updatePlan,
+  load: async (api) => {
+    const insts = await api.call<{ appliance?: string }[]>(METHODS.instances);
+    const apps = [...new Set(insts.map((i) => i.appliance).filter((a): a is string => typeof a === 'string'))].sort();
+    const plans = await Promise.all(
+      apps.map(async (appliance) => {
+        try {
+          return (await api.call<Obj[]>(METHODS.updatePlan, { appliance })).map((p) => ({ ...p, appliance }));
+        } catch {
+          return []; // an appliance the catalog no longer resolves has no plan
+        }
+      }),
+    );
+    return plans.flat();
   },
 };
 export const hostsView: TableView<Obj> = {
