@@ -102,7 +102,7 @@ export function createConsole(o: ConsoleOptions): Console {
   let input: { prefix: string; value: string; done: (v: string | undefined) => void } = { prefix: '', value: '', done: () => {} };
   let confirmRun: (() => void) | undefined;
   let destroyed = false;
-  const progress = new Map<string, GaugeSpec & { until?: number }>();
+  const progress = new Map<string, GaugeSpec>();
   const timers = new Set<NodeJS.Timeout>();
 
   // ---------- widgets ----------
@@ -480,7 +480,7 @@ export function createConsole(o: ConsoleOptions): Console {
   function wizard(): void {
     const names = (method: string, params: Record<string, unknown> = {}) => {
       const out: string[] = [];
-      if (!missing(method)) api.call<unknown[]>(method, params).then((r) => void out.push(...(Array.isArray(r) ? r : []).map((x) => text((x as Record<string, unknown>)?.name)).filter(Boolean))).catch(() => {});
+      if (!missing(method)) api.call<unknown[]>(method, params).then((r) => void out.push(...(Array.isArray(r) ? r : []).map((x) => text((x as Record<string, unknown>)?.name ?? (x as Record<string, unknown>)?.id)).filter(Boolean))).catch(() => {});
       return out;
     };
     const apps = names(METHODS.appliances);

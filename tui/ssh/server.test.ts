@@ -108,6 +108,14 @@ test('pty + shell gets the console; read-only sessions are not shown state chang
   // q ends the session from the server side.
   sh.stream.write('q');
   await sh.closed;
+
+  // `ssh -t manager storm tui` is the console too.
+  const tui = await new Promise<import('ssh2').ClientChannel>((resolve, reject) => c.exec('storm tui', { pty: { term: 'xterm', cols: 80, rows: 24 } }, (e, s) => (e ? reject(e) : resolve(s))));
+  let out = '';
+  tui.on('data', (d: Buffer) => (out += d));
+  await until(() => /STORM/.test(out), 'console over exec storm tui');
+  tui.write('q');
+  await new Promise((r) => tui.on('close', r));
 });
 
 test('a shell without a pty is told to use ssh -t; no-pty keys get exec only', async (t) => {

@@ -188,6 +188,11 @@ export class SshServer {
           live = this.#shell(acc(), pty, ctx, mine, log);
         });
         session.on('exec', (acc, _rej, info) => {
+          // `ssh -t manager storm tui` means the console, as locally.
+          if (pty && !id.key.noPty && /^\s*(storm\s+)?tui\s*$/.test(info.command)) {
+            live = this.#shell(acc(), pty, ctx, mine, log);
+            return;
+          }
           this.#exec(acc(), info.command, ctx, Boolean(pty), mine, log);
         });
         session.on('subsystem', (_acc, rej) => rej?.());
