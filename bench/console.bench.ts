@@ -101,7 +101,7 @@ async function memoryPerSession(port: number, key: string, n = 20): Promise<numb
 export default async function (): Promise<BenchResult[]> {
   const state = mkdtempSync(join(tmpdir(), 'con-bench-'));
   try {
-    const f = fixture({ instances: 50, state });
+    const f = fixture({ instances: 50 });
     const ssh = await SshServer.start({ listen: '127.0.0.1:0', state, api: (ctx) => f.api(ctx), log: silentLogger, env: {} });
     const k = ssh2.utils.generateKeyPairSync('ed25519');
     appendFileSync(authorizedKeysPath(state), k.public + '\n');

@@ -118,7 +118,7 @@ const STOP: CommandDef = {
 
 test('a read-only key sees no state-changing key and cannot change state (OpenSSH, tmux)', async (t) => {
   const state = tempDir(t);
-  const f = fixture({ instances: 3, state });
+  const f = fixture({ instances: 3 });
   const ssh = await SshServer.start({ listen: '127.0.0.1:0', state, api: (ctx) => f.api(ctx), log: silentLogger, env: {}, commands: [...COMMANDS, STOP] });
   t.after(() => ssh.close());
   const admin = keygen(state, 'admin');
@@ -169,7 +169,7 @@ test('provision, stop and destroy an instance by keys only, resizing mid-way (Op
   const apps: ApplianceSource = { resolve: async () => APP };
   const bus = new EventBus();
   const reg = new Registry();
-  registerSystem(reg, { config: { state, logLevel: 'info', libvirtUri: 'qemu:///system?socket=/nonexistent', sshListen: '127.0.0.1:1', kernel: '' }, bus, path: '/usr/bin:/bin', startedAt: new Date() });
+  registerSystem(reg, { config: { state: '/dev/null/storm-fixture-state', logLevel: 'info', libvirtUri: 'qemu:///system?socket=/nonexistent', sshListen: '127.0.0.1:1', kernel: '' }, bus, path: '/usr/bin:/bin', startedAt: new Date() });
   registerInstances(reg, new InstanceService(store, hosts, apps, bus, silentLogger), silentLogger);
   const ssh = await SshServer.start({ listen: '127.0.0.1:0', state, api: (ctx) => new LocalApi(reg, bus, ctx), log: silentLogger, env: {} });
   t.after(() => ssh.close());

@@ -19,12 +19,13 @@ export interface Fixture {
   instances: Obj[];
 }
 
+/** `state` is only what system.doctor probes: by default a path nothing can create (under /dev/null), so tests leave no directory behind. */
 export function fixture(opts: { instances?: number; services?: boolean; state?: string } = {}): Fixture {
   const reg = new Registry();
   const bus = new EventBus();
   const calls: Fixture['calls'] = [];
   registerSystem(reg, {
-    config: { state: opts.state ?? '/nonexistent/storm-fixture', logLevel: 'info', libvirtUri: 'qemu:///system?socket=/nonexistent', sshListen: '127.0.0.1:1', kernel: '' },
+    config: { state: opts.state ?? '/dev/null/storm-fixture-state', logLevel: 'info', libvirtUri: 'qemu:///system?socket=/nonexistent', sshListen: '127.0.0.1:1', kernel: '' },
     bus,
     path: '/usr/sbin:/usr/bin:/sbin:/bin',
     startedAt: new Date(),

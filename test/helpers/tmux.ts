@@ -1,7 +1,6 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestContext } from 'node:test';
-import { until } from './console-fixture.ts';
 
 /** A tmux server of our own (its own socket, no user config) running one command in a window. */
 export interface Tmux {
@@ -25,21 +24,18 @@ export function tmux(t: TestContext, command: string[], o: { cols?: number; rows
     keys: (...keys) => void run('send-keys', '-t', 'main', ...keys),
     text: (s) => void run('send-keys', '-t', 'main', '-l', s),
     capture,
-    see: async (re, timeoutMs = 20_000) => {
+    // Polled asynchronously: the SSH server under test may live in this very process.
+    see: async (re, timeoutMs = 30_000) => {
+      const end = Date.now() + timeoutMs;
       let last = '';
-      try {
-        await until(() => {
-          try {
-            last = capture();
-          } catch {
-            last = '(tmux session gone)';
-          }
-          return re.test(last);
-        }, String(re), timeoutMs);
-      } catch {
-        throw new Error(`timed out waiting for ${re}; the pane shows:\n${last}`);
+      for (;;) {
+        last = await new Promise<string>((resolve) =>
+          execFile('tmux', ['-L', sock, 'capture-pane', '-p', '-t', 'main'], { encoding: 'utf8' }, (err, out) => resolve(err ? '(tmux session gone)' : out)),
+        );
+        if (re.test(last)) return last;
+        if (Date.now() > end) throw new Error(`timed out waiting for ${re}; the pane shows:\n${last}`);
+        await new Promise((r) => setTimeout(r, 50));
       }
-      return last;
     },
     resize: (cols, rows) => void run('resize-window', '-t', 'main', '-x', String(cols), '-y', String(rows)),
     alive: () => spawnSync('tmux', ['-L', sock, 'has-session', '-t', 'main'], { stdio: 'ignore' }).status === 0,

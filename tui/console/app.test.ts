@@ -288,6 +288,26 @@ test('hostile or malformed service data never takes the console down nor reaches
   assert.equal(c.state().view, 'hosts');
 });
 
+test('a slow service does not hold up the other views', async (t) => {
+  const f = fixture({ services: false });
+  let release = () => {};
+  let released = false;
+  const late = [{ name: 'late-host' }];
+  let asked = false;
+  f.reg.add({ name: 'host.list', mutates: false, summary: '', handler: () => ((asked = true), released ? Promise.resolve(late) : new Promise((r) => (release = () => ((released = true), r(late))))) });
+  f.reg.add({ name: 'instance.list', mutates: false, summary: '', handler: async () => [{ name: 'quick', state: 'running', createdAt: new Date().toISOString() }] });
+  const { c, text, press, see } = open(t, f, { view: 'hosts' });
+  await see(/Hosts 0\/0/);
+  await until(() => asked, 'host.list asked (and hanging)');
+  await press('i');
+  await see(/quick\s+running/);
+  release();
+  await press('h');
+  await see(/late-host/);
+  assert.equal(c.state().view, 'hosts');
+  assert.doesNotMatch(text(), /quick/);
+});
+
 test('TERM mapping for blessed', () => {
   assert.equal(blessedTerminal('tmux-256color'), 'xterm-256color');
   assert.equal(blessedTerminal('screen-256color'), 'xterm-256color');

@@ -257,22 +257,32 @@ export function createConsole(o: ConsoleOptions): Console {
   let reloadAgain = false;
   let generation = 0;
 
+  let loadingGen = -1;
+
+  /**
+   * Load the current view. A load already running for this view is reused
+   * (and repeated once after, so no change is missed); one for a view the
+   * user has left is not waited for: its result is dropped.
+   */
   function refresh(): Promise<void> {
     if (destroyed) return Promise.resolve();
-    if (loading) {
+    if (loading && loadingGen === generation) {
       reloadAgain = true;
       return loading;
     }
     const gen = generation;
     const f = frame();
-    loading = (async () => {
+    reloadAgain = false;
+    loadingGen = gen;
+    const p: Promise<void> = (async () => {
       try {
-        if (f.view.kind === 'dashboard') f.dash = await loadDash();
+        if (f.view.kind === 'dashboard') f.dash = await loadDash(f.dash);
         else await loadTable(f, f.view);
       } catch (e) {
         if (gen === generation) fail(`loading ${f.view.title}`, e);
       }
     })().finally(() => {
+      if (loading !== p) return;
       loading = undefined;
       if (gen === generation && !destroyed) draw();
       if (reloadAgain && !destroyed) {
@@ -280,7 +290,8 @@ export function createConsole(o: ConsoleOptions): Console {
         void refresh();
       }
     });
-    return loading;
+    loading = p;
+    return p;
   }
 
   const missing = (method: string) => available !== undefined && !available.has(method);
@@ -304,7 +315,12 @@ export function createConsole(o: ConsoleOptions): Console {
     }
   }
 
-  async function loadDash(): Promise<Dash> {
+  /** Health probes spawn tools: the dashboard re-runs them at most this often (r forces). */
+  const HEALTH_EVERY_MS = 30_000;
+  let healthAt = 0;
+  let forceHealth = false;
+
+  async function loadDash(prev?: Dash): Promise<Dash> {
     const get = async <T,>(method: string, params: Record<string, unknown> = {}): Promise<T | string> => {
       if (missing(method)) return `not available (${method})`;
       try {
@@ -315,10 +331,13 @@ export function createConsole(o: ConsoleOptions): Console {
         return err.code === 'not_found' ? `not available (${method})` : `error: ${err.message}`;
       }
     };
+    const fresh = forceHealth || !prev?.health || Date.now() - healthAt > HEALTH_EVERY_MS;
+    forceHealth = false;
+    if (fresh) healthAt = Date.now();
     const [hosts, instances, health, events] = await Promise.all([
       get<Record<string, unknown>[]>(METHODS.hosts),
       get<Record<string, unknown>[]>(METHODS.instances),
-      get<Health[]>(METHODS.doctor),
+      fresh ? get<Health[]>(METHODS.doctor) : Promise.resolve(prev!.health!),
       get<StormEvent[]>(METHODS.events, { limit: 50 }),
     ]);
     return { hosts, instances, health, events: Array.isArray(events) ? events : [] };
@@ -572,6 +591,7 @@ export function createConsole(o: ConsoleOptions): Console {
       }
       case 'refresh':
         flashText = '';
+        forceHealth = true;
         return void refresh();
       case 'error':
         return showOverlay('popup', popup, lastError || 'no error so far');
@@ -721,14 +741,15 @@ export function createConsole(o: ConsoleOptions): Console {
     })
     .catch(() => {
       /* an older manager: views find out method by method */
-    })
-    .then(() => refresh());
+    });
+  void ready.then(() => refresh());
 
   return {
     screen,
     settled: async () => {
       await ready;
-      while (loading) await loading;
+      await new Promise((r) => setImmediate(r));
+      while (loading && loadingGen === generation) await loading;
     },
     state: () => ({ view: viewId(), mode, flash: flashText, lastError, available, model: frame().model, notAvailable: frame().notAvailable, progress }),
     redraw: draw,

@@ -21,7 +21,7 @@ const STOP: CommandDef = {
 
 async function setup(t: import('node:test').TestContext) {
   const state = tempDir(t);
-  const f = fixture({ instances: 3, state });
+  const f = fixture({ instances: 3 });
   const ssh = await SshServer.start({ listen: '127.0.0.1:0', state, api: (ctx) => f.api(ctx), log: silentLogger, env: { PATH: '/usr/bin:/bin' }, commands: [...COMMANDS, STOP] });
   t.after(() => ssh.close());
   const admin = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'admin@test' });

@@ -55,7 +55,10 @@ export class SshServer {
 
   private constructor(o: SshServerOptions, hostKey: Buffer) {
     this.#o = o;
-    this.#server = new ssh2.Server({ hostKeys: [hostKey], ident: 'storm' }, (client, info) => this.#connection(client, info.ip));
+    // Keepalives drop a client that vanished without closing (a cut network) within about a minute.
+    this.#server = new ssh2.Server({ hostKeys: [hostKey], ident: 'storm', keepaliveInterval: 15_000, keepaliveCountMax: 4 } as ConstructorParameters<typeof ssh2.Server>[0], (client, info) =>
+      this.#connection(client, info.ip),
+    );
     this.#server.on('error', (e: Error) => o.log.warn('ssh server error', { error: e.message }));
   }
 
@@ -125,6 +128,8 @@ export class SshServer {
       return;
     }
     this.#clients.add(client);
+    // Keystrokes and screen updates are small writes: don't let Nagle hold them back.
+    (client as unknown as { setNoDelay(v: boolean): void }).setNoDelay(true);
     let who: { user: string; key: AuthorizedKey } | undefined;
     const mine = new Set<Session>();
     const authTimer = setTimeout(() => {
