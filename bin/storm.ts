@@ -95,8 +95,18 @@ const HOST_COMMANDS: CommandDef[] = [
   },
 ];
 
+/** Read stdin to the end (bounded: a password, not a file). */
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += chunk;
+    if (text.length > 64 * 1024) throw new Error('stdin is larger than 64 KiB');
+  }
+  return text;
+}
+
 process.exitCode = await runCli(
   process.argv.slice(2),
-  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env },
+  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env, readStdin },
   { commands: [...HOST_COMMANDS, ...COMMANDS] },
 );

@@ -7,6 +7,9 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerDirectory } from './services/directory.ts';
+import { startDirectory, type DirectoryRuntime } from './directory/runtime.ts';
+import type { TlsMaterial } from './netsvc/ldap/server.ts';
 import { Store } from './store/store.ts';
 
 /** A running manager: the one owner of the state directory. */
@@ -15,6 +18,8 @@ export interface Manager {
   readonly registry: Registry;
   readonly bus: EventBus;
   readonly store: Store;
+  /** Users, groups, hosts: LDAP and Kerberos (other code enrols instances through it). */
+  readonly directory: DirectoryRuntime;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -25,20 +30,31 @@ export interface ManagerDeps {
   log: Logger;
   /** PATH to look up host tools with (from the env snapshot). */
   path: string;
+  /** The manager's certificate for LDAP StartTLS/LDAPS (PEM); without it LDAP is plain only. */
+  ldapTls?: TlsMaterial;
 }
 
 /** Start the manager: open the store, register services, serve the control socket. */
-export async function startManager({ config, log, path }: ManagerDeps): Promise<Manager> {
+export async function startManager({ config, log, path, ldapTls }: ManagerDeps): Promise<Manager> {
   mkdirSync(config.state, { recursive: true, mode: 0o700 });
   const store = await Store.open(`${config.state}/db`);
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
+  let directory: DirectoryRuntime;
+  try {
+    directory = await startDirectory({ config, store, bus, log, path, ...(ldapTls ? { tls: ldapTls } : {}) });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  registerDirectory(registry, directory.directory, directory.services);
 
   const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
   try {
     await control.listen();
   } catch (e) {
+    await directory.stop();
     await store.close();
     throw e;
   }
@@ -51,11 +67,13 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     registry,
     bus,
     store,
+    directory,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
       stopped = true;
       await control.close();
+      await directory.stop();
       await store.close();
       log.info('manager stopped');
     },

@@ -118,5 +118,7 @@ export async function doctor(input: DoctorInput): Promise<Health[]> {
     probe('kernel', () => checkCloudKernel(config.kernel)),
     probe('krb5kdc', () => checkBinary('krb5kdc', 'krb5kdc', path, 'krb5-kdc krb5-admin-server')),
     probe('ssh-port', () => checkPort('ssh-port', config.sshListen, input.managerRunning)),
+    ...(config.ldapListen ? [probe('ldap-port', () => checkPort('ldap-port', config.ldapListen, input.managerRunning))] : []),
+    probe('kdc-port', () => checkPort('kdc-port', config.kdcListen, input.managerRunning)),
   ]);
 }
