@@ -19,6 +19,8 @@ export interface KerberosOptions extends RealmConfig {
   log?: Logger;
   /** First restart delay; doubles up to 30 s. */
   restartDelayMs?: number;
+  /** How to find a tool (default: lib/exec which on `path`); tests simulate missing packages with it. */
+  find?: (name: string) => Promise<string | undefined>;
 }
 
 interface Tools {
@@ -142,7 +144,7 @@ export class KerberosService implements Lifecycle {
 
   /** Find the tools, create the realm if needed, start the daemons. Never throws for a missing package. */
   async start(): Promise<void> {
-    const find = (n: string) => which(n, this.#o.path);
+    const find = this.#o.find ?? ((n: string) => which(n, this.#o.path));
     const [krb5kdc, kadmind, kdb5Util, kadminLocal] = await Promise.all([find('krb5kdc'), find('kadmind'), find('kdb5_util'), find('kadmin.local')]);
     if (!krb5kdc || !kadmind || !kdb5Util || !kadminLocal) {
       this.#detected = false;
