@@ -1,0 +1,164 @@
+// The manager's MIT realm, for real: kdb5_util creates it, krb5kdc serves it,
+// kadmin.local drives it; kinit/kvno are the clients.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../lib/exec.ts';
+import { Directory } from '../../manager/directory/directory.ts';
+import { DirectoryStore } from '../../manager/directory/store.ts';
+import { checkPrincipal } from '../../manager/netsvc/kerberos/kadmin.ts';
+import { KerberosService } from '../../manager/netsvc/kerberos/service.ts';
+import { Store } from '../../manager/store/store.ts';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
+
+const REALM = 'KRBTEST.STORM';
+let dir: string;
+let store: Store;
+let krb: KerberosService;
+let directory: Directory;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'storm-krb-'));
+  store = await Store.open(join(dir, 'db'));
+  const ds = await DirectoryStore.open(store, 'dc=krbtest,dc=storm');
+  krb = new KerberosService({
+    dir: join(dir, 'krb5'),
+    realm: REALM,
+    domain: 'krbtest.storm',
+    kdc: { host: '127.0.0.1', port: await freeTcpUdpPort() },
+    kadmind: { host: '127.0.0.1', port: await freePort() },
+    kpasswd: { host: '127.0.0.1', port: await freeTcpUdpPort() },
+    path: process.env.PATH ?? '',
+    restartDelayMs: 100,
+  });
+  await krb.start();
+  directory = new Directory({ store: ds, kerberos: krb });
+});
+
+after(async () => {
+  await krb?.stop();
+  await store?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+let cc = 0;
+/** A client run with the realm's own krb5.conf and a private credentials cache. */
+const client = (cmd: string, args: string[], input?: string) =>
+  run(cmd, args, { env: { PATH: process.env.PATH, KRB5_CONFIG: krb.paths.krb5Conf, KRB5CCNAME: `FILE:${join(dir, `cc${++cc}`)}` }, ...(input !== undefined ? { input } : {}), timeoutMs: 20_000 });
+const kinit = (principal: string, password: string) => client('kinit', [principal], password + '\n');
+
+test('the realm is created under its own directory with a 0600 master password', async () => {
+  assert.equal((await krb.status()).status, 'healthy', JSON.stringify(await krb.status()));
+  for (const f of ['krb5.conf', 'kdc.conf', 'principal', 'stash', 'master.password']) assert.ok(existsSync(join(dir, 'krb5', f)), f);
+  assert.equal(statSync(join(dir, 'krb5', 'master.password')).mode & 0o777, 0o600);
+  assert.match(readFileSync(krb.paths.krb5Conf, 'utf8'), new RegExp(`default_realm = ${REALM}`));
+});
+
+test('kinit as a directory user: the right password works, a wrong one fails; passwd and lock follow', async () => {
+  await directory.addUser({ name: 'alice', password: 'first-password' });
+  const ok = await kinit('alice', 'first-password');
+  assert.equal(ok.code, 0, ok.stderr);
+  const wrong = await kinit('alice', 'not-the-password');
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /Password incorrect|Preauthentication failed/);
+  // A password change reaches LDAP and Kerberos together.
+  await directory.setPassword('alice', 'second-password');
+  assert.equal((await kinit('alice', 'second-password')).code, 0);
+  assert.notEqual((await kinit('alice', 'first-password')).code, 0);
+  assert.ok(await directory.store.authenticate(directory.store.tree.get('uid=alice,ou=people,dc=krbtest,dc=storm')!.ndn, 'second-password'));
+  // Locked: no tickets; unlocked: tickets again.
+  await directory.setLocked('alice', true);
+  const locked = await kinit('alice', 'second-password');
+  assert.notEqual(locked.code, 0);
+  assert.match(locked.stderr, /revoked|disabled|locked/i);
+  await directory.setLocked('alice', false);
+  assert.equal((await kinit('alice', 'second-password')).code, 0);
+  // Listed, then gone with the user.
+  assert.ok((await directory.principals()).some((p) => p.name === `alice@${REALM}` && p.kind === 'user'));
+  await directory.removeUser('alice');
+  assert.ok(!(await directory.principals()).some((p) => p.short === 'alice'));
+});
+
+test('a host principal per instance: kvno works, the kept keytab lets kinit -k succeed, removal deletes both', async () => {
+  await directory.addUser({ name: 'bob', password: 'bob-password' });
+  const h = await directory.addHost({ fqdn: 'web1.krbtest.storm', instance: 'web1' });
+  assert.equal(h.principal, `host/web1.krbtest.storm@${REALM}`);
+  const keytab = directory.keytabPath('web1.krbtest.storm');
+  assert.equal(statSync(keytab).mode & 0o777, 0o600);
+  assert.ok(directory.keytab('web1.krbtest.storm').length > 0);
+
+  // kvno: bob gets a service ticket for the host.
+  const ccache = `FILE:${join(dir, 'bob-cc')}`;
+  const kenv = { PATH: process.env.PATH, KRB5_CONFIG: krb.paths.krb5Conf, KRB5CCNAME: ccache };
+  assert.equal((await run('kinit', ['bob'], { env: kenv, input: 'bob-password\n' })).code, 0);
+  const kvno = await run('kvno', ['host/web1.krbtest.storm'], { env: kenv });
+  assert.equal(kvno.code, 0, kvno.stderr);
+  assert.match(kvno.stdout, /host\/web1\.krbtest\.storm@KRBTEST\.STORM: kvno = \d+/);
+
+  const k = await client('kinit', ['-k', '-t', keytab, 'host/web1.krbtest.storm']);
+  assert.equal(k.code, 0, k.stderr);
+  // The keytab is for that host only.
+  const other = await client('kinit', ['-k', '-t', keytab, 'host/web2.krbtest.storm']);
+  assert.notEqual(other.code, 0);
+
+  await directory.removeHost('web1.krbtest.storm');
+  assert.equal(existsSync(keytab), false);
+  assert.ok(!(await directory.principals()).some((p) => p.short === 'host/web1.krbtest.storm'));
+  assert.throws(() => directory.keytab('web1.krbtest.storm'), { code: 'not_found' });
+  // A fresh credentials cache (the old one still holds the service ticket).
+  const fresh = { ...kenv, KRB5CCNAME: `FILE:${join(dir, 'bob-cc2')}` };
+  assert.equal((await run('kinit', ['bob'], { env: fresh, input: 'bob-password\n' })).code, 0);
+  assert.notEqual((await run('kvno', ['host/web1.krbtest.storm'], { env: fresh })).code, 0);
+});
+
+test('names that would break a kadmin command line never reach it', async () => {
+  const before = (await directory.principals()).length;
+  for (const bad of ['a b', "a'b", 'a"b', 'a\nb', 'a;b', '-randkey', 'a\\b', '$(x)', 'A', '']) {
+    await assert.rejects(directory.addUser({ name: bad, password: 'password-1' }), { code: 'invalid' }, JSON.stringify(bad));
+  }
+  for (const bad of ['web 1.x.storm', 'web1', "w'1.x.storm", 'web1.x.storm\naddprinc evil', '-q.x.storm']) {
+    await assert.rejects(directory.addHost({ fqdn: bad }), { code: 'invalid' }, JSON.stringify(bad));
+  }
+  for (const bad of ['a b', 'x"y', 'x\ny', 'x y/z', '/x', 'a/b/c']) assert.throws(() => checkPrincipal(bad), { code: 'invalid' });
+  await assert.rejects(directory.addUser({ name: 'dave', password: 'pass\nword-1' }), { code: 'invalid' });
+  assert.equal((await directory.principals()).length, before);
+});
+
+test('the supervisor restarts a KDC that dies, and health says so meanwhile', async () => {
+  const pid = krb.kdcPid!;
+  assert.ok(pid);
+  process.kill(pid, 'SIGKILL');
+  // Until it is back, the status is data, not an exception.
+  const during = await krb.status();
+  assert.ok(['unhealthy', 'healthy'].includes(during.status));
+  let back = false;
+  for (let i = 0; i < 100 && !back; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    back = krb.kdcPid !== undefined && krb.kdcPid !== pid && (await krb.status()).status === 'healthy';
+  }
+  assert.ok(back, JSON.stringify(await krb.status()));
+  assert.ok(((await krb.status()).facts?.kdcRestarts as number) >= 1);
+  await directory.addUser({ name: 'erin', password: 'erin-password' });
+  assert.equal((await kinit('erin', 'erin-password')).code, 0);
+});
+
+test('without the Kerberos packages the service is undetected and the directory still works', async () => {
+  const none = new KerberosService({ dir: join(dir, 'none'), realm: REALM, domain: 'x.storm', kdc: { host: '127.0.0.1', port: 1 }, kadmind: { host: '127.0.0.1', port: 1 }, kpasswd: { host: '127.0.0.1', port: 1 }, path: '', find: async () => undefined });
+  await none.start();
+  const h = await none.status();
+  assert.equal(h.status, 'undetected');
+  assert.match(h.fix ?? '', /apt-get install krb5-kdc/);
+  const s2 = await Store.open(join(dir, 'db2'));
+  try {
+    const d = new Directory({ store: await DirectoryStore.open(s2, 'dc=x,dc=storm'), kerberos: none });
+    const u = await d.addUser({ name: 'frank', password: 'frank-password' });
+    assert.equal(u.principal, undefined);
+    assert.equal((await d.addHost({ fqdn: 'h1.x.storm' })).principal, undefined);
+    await assert.rejects(d.principals(), { code: 'unavailable' });
+  } finally {
+    await s2.close();
+  }
+  await none.stop();
+});
