@@ -46,13 +46,14 @@ export const userCommands: CommandDef[] = [
     },
     run: async (ctx) => {
       const password = ctx.opts['password-stdin'] ? await passwordFromStdin(ctx) : undefined;
-      if (password === undefined) ctx.progress('note: no --password-stdin: the user has no password until storm user passwd');
       const params: Record<string, unknown> = { name: ctx.args[0] };
       if (password !== undefined) params.password = password;
       for (const k of ['cn', 'sn', 'mail', 'shell', 'home', 'group'] as const) if (typeof ctx.opts[k] === 'string') params[k] = ctx.opts[k];
       if (typeof ctx.opts.uid === 'string') params.uidNumber = ctx.opts.uid;
       if (ctx.opts.groups !== undefined) params.groups = list(ctx.opts.groups);
-      return { data: await (await ctx.api()).call<UserView>('user.add', params), rows: userRows };
+      const data = await (await ctx.api()).call<UserView>('user.add', params);
+      if (password === undefined) ctx.progress('note: no --password-stdin: the user cannot log in until storm user passwd');
+      return { data, rows: userRows };
     },
   },
   {
