@@ -192,7 +192,7 @@ test('filter injection and unknown critical controls', async () => {
 function raw(): Promise<{ sock: Socket; send: (b: Buffer) => void; next: (n?: number) => Promise<Buffer[]>; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
     const sock = connect(port, '127.0.0.1');
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     const frames: Buffer[] = [];
     let wake: (() => void) | undefined;
     const closed = new Promise<void>((r) => sock.once('close', () => (r(), wake?.())));

@@ -68,6 +68,8 @@ export class LdapServer {
   readonly #servers: Server[] = [];
   readonly #conns = new Set<Connection>();
   #secure: SecureContext | undefined;
+  #tlsMaterial: TlsMaterial | undefined;
+  readonly #tlsServers: ReturnType<typeof createTlsServer>[] = [];
   #baseNdn: string;
   /** Base DNs seen recently → normalised form (clients repeat the same few). */
   readonly #dnCache = new Map<string, string>();
@@ -76,7 +78,7 @@ export class LdapServer {
   constructor(opts: LdapServerOptions) {
     this.#o = { maxMessageBytes: 256 * 1024, sizeLimit: 5000, maxConnections: 1024, idleTimeoutMs: 15 * 60_000, ...opts };
     this.#baseNdn = normalizeDn(opts.baseDn);
-    if (opts.tls) this.#secure = createSecureContext({ key: opts.tls.key, cert: opts.tls.cert, ...(opts.tls.ca ? { ca: opts.tls.ca } : {}) });
+    if (opts.tls) this.setTls(opts.tls);
   }
 
   get tree(): Tree {
@@ -84,8 +86,11 @@ export class LdapServer {
   }
 
   /** Swap the TLS material (certificate renewal); new handshakes use it. */
-  setTls(tls: TlsMaterial | undefined): void {
-    this.#secure = tls ? createSecureContext({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}) }) : undefined;
+  setTls(tls: TlsMaterial): void {
+    const o = { key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}) };
+    this.#secure = createSecureContext(o);
+    this.#tlsMaterial = tls;
+    for (const s of this.#tlsServers) s.setSecureContext(o);
   }
 
   get hasTls(): boolean {
@@ -101,7 +106,9 @@ export class LdapServer {
   /** Listen for LDAPS. Needs TLS material. */
   listenTls(port: number, host = '127.0.0.1'): Promise<number> {
     if (!this.#secure) throw new Error('LDAPS needs TLS material');
-    const srv = createTlsServer({ SNICallback: (_n, cb) => cb(null, this.#secure!), key: this.#o.tls!.key, cert: this.#o.tls!.cert }, (s) => this.#accept(s, true));
+    const t = this.#tlsMaterial!;
+    const srv = createTlsServer({ key: t.key, cert: t.cert, ...(t.ca ? { ca: t.ca } : {}) }, (s) => this.#accept(s, true));
+    this.#tlsServers.push(srv);
     srv.on('tlsClientError', () => {
       /* a failed handshake is the client's problem; nothing to clean up */
     });

@@ -52,6 +52,20 @@ export class LdapService implements Lifecycle {
     for (const p of this.#problems) this.#o.log?.error('ldap', { problem: p });
   }
 
+  /** New TLS material (the manager's certificate arrived or was renewed): StartTLS uses it, LDAPS starts if it was waiting for it. */
+  async setTls(tls: TlsMaterial): Promise<void> {
+    const had = this.server.hasTls;
+    this.server.setTls(tls);
+    const l = this.#o.ldapsListen;
+    if (!had && l && this.ldapsPort === undefined) {
+      try {
+        this.ldapsPort = await this.server.listenTls(l.port, l.host);
+      } catch (e) {
+        this.#problems.push(`cannot listen (LDAPS) on ${l.host}:${l.port}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     await this.server.close();
   }
