@@ -22,6 +22,14 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'libvirt-uri': { type: 'string', doc: 'libvirt URI for the local hypervisor' },
   'ssh-listen': { type: 'string', doc: 'admin SSH server HOST:PORT' },
   kernel: { type: 'string', doc: 'guest kernel image' },
+  domain: { type: 'string', doc: "the cloud's DNS domain (LDAP base DN, Kerberos realm)" },
+  'ldap-listen': { type: 'string', doc: 'LDAP HOST:PORT (empty = off)' },
+  'ldaps-listen': { type: 'string', doc: 'LDAPS HOST:PORT (empty = off)' },
+  'ldap-base-dn': { type: 'string', doc: 'LDAP base DN (default from the domain)' },
+  'krb-realm': { type: 'string', doc: 'Kerberos realm (default: upper-cased domain)' },
+  'kdc-listen': { type: 'string', doc: 'Kerberos KDC HOST:PORT' },
+  'kadmind-listen': { type: 'string', doc: 'kadmind HOST:PORT' },
+  'kpasswd-listen': { type: 'string', doc: 'kpasswd HOST:PORT' },
 };
 
 function configFrom(ctx: CommandContext) {
