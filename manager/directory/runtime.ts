@@ -71,17 +71,20 @@ export async function startDirectory(d: DirectoryRuntimeDeps): Promise<Directory
     path: d.path,
     ...(log ? { log } : {}),
   });
+  // The LDAP admin's modify goes through the Directory (created below, after Kerberos starts).
+  let directory: Directory | undefined;
   const ldap = new LdapService({
     tree: dstore.tree,
     baseDn,
     authenticate: (ndn, pw) => dstore.authenticate(ndn, pw),
+    modify: async (_who, ndn, changes) => (directory ? directory.ldapModify(ndn, changes) : { code: 51, message: 'starting up' }),
     ...(hp(config.ldapListen) ? { listen: hp(config.ldapListen)! } : {}),
     ...(hp(config.ldapsListen) ? { ldapsListen: hp(config.ldapsListen)! } : {}),
     ...(d.tls ? { tls: d.tls } : {}),
     ...(log ? { log } : {}),
   });
   await Promise.all([ldap.start(), kerberos.start()]);
-  const directory = new Directory({ store: dstore, kerberos, ...(d.bus ? { bus: d.bus } : {}), ...(log ? { log } : {}) });
+  directory = new Directory({ store: dstore, kerberos, ...(d.bus ? { bus: d.bus } : {}), ...(log ? { log } : {}) });
   return {
     directory,
     ldap,

@@ -96,6 +96,12 @@ export class DirectoryStore {
   host(fqdn: string): Host | undefined {
     return this.#h.get(fqdn);
   }
+  /** The user whose entry has this normalised DN. */
+  userByNdn(ndn: string): User | undefined {
+    const name = this.#byNdn.get(ndn);
+    return name === undefined ? undefined : this.#u.get(name);
+  }
+
   groupsOf(user: string): string[] {
     return this.groups()
       .filter((g) => g.members.includes(user))

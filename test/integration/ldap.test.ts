@@ -49,7 +49,7 @@ before(async () => {
   await directory.setLocked('carol', true);
   await directory.addGroup({ name: 'admins', members: ['alice'] });
   await directory.addHost({ fqdn: 'web1.test.storm', instance: 'web1', addresses: ['10.77.0.5'] });
-  ldap = new LdapService({ tree: ds.tree, baseDn: BASE, authenticate: (n, p) => ds.authenticate(n, p), listen: { host: '127.0.0.1', port: 0 }, ldapsListen: { host: '127.0.0.1', port: 0 }, tls: { key: tls.key, cert: tls.cert, ca: tls.ca } });
+  ldap = new LdapService({ tree: ds.tree, baseDn: BASE, authenticate: (n, p) => ds.authenticate(n, p), modify: (_w, ndn, ch) => directory.ldapModify(ndn, ch), listen: { host: '127.0.0.1', port: 0 }, ldapsListen: { host: '127.0.0.1', port: 0 }, tls: { key: tls.key, cert: tls.cert, ca: tls.ca } });
   await ldap.start();
   port = ldap.port!;
   ldapsPort = ldap.ldapsPort!;
@@ -114,6 +114,8 @@ test('size limits and paged results', async () => {
   assert.equal(limited.code, RC.sizeLimitExceeded);
   assert.equal(limited.stdout.match(/^dn:/gm)?.length, 1);
   const paged = await ldapsearch([...asAlice, '-b', BASE, '-E', 'pr=1/noprompt', '(objectClass=posixAccount)', 'uid']);
+  const pages = await run('ldapsearch', ['-x', '-H', `ldap://127.0.0.1:${port}`, ...asAlice, '-b', BASE, '-E', 'pr=1/noprompt', '(objectClass=posixAccount)', 'uid'], { env: env() });
+  assert.equal(pages.stdout.match(/pagedresults: cookie=/g)?.length, 3, 'one page per entry');
   assert.equal(paged.code, 0, paged.stderr);
   assert.equal(paged.stdout.match(/^dn:/gm)?.length, 3);
 });
@@ -163,14 +165,39 @@ test('StartTLS (-ZZ) verifies the server against the CA; LDAPS too; a foreign CA
   assert.match(ldaps.stdout, /^uid: bob$/m);
 });
 
-test('only the admin identity may write, and writes go through the manager', async () => {
-  const ldif = `dn: ${ALICE}\nchangetype: modify\nreplace: loginShell\nloginShell: /bin/sh\n`;
-  const user = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${port}`, ...asAlice], { env: env(), input: ldif });
-  assert.equal(user.code, RC.insufficientAccessRights, user.stderr);
-  const anon = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${port}`], { env: env(), input: ldif });
-  assert.equal(anon.code, RC.insufficientAccessRights, anon.stderr);
-  const admin = await run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${port}`, '-D', ADMIN, '-w', ADMIN_PW], { env: env(), input: ldif });
-  assert.equal(admin.code, RC.unwillingToPerform, admin.stderr);
+test('only the admin identity may write; its modifies go through the directory', async () => {
+  const modify = (ldif: string, who: string[]) => run('ldapmodify', ['-x', '-H', `ldap://127.0.0.1:${port}`, ...who], { env: env(), input: ldif });
+  const asAdmin = ['-D', ADMIN, '-w', ADMIN_PW];
+  const bobDn = `uid=bob,ou=people,${BASE}`;
+  const shell = `dn: ${bobDn}\nchangetype: modify\nreplace: loginShell\nloginShell: /bin/zsh\n`;
+  assert.equal((await modify(shell, asAlice)).code, RC.insufficientAccessRights);
+  assert.equal((await modify(shell, [])).code, RC.insufficientAccessRights);
+  const ok = await modify(shell, asAdmin);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(directory.showUser('bob').shell, '/bin/zsh');
+  assert.match((await ldapsearch([...asAlice, '-b', bobDn, '-s', 'base', '(objectClass=*)', 'loginShell'])).stdout, /^loginShell: \/bin\/zsh$/m);
+  // A password set over LDAP is hashed by the manager (and would reach Kerberos too).
+  const pw = await modify(`dn: ${bobDn}\nchangetype: modify\nreplace: userPassword\nuserPassword: bob-new-password\n`, asAdmin);
+  assert.equal(pw.code, 0, pw.stderr);
+  assert.equal((await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${port}`, '-D', bobDn, '-w', 'bob-new-password'], { env: env() })).code, 0);
+  const prehashed = await modify(`dn: ${bobDn}\nchangetype: modify\nreplace: userPassword\nuserPassword: {SSHA}abcd\n`, asAdmin);
+  assert.equal(prehashed.code, RC.unwillingToPerform);
+  // Group membership by memberUid; member follows.
+  const join = await modify(`dn: cn=admins,ou=groups,${BASE}\nchangetype: modify\nadd: memberUid\nmemberUid: bob\n`, asAdmin);
+  assert.equal(join.code, 0, join.stderr);
+  assert.deepEqual(directory.showGroup('admins').members, ['alice', 'bob']);
+  assert.equal((await modify(`dn: cn=admins,ou=groups,${BASE}\nchangetype: modify\nadd: memberUid\nmemberUid: nosuchuser\n`, asAdmin)).code, RC.constraintViolation);
+  // What would split LDAP from Kerberos or break the schema is refused with a reason.
+  const uidn = await modify(`dn: ${bobDn}\nchangetype: modify\nreplace: uidNumber\nuidNumber: 0\n`, asAdmin);
+  assert.equal(uidn.code, RC.unwillingToPerform);
+  assert.match(uidn.stderr, /uidnumber of a user cannot be changed/i);
+  const badShell = await modify(`dn: ${bobDn}\nchangetype: modify\nreplace: loginShell\nloginShell: ../../bin/sh\n`, asAdmin);
+  assert.equal(badShell.code, RC.constraintViolation);
+  const add = await modify(`dn: uid=mallory,ou=people,${BASE}\nchangetype: add\nobjectClass: posixAccount\nuid: mallory\n`, asAdmin);
+  assert.equal(add.code, RC.unwillingToPerform, add.stderr);
+  const del = await modify(`dn: ${bobDn}\nchangetype: delete\n`, asAdmin);
+  assert.equal(del.code, RC.unwillingToPerform, del.stderr);
+  assert.equal((await modify(`dn: uid=ghost,ou=people,${BASE}\nchangetype: modify\nreplace: cn\ncn: x\n`, asAdmin)).code, RC.noSuchObject);
 });
 
 test('filter injection and unknown critical controls', async () => {
@@ -275,4 +302,46 @@ test('hostile input over raw sockets: proper result codes, the server keeps serv
   const still = await ldapsearch([...asAlice, '-b', BASE, '(uid=alice)', 'uid']);
   assert.equal(still.code, 0, still.stderr);
   assert.ok(new BerReader(Buffer.alloc(0)).done);
+});
+
+test('ldapjs clients interoperate: bind, paged search, WhoAmI-free compare', async () => {
+  const ldapjs = (await import('ldapjs')).default;
+  const client = ldapjs.createClient({ url: `ldap://127.0.0.1:${port}` });
+  client.on('error', () => {});
+  try {
+    await new Promise<void>((resolve, reject) => client.bind(ALICE, 'alice-password', (e) => (e ? reject(e) : resolve())));
+    const names = await new Promise<string[]>((resolve, reject) => {
+      client.search(BASE, { scope: 'sub', filter: '(objectClass=posixAccount)', attributes: ['uid'], paged: { pageSize: 1 } }, (err, res) => {
+        if (err) return reject(err);
+        const out: string[] = [];
+        res.on('searchEntry', (e) => out.push(String(e.pojo.attributes.find((a) => a.type === 'uid')?.values[0])));
+        res.on('error', reject);
+        res.on('end', () => resolve(out.sort()));
+      });
+    });
+    assert.deepEqual(names, ['alice', 'bob', 'carol']);
+    const same = await new Promise<boolean>((resolve, reject) => client.compare(ALICE, 'mail', 'ALICE@test.storm', (e, m) => (e ? reject(e) : resolve(m === true))));
+    assert.equal(same, true);
+  } finally {
+    client.destroy();
+  }
+});
+
+test('TLS material that arrives later (or is renewed) turns on StartTLS and LDAPS', async () => {
+  const ds = await DirectoryStore.open(store, BASE);
+  const late = new LdapService({ tree: ds.tree, baseDn: BASE, authenticate: (n, p) => ds.authenticate(n, p), listen: { host: '127.0.0.1', port: 0 }, ldapsListen: { host: '127.0.0.1', port: 0 } });
+  await late.start();
+  try {
+    assert.equal(late.ldapsPort, undefined);
+    const before = await run('ldapwhoami', ['-x', '-ZZ', '-H', `ldap://127.0.0.1:${late.port}`, ...asAlice], { env: env() });
+    assert.notEqual(before.code, 0, 'no certificate yet: StartTLS is refused');
+    await late.setTls({ key: tls.key, cert: tls.cert, ca: tls.ca });
+    const after = await run('ldapwhoami', ['-x', '-ZZ', '-H', `ldap://127.0.0.1:${late.port}`, ...asAlice], { env: env() });
+    assert.equal(after.stdout.trim(), `dn:${ALICE}`, after.stderr);
+    const ldaps = await run('ldapwhoami', ['-x', '-H', `ldaps://127.0.0.1:${late.ldapsPort}`, ...asAlice], { env: env() });
+    assert.equal(ldaps.stdout.trim(), `dn:${ALICE}`, ldaps.stderr);
+    assert.equal((await late.status()).status, 'healthy');
+  } finally {
+    await late.stop();
+  }
 });

@@ -48,6 +48,8 @@ export const RC = {
   authMethodNotSupported: 7,
   unavailableCriticalExtension: 12,
   noSuchAttribute: 16,
+  constraintViolation: 19,
+  attributeOrValueExists: 20,
   noSuchObject: 32,
   invalidDNSyntax: 34,
   inappropriateAuthentication: 48,

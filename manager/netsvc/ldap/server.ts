@@ -6,9 +6,9 @@
  * attribute selection and cached.
  *
  * ACLs: anonymous sees only the root DSE; a bound user reads the directory
- * without userPassword; only the admin identity reads userPassword (and LDAP
- * writes are refused for everyone: the directory is written through the
- * manager's API, which keeps Kerberos in step).
+ * without userPassword; only the admin identity reads userPassword and
+ * writes: a modify goes to the ModifyHandler (the Directory, which keeps
+ * Kerberos in step); add, delete and rename go through the manager's API.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
@@ -34,6 +34,16 @@ export interface Identity {
   role: 'admin' | 'user';
 }
 
+/** One change of a ModifyRequest (attribute lower-cased). */
+export interface Modification {
+  op: 'add' | 'delete' | 'replace';
+  attr: string;
+  values: string[];
+}
+
+/** Applies an admin's modify to the directory's own records; answers an LDAP result code. */
+export type ModifyHandler = (who: Identity, ndn: string, changes: Modification[]) => Promise<{ code: number; message?: string }>;
+
 /** Checks a simple bind; resolves the identity, or undefined for bad credentials. */
 export type Authenticator = (ndn: string, password: string) => Promise<Identity | undefined>;
 
@@ -41,6 +51,8 @@ export interface LdapServerOptions {
   tree: Tree;
   baseDn: string;
   authenticate: Authenticator;
+  /** Admin writes (modify only); without it every write is refused. */
+  modify?: ModifyHandler;
   tls?: TlsMaterial;
   log?: Logger;
   /** Largest request accepted (bytes); bigger ones end the connection with a notice. Default 256 KiB. */
@@ -355,9 +367,10 @@ class Connection {
         case OP.ADD_REQ:
         case OP.DEL_REQ:
         case OP.MODDN_REQ:
+          if (opTag === OP.MODIFY_REQ && this.#id?.role === 'admin' && this.#srv.opts.modify) return this.#modify(id, op, this.#id);
           if (!this.#id) this.#result(id, resTag!, RC.insufficientAccessRights, 'anonymous clients may not write');
           else if (this.#id.role !== 'admin') this.#result(id, resTag!, RC.insufficientAccessRights, 'only the manager admin writes the directory');
-          else this.#result(id, resTag!, RC.unwillingToPerform, 'the directory is written through the manager: use storm user|group');
+          else this.#result(id, resTag!, RC.unwillingToPerform, 'entries are added, deleted and renamed through the manager: use storm user|group');
           return undefined;
         default:
           this.#disconnect(RC.protocolError, `unknown operation 0x${opTag.toString(16)}`);
@@ -408,6 +421,38 @@ class Connection {
     if (!who) return this.#result(id, OP.BIND_RES, RC.invalidCredentials);
     this.#id = who;
     this.#result(id, OP.BIND_RES, RC.success);
+  }
+
+  async #modify(id: number, op: BerReader, who: Identity): Promise<void> {
+    const dn = op.string();
+    const changesR = op.sub(TAG.SEQUENCE);
+    const changes: Modification[] = [];
+    while (!changesR.done) {
+      if (changes.length >= 64) throw new BerError('too many changes');
+      const c = changesR.sub(TAG.SEQUENCE);
+      const n = c.enumerated();
+      if (n < 0 || n > 2) return this.#result(id, OP.MODIFY_RES, RC.unwillingToPerform, 'only add, delete and replace are supported');
+      const pa = c.sub(TAG.SEQUENCE);
+      const attr = pa.string().toLowerCase();
+      const valsR = pa.sub(TAG.SET);
+      const values: string[] = [];
+      while (!valsR.done) {
+        if (values.length >= 256) throw new BerError('too many values');
+        values.push(valsR.string());
+      }
+      changes.push({ op: n === 0 ? 'add' : n === 1 ? 'delete' : 'replace', attr, values });
+    }
+    let ndn: string;
+    try {
+      ndn = this.#srv.ndn(dn);
+    } catch (e) {
+      if (!(e instanceof DnError)) throw e;
+      return this.#result(id, OP.MODIFY_RES, RC.invalidDNSyntax, `invalid DN: ${e.message}`);
+    }
+    if (!this.#srv.tree.get(ndn)) return this.#result(id, OP.MODIFY_RES, RC.noSuchObject, '', this.#matched(ndn));
+    const r = await this.#srv.opts.modify!(who, ndn, changes);
+    if (this.#closed) return;
+    this.#result(id, OP.MODIFY_RES, r.code, r.message ?? '');
   }
 
   #role(): 'admin' | 'user' | typeof ROLE_ANON {

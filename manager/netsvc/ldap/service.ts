@@ -5,13 +5,14 @@
 import { healthy, unhealthy, type Health } from '../../../lib/health.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { Lifecycle } from '../../directory/lifecycle.ts';
-import { LdapServer, type Authenticator, type TlsMaterial } from './server.ts';
+import { LdapServer, type Authenticator, type ModifyHandler, type TlsMaterial } from './server.ts';
 import type { Tree } from './tree.ts';
 
 export interface LdapServiceOptions {
   tree: Tree;
   baseDn: string;
   authenticate: Authenticator;
+  modify?: ModifyHandler;
   /** HOST:PORT parsed; undefined = off. */
   listen?: { host: string; port: number };
   ldapsListen?: { host: string; port: number };
@@ -30,7 +31,7 @@ export class LdapService implements Lifecycle {
 
   constructor(o: LdapServiceOptions) {
     this.#o = o;
-    this.server = new LdapServer({ tree: o.tree, baseDn: o.baseDn, authenticate: o.authenticate, ...(o.tls ? { tls: o.tls } : {}), ...(o.log ? { log: o.log } : {}) });
+    this.server = new LdapServer({ tree: o.tree, baseDn: o.baseDn, authenticate: o.authenticate, ...(o.modify ? { modify: o.modify } : {}), ...(o.tls ? { tls: o.tls } : {}), ...(o.log ? { log: o.log } : {}) });
   }
 
   async start(): Promise<void> {
