@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { loadConfig, parseHostPort, type Schema } from '../../lib/config.ts';
 import type { EnvSnapshot } from '../../lib/env.ts';
 import { defaultStateDir } from '../../lib/paths.ts';
+import { normalizeDn } from '../netsvc/ldap/dn.ts';
 
 /** The manager's configuration, frozen after validation and passed to constructors. */
 export interface ManagerConfig {
@@ -50,7 +51,16 @@ export const managerSchema: Schema<ManagerConfig> = {
   },
   ldapListen: { type: 'string', default: '127.0.0.1:1389', env: 'STORM_LDAP_LISTEN', flag: 'ldap-listen', doc: 'LDAP server HOST:PORT (StartTLS once the manager has a certificate); empty = off', validate: optHostPort },
   ldapsListen: { type: 'string', default: '127.0.0.1:1636', env: 'STORM_LDAPS_LISTEN', flag: 'ldaps-listen', doc: 'LDAPS server HOST:PORT (needs the manager certificate); empty = off', validate: optHostPort },
-  ldapBaseDn: { type: 'string', default: '', env: 'STORM_LDAP_BASE_DN', flag: 'ldap-base-dn', doc: 'LDAP base DN (default: from the domain, dc=storm,dc=local)' },
+  ldapBaseDn: { type: 'string', default: '', env: 'STORM_LDAP_BASE_DN', flag: 'ldap-base-dn', doc: 'LDAP base DN (default: from the domain, dc=storm,dc=local)',
+    validate: (v) => {
+      if (v === '') return undefined;
+      try {
+        return normalizeDn(v) === '' ? 'expected a DN like dc=storm,dc=local' : undefined;
+      } catch (e) {
+        return `expected a DN like dc=storm,dc=local: ${(e as Error).message}`;
+      }
+    },
+  },
   krbRealm: {
     type: 'string', default: '', env: 'STORM_KRB_REALM', flag: 'krb-realm', doc: 'Kerberos realm (default: the upper-cased domain)',
     validate: (v) => (v === '' || /^[A-Z0-9](?:[A-Z0-9.-]{0,253}[A-Z0-9])?$/.test(v) ? undefined : `expected an upper-case realm like STORM.LOCAL, got "${v}"`),

@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { conflict, invalid, notFound, unavailable, type StormError } from '../../lib/errors.ts';
+import { conflict, invalid, notFound, unauthorized, unavailable, type StormError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OperationLocks } from '../../lib/operation-lock.ts';
 import { withRevert } from '../../lib/revert.ts';
@@ -459,6 +459,19 @@ export class Directory {
     const p = this.keytabPath(fqdn);
     if (!existsSync(p)) throw notFound(`no keytab kept for ${fqdn}`, { hint: 'enrol the host again to re-key it' });
     return readFileSync(p);
+  }
+
+  /**
+   * The keytab for the instance that asks (identified by its certificate in
+   * the XML-RPC layer): only the instance a host was enrolled for gets it.
+   */
+  keytabFor(requester: { instance: string }, fqdn: string): Buffer {
+    checkFqdn(fqdn);
+    const h = this.store.host(fqdn);
+    if (!h || h.instance === undefined || h.instance !== requester.instance) {
+      throw unauthorized(`instance ${requester.instance} may not fetch the keytab of ${fqdn}`, { hint: 'an instance gets only its own host keytab' });
+    }
+    return this.keytab(fqdn);
   }
 
   /** Drop an instance's host entry, principal and keytab (when the instance is destroyed). */

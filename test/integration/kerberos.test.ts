@@ -88,6 +88,9 @@ test('a host principal per instance: kvno works, the kept keytab lets kinit -k s
   const keytab = directory.keytabPath('web1.krbtest.storm');
   assert.equal(statSync(keytab).mode & 0o777, 0o600);
   assert.ok(directory.keytab('web1.krbtest.storm').length > 0);
+  // Only the instance the host was enrolled for may fetch it.
+  assert.deepEqual(directory.keytabFor({ instance: 'web1' }, 'web1.krbtest.storm'), readFileSync(keytab));
+  assert.throws(() => directory.keytabFor({ instance: 'web2' }, 'web1.krbtest.storm'), { code: 'unauthorized' });
 
   // kvno: bob gets a service ticket for the host.
   const ccache = `FILE:${join(dir, 'bob-cc')}`;

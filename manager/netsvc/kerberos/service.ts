@@ -169,7 +169,9 @@ export class KerberosService implements Lifecycle {
     this.#kadmind = new Supervised('kadmind', () => spawn(kadmind, ['-nofork', '-r', this.#o.realm], opts), delay, this.#o.log);
     this.#kdc.start();
     this.#kadmind.start();
-    await this.waitReady(15_000);
+    // kadmin.local needs no running KDC, so the manager does not wait long: a KDC that
+    // cannot start (port taken) shows in status() and keeps being retried.
+    await this.waitReady(3_000);
   }
 
   /** Wait until the KDC accepts TCP connections (or the time is up). */
