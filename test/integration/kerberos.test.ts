@@ -43,6 +43,10 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const cleanups: (() => void)[] = [];
+const t_after = (fn: () => void) => cleanups.push(fn);
+after(() => cleanups.forEach((f) => f()));
+
 let cc = 0;
 /** A client run with the realm's own krb5.conf and a private credentials cache. */
 const client = (cmd: string, args: string[], input?: string) =>
@@ -145,6 +149,38 @@ test('the supervisor restarts a KDC that dies, and health says so meanwhile', as
   assert.ok(((await krb.status()).facts?.kdcRestarts as number) >= 1);
   await directory.addUser({ name: 'erin', password: 'erin-password' });
   assert.equal((await kinit('erin', 'erin-password')).code, 0);
+});
+
+test('daemons left by a manager that was killed outright are stopped on the next start', async () => {
+  const sdir = join(dir, 'stale');
+  const opts = {
+    dir: sdir,
+    realm: 'STALE.STORM',
+    domain: 'stale.storm',
+    kdc: { host: '127.0.0.1', port: await freeTcpUdpPort() },
+    kadmind: { host: '127.0.0.1', port: await freePort() },
+    kpasswd: { host: '127.0.0.1', port: await freeTcpUdpPort() },
+    path: process.env.PATH ?? '',
+  };
+  const first = new KerberosService(opts);
+  await first.start();
+  await first.stop();
+  // What a SIGKILLed manager leaves: a KDC of this realm, still running, with its pid file.
+  const { spawn } = await import('node:child_process');
+  const { realmEnv } = await import('../../manager/netsvc/kerberos/realm.ts');
+  const orphan = spawn('krb5kdc', ['-n', '-r', 'STALE.STORM', '-P', join(sdir, 'krb5kdc.pid')], { env: realmEnv(first.paths, process.env.PATH ?? ''), stdio: 'ignore' });
+  t_after(() => orphan.kill('SIGKILL'));
+  for (let i = 0; i < 50 && !existsSync(join(sdir, 'krb5kdc.pid')); i++) await new Promise((r) => setTimeout(r, 50));
+  const gone = new Promise((r) => orphan.once('exit', r));
+  const second = new KerberosService(opts);
+  await second.start();
+  try {
+    await gone;
+    assert.ok(await second.waitReady(10_000));
+    assert.equal((await second.status()).status, 'healthy');
+  } finally {
+    await second.stop();
+  }
 });
 
 test('without the Kerberos packages the service is undetected and the directory still works', async () => {

@@ -5,6 +5,8 @@
  * `undetected` and everything else keeps working.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { which } from '../../../lib/exec.ts';
 import { healthy, undetected, unhealthy, type Health } from '../../../lib/health.ts';
@@ -165,13 +167,46 @@ export class KerberosService implements Lifecycle {
     this.#kadmin = new Kadmin(kadminLocal, this.#o.realm, env);
     const delay = this.#o.restartDelayMs ?? 500;
     const opts = { env, stdio: ['ignore', 'ignore', 'pipe'] as ['ignore', 'ignore', 'pipe'] };
-    this.#kdc = new Supervised('krb5kdc', () => spawn(krb5kdc, ['-n', '-r', this.#o.realm], opts), delay, this.#o.log);
-    this.#kadmind = new Supervised('kadmind', () => spawn(kadmind, ['-nofork', '-r', this.#o.realm], opts), delay, this.#o.log);
+    const kdcPid = join(this.#o.dir, 'krb5kdc.pid');
+    const kadmindPid = join(this.#o.dir, 'kadmind.pid');
+    // A manager that was killed outright leaves its daemons behind, holding the ports.
+    await Promise.all([this.#reapStale(kdcPid, 'krb5kdc'), this.#reapStale(kadmindPid, 'kadmind')]);
+    this.#kdc = new Supervised('krb5kdc', () => spawn(krb5kdc, ['-n', '-r', this.#o.realm, '-P', kdcPid], opts), delay, this.#o.log);
+    this.#kadmind = new Supervised('kadmind', () => spawn(kadmind, ['-nofork', '-r', this.#o.realm, '-P', kadmindPid], opts), delay, this.#o.log);
     this.#kdc.start();
     this.#kadmind.start();
     // kadmin.local needs no running KDC, so the manager does not wait long: a KDC that
     // cannot start (port taken) shows in status() and keeps being retried.
     await this.waitReady(3_000);
+  }
+
+  /** Stop a daemon a previous run of this manager left (same binary, same realm profile), by its pid file. */
+  async #reapStale(pidFile: string, name: string): Promise<void> {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(pidFile, 'utf8').trim());
+    } catch {
+      return;
+    }
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (Number.isInteger(pid) && pid > 1 && cmd.includes(name) && env.includes(`KRB5_KDC_PROFILE=${this.paths.kdcConf}`)) {
+        process.kill(pid, 'SIGTERM');
+        this.#o.log?.warn('stopping a stale kerberos daemon from an earlier run', { name, pid });
+        for (let i = 0; i < 50; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          try {
+            process.kill(pid, 0);
+          } catch {
+            break;
+          }
+        }
+      }
+    } catch {
+      /* gone already, or not ours */
+    }
+    rmSync(pidFile, { force: true });
   }
 
   /** Wait until the KDC accepts TCP connections (or the time is up). */
