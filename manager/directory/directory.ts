@@ -265,6 +265,22 @@ export class Directory {
     }
   }
 
+  /** Password Modify over LDAP (the server checked who may): LDAP and Kerberos together. */
+  async ldapSetPassword(ndn: string, password: string): Promise<{ code: number; message?: string }> {
+    const u = this.store.userByNdn(ndn);
+    if (!u) return { code: RC.unwillingToPerform, message: 'only directory users have passwords here' };
+    try {
+      await this.setPassword(u.name, password);
+      return { code: RC.success };
+    } catch (e) {
+      const code = (e as StormError).code;
+      if (code === 'invalid') return { code: RC.constraintViolation, message: (e as Error).message };
+      if (code === 'busy') return { code: RC.busy, message: (e as Error).message };
+      this.#log?.warn('ldap password change failed', { user: u.name, error: (e as Error).message });
+      return { code: RC.other, message: 'the change failed; see the manager log' };
+    }
+  }
+
   /** Set the password in LDAP and Kerberos together. */
   async setPassword(name: string, password: string): Promise<UserView> {
     const u = this.#user(name);

@@ -78,6 +78,7 @@ export async function startDirectory(d: DirectoryRuntimeDeps): Promise<Directory
     baseDn,
     authenticate: (ndn, pw) => dstore.authenticate(ndn, pw),
     modify: async (_who, ndn, changes) => (directory ? directory.ldapModify(ndn, changes) : { code: 51, message: 'starting up' }),
+    passwordModify: async (_who, ndn, pw) => (directory ? directory.ldapSetPassword(ndn, pw) : { code: 51, message: 'starting up' }),
     ...(hp(config.ldapListen) ? { listen: hp(config.ldapListen)! } : {}),
     ...(hp(config.ldapsListen) ? { ldapsListen: hp(config.ldapsListen)! } : {}),
     ...(d.tls ? { tls: d.tls } : {}),

@@ -74,6 +74,13 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   assert.equal((await whoami(aliceDn, 'rabbit-hole-2')).code, 0);
   assert.notEqual((await whoami(aliceDn, 'wonderland-1')).code, 0);
 
+  // A password changed over LDAP (ldappasswd) reaches Kerberos too.
+  const lp = await run('ldappasswd', ['-x', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', aliceDn, '-w', 'rabbit-hole-2', '-s', 'tea-party-3'], { env: clientEnv });
+  assert.equal(lp.code, 0, lp.stderr);
+  assert.equal((await kinit('alice', 'tea-party-3')).code, 0);
+  assert.notEqual((await kinit('alice', 'rabbit-hole-2')).code, 0);
+  assert.equal(storm(['user', 'passwd', 'alice', '--password-stdin'], { env, input: 'rabbit-hole-2\n' }).code, 0);
+
   // lock / unlock.
   assert.equal(JSON.parse(storm(['user', 'lock', 'alice', '-o', 'json'], { env }).stdout).locked, true);
   assert.equal((await whoami(aliceDn, 'rabbit-hole-2')).code, 49);

@@ -49,7 +49,7 @@ before(async () => {
   await directory.setLocked('carol', true);
   await directory.addGroup({ name: 'admins', members: ['alice'] });
   await directory.addHost({ fqdn: 'web1.test.storm', instance: 'web1', addresses: ['10.77.0.5'] });
-  ldap = new LdapService({ tree: ds.tree, baseDn: BASE, authenticate: (n, p) => ds.authenticate(n, p), modify: (_w, ndn, ch) => directory.ldapModify(ndn, ch), listen: { host: '127.0.0.1', port: 0 }, ldapsListen: { host: '127.0.0.1', port: 0 }, tls: { key: tls.key, cert: tls.cert, ca: tls.ca } });
+  ldap = new LdapService({ tree: ds.tree, baseDn: BASE, authenticate: (n, p) => ds.authenticate(n, p), modify: (_w, ndn, ch) => directory.ldapModify(ndn, ch), passwordModify: (_w, ndn, pw) => directory.ldapSetPassword(ndn, pw), listen: { host: '127.0.0.1', port: 0 }, ldapsListen: { host: '127.0.0.1', port: 0 }, tls: { key: tls.key, cert: tls.cert, ca: tls.ca } });
   await ldap.start();
   port = ldap.port!;
   ldapsPort = ldap.ldapsPort!;
@@ -344,4 +344,28 @@ test('TLS material that arrives later (or is renewed) turns on StartTLS and LDAP
   } finally {
     await late.stop();
   }
+});
+
+test('ldappasswd: users change their own password, the admin anyone\'s', async () => {
+  const pw = (args: string[]) => run('ldappasswd', ['-x', '-H', `ldap://127.0.0.1:${port}`, ...args], { env: env() });
+  const self = await pw([...asAlice, '-s', 'alice-password-2']);
+  assert.equal(self.code, 0, self.stderr);
+  assert.equal((await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${port}`, '-D', ALICE, '-w', 'alice-password-2'], { env: env() })).code, 0);
+  assert.equal((await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${port}`, ...asAlice], { env: env() })).code, RC.invalidCredentials);
+  // With -a the old password is checked.
+  // (ldappasswd exits 1 on any refusal; the result is in its message.)
+  const refused = async (args: string[], re: RegExp) => {
+    const r = await pw(args);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, re);
+  };
+  await refused(['-D', ALICE, '-w', 'alice-password-2', '-a', 'wrong-old-pw', '-s', 'x-password-3'], /Invalid credentials \(49\)/);
+  // Not someone else's; too short is a constraint violation; anonymous is refused.
+  await refused(['-D', ALICE, '-w', 'alice-password-2', '-s', 'bobs-new-password', `uid=bob,ou=people,${BASE}`], /Insufficient access \(50\)/);
+  await refused(['-D', ALICE, '-w', 'alice-password-2', '-s', 'short'], /Constraint violation \(19\)/);
+  await refused(['-s', 'anon-password'], /Insufficient access \(50\)/);
+  // The admin sets it back.
+  const adm = await pw(['-D', ADMIN, '-w', ADMIN_PW, '-s', 'alice-password', ALICE]);
+  assert.equal(adm.code, 0, adm.stderr);
+  assert.equal((await run('ldapwhoami', ['-x', '-H', `ldap://127.0.0.1:${port}`, ...asAlice], { env: env() })).code, 0);
 });

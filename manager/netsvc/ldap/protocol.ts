@@ -63,6 +63,7 @@ export const RC = {
 
 export const OID = {
   whoAmI: '1.3.6.1.4.1.4203.1.11.3',
+  passwordModify: '1.3.6.1.4.1.4203.1.11.1',
   startTls: '1.3.6.1.4.1.1466.20037',
   noticeOfDisconnection: '1.3.6.1.4.1.1466.20036',
   pagedResults: '1.2.840.113556.1.4.319',

@@ -44,6 +44,9 @@ export interface Modification {
 /** Applies an admin's modify to the directory's own records; answers an LDAP result code. */
 export type ModifyHandler = (who: Identity, ndn: string, changes: Modification[]) => Promise<{ code: number; message?: string }>;
 
+/** Sets a user's password (the Password Modify extended operation); answers an LDAP result code. */
+export type PasswordHandler = (who: Identity, ndn: string, password: string) => Promise<{ code: number; message?: string }>;
+
 /** Checks a simple bind; resolves the identity, or undefined for bad credentials. */
 export type Authenticator = (ndn: string, password: string) => Promise<Identity | undefined>;
 
@@ -53,6 +56,8 @@ export interface LdapServerOptions {
   authenticate: Authenticator;
   /** Admin writes (modify only); without it every write is refused. */
   modify?: ModifyHandler;
+  /** Password Modify (RFC 3062); without it the operation is refused. */
+  passwordModify?: PasswordHandler;
   tls?: TlsMaterial;
   log?: Logger;
   /** Largest request accepted (bytes); bigger ones end the connection with a notice. Default 256 KiB. */
@@ -181,7 +186,7 @@ export class LdapServer {
       objectClass: ['top'],
       namingContexts: [this.#o.baseDn],
       supportedLDAPVersion: ['3'],
-      supportedExtension: [OID.whoAmI, ...(this.#secure ? [OID.startTls] : [])],
+      supportedExtension: [OID.whoAmI, ...(this.#o.passwordModify ? [OID.passwordModify] : []), ...(this.#secure ? [OID.startTls] : [])],
       supportedControl: [OID.pagedResults],
       supportedSASLMechanisms: [],
       vendorName: ['STORM'],
@@ -356,8 +361,7 @@ class Connection {
           this.#search(id, op, controls);
           return undefined;
         case OP.EXT_REQ:
-          this.#extended(id, op);
-          return undefined;
+          return this.#extended(id, op);
         case OP.COMPARE_REQ:
           this.#compare(id, op);
           return undefined;
@@ -573,15 +577,63 @@ class Connection {
     return encodeEntry('', list, sel.includes('+') ? [] : sel, typesOnly, false);
   }
 
-  #extended(id: number, op: BerReader): void {
+  #extended(id: number, op: BerReader): Promise<void> | undefined {
     const oid = op.string(0x80);
-    if (!op.done) op.raw(0x81);
+    const value = op.done ? undefined : op.raw(0x81);
+    if (oid === OID.passwordModify) return this.#passwordModify(id, value);
     if (oid === OID.whoAmI) {
       const who = this.#id ? `dn:${this.#id.dn}` : '';
-      return this.#send(id, tlv(OP.EXT_RES, ...ldapResult(RC.success), octets(who, 0x8b)));
+      this.#send(id, tlv(OP.EXT_RES, ...ldapResult(RC.success), octets(who, 0x8b)));
+      return undefined;
     }
-    if (oid === OID.startTls) return this.#startTls(id);
+    if (oid === OID.startTls) {
+      this.#startTls(id);
+      return undefined;
+    }
     this.#send(id, tlv(OP.EXT_RES, ...ldapResult(RC.protocolError, '', `unsupported extended operation ${oid.slice(0, 64)}`)));
+    return undefined;
+  }
+
+  /** RFC 3062: a user sets its own password (the bind proved the old one), the admin anyone's. */
+  async #passwordModify(id: number, value: Buffer | undefined): Promise<void> {
+    const reply = (code: number, msg = '') => this.#send(id, tlv(OP.EXT_RES, ...ldapResult(code, '', msg)));
+    let target: string | undefined;
+    let oldPw: string | undefined;
+    let newPw: string | undefined;
+    try {
+      if (value) {
+        const r = new BerReader(value).sub(TAG.SEQUENCE);
+        while (!r.done) {
+          const t = r.peekTag();
+          const v = r.string(t);
+          if (t === 0x80) target = v;
+          else if (t === 0x81) oldPw = v;
+          else if (t === 0x82) newPw = v;
+          else throw new BerError('bad password modify request');
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof BerError)) throw e;
+      return reply(RC.protocolError, `malformed request: ${e.message}`);
+    }
+    const who = this.#id;
+    const handler = this.#srv.opts.passwordModify;
+    if (!who) return reply(RC.insufficientAccessRights, 'bind first');
+    if (!handler) return reply(RC.unwillingToPerform, 'passwords are changed through the manager');
+    if (newPw === undefined || newPw === '') return reply(RC.unwillingToPerform, 'give the new password (generated passwords are not offered)');
+    let ndn = who.ndn;
+    if (target !== undefined) {
+      try {
+        ndn = this.#srv.ndn(target);
+      } catch (e) {
+        if (!(e instanceof DnError)) throw e;
+        return reply(RC.invalidDNSyntax, `invalid DN: ${e.message}`);
+      }
+    }
+    if (ndn !== who.ndn && who.role !== 'admin') return reply(RC.insufficientAccessRights, 'only the admin changes other users\' passwords');
+    if (oldPw !== undefined && ndn === who.ndn && !(await this.#srv.opts.authenticate(ndn, oldPw))) return reply(RC.invalidCredentials, 'the old password is wrong');
+    const r = await handler(who, ndn, newPw);
+    if (!this.#closed) reply(r.code, r.message ?? '');
   }
 
   #startTls(id: number): void {

@@ -5,7 +5,7 @@
 import { healthy, unhealthy, type Health } from '../../../lib/health.ts';
 import type { Logger } from '../../../lib/logger.ts';
 import type { Lifecycle } from '../../directory/lifecycle.ts';
-import { LdapServer, type Authenticator, type ModifyHandler, type TlsMaterial } from './server.ts';
+import { LdapServer, type Authenticator, type ModifyHandler, type PasswordHandler, type TlsMaterial } from './server.ts';
 import type { Tree } from './tree.ts';
 
 export interface LdapServiceOptions {
@@ -13,6 +13,7 @@ export interface LdapServiceOptions {
   baseDn: string;
   authenticate: Authenticator;
   modify?: ModifyHandler;
+  passwordModify?: PasswordHandler;
   /** HOST:PORT parsed; undefined = off. */
   listen?: { host: string; port: number };
   ldapsListen?: { host: string; port: number };
@@ -31,7 +32,7 @@ export class LdapService implements Lifecycle {
 
   constructor(o: LdapServiceOptions) {
     this.#o = o;
-    this.server = new LdapServer({ tree: o.tree, baseDn: o.baseDn, authenticate: o.authenticate, ...(o.modify ? { modify: o.modify } : {}), ...(o.tls ? { tls: o.tls } : {}), ...(o.log ? { log: o.log } : {}) });
+    this.server = new LdapServer({ tree: o.tree, baseDn: o.baseDn, authenticate: o.authenticate, ...(o.modify ? { modify: o.modify } : {}), ...(o.passwordModify ? { passwordModify: o.passwordModify } : {}), ...(o.tls ? { tls: o.tls } : {}), ...(o.log ? { log: o.log } : {}) });
   }
 
   async start(): Promise<void> {
