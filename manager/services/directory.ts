@@ -53,6 +53,18 @@ export function registerDirectory(reg: Registry, dir: Directory, services: Lifec
       ),
   });
   reg.add<Record<string, unknown>, UserView>({
+    name: 'user.update',
+    mutates: true,
+    summary: "change a user's full name, surname, mail, shell or home directory",
+    handler: (p) => {
+      const mail = p.mail === null ? null : optStr(p, 'mail', 'user.update');
+      return dir.updateUser(
+        str(p, 'name', 'user.update'),
+        defined({ cn: optStr(p, 'cn', 'user.update'), sn: optStr(p, 'sn', 'user.update'), mail, shell: optStr(p, 'shell', 'user.update'), home: optStr(p, 'home', 'user.update') }),
+      );
+    },
+  });
+  reg.add<Record<string, unknown>, UserView>({
     name: 'user.passwd',
     mutates: true,
     summary: "set a user's password (LDAP and Kerberos together)",

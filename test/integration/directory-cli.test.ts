@@ -54,6 +54,13 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   assert.equal(storm(['user', 'show', 'alice', '-o', 'name'], { env }).stdout, 'alice\n');
   assert.match(storm(['user', 'show', 'alice', '-o', 'yaml'], { env }).stdout, /principal: "?alice@CLI\.STORM"?$/m);
 
+  // set: descriptive fields, visible over LDAP at once.
+  const set = JSON.parse(storm(['user', 'set', 'alice', '--shell', '/bin/zsh', '--mail', '', '-o', 'json'], { env }).stdout);
+  assert.equal(set.shell, '/bin/zsh');
+  assert.equal(set.mail, undefined);
+  assert.equal(storm(['user', 'set', 'alice'], { env }).code, 2);
+  assert.equal(storm(['user', 'set', 'alice', '--shell', 'zsh'], { env }).code, 2);
+
   // groups and membership.
   assert.equal(storm(['group', 'add', 'ops', '--description', 'operators', '-o', 'json'], { env }).code, 0);
   const joined = JSON.parse(storm(['group', 'member', 'add', 'ops', 'alice', '-o', 'json'], { env }).stdout);

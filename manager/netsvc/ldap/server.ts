@@ -231,6 +231,7 @@ class Connection {
   }
 
   #onData(d: Buffer): void {
+    if (this.#closed) return;
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;
     const max = this.#srv.opts.maxMessageBytes;
     let p = 0;

@@ -58,6 +58,26 @@ export const userCommands: CommandDef[] = [
   },
   {
     noun: 'user',
+    verb: 'set',
+    summary: "change a user's full name, surname, mail, shell or home directory",
+    args: ['NAME'],
+    options: {
+      cn: { type: 'string', doc: 'full name' },
+      sn: { type: 'string', doc: 'surname' },
+      mail: { type: 'string', doc: 'mail address ("" removes it)' },
+      shell: { type: 'string', doc: 'login shell' },
+      home: { type: 'string', doc: 'home directory' },
+    },
+    run: async (ctx) => {
+      const params: Record<string, unknown> = { name: ctx.args[0] };
+      for (const k of ['cn', 'sn', 'shell', 'home'] as const) if (typeof ctx.opts[k] === 'string') params[k] = ctx.opts[k];
+      if (typeof ctx.opts.mail === 'string') params.mail = ctx.opts.mail === '' ? null : ctx.opts.mail;
+      if (Object.keys(params).length === 1) throw invalid('nothing to change', { hint: 'give --cn, --sn, --mail, --shell or --home' });
+      return { data: await (await ctx.api()).call<UserView>('user.update', params), rows: userRows };
+    },
+  },
+  {
+    noun: 'user',
     verb: 'passwd',
     summary: "set a user's password in LDAP and Kerberos together (read from stdin)",
     args: ['NAME'],
