@@ -122,6 +122,10 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   assert.equal(statSync(join(state, 'directory', 'admin.password')).mode & 0o777, 0o600);
   const adminPw = readFileSync(join(state, 'directory', 'admin.password'), 'utf8').trim();
   assert.equal((await whoami(`cn=admin,${base}`, adminPw)).stdout.trim(), `dn:cn=admin,${base}`);
+  const ds = JSON.parse(storm(['directory', 'status', '-o', 'json'], { env }).stdout) as { component: string; status: string; reason: string }[];
+  assert.deepEqual(ds.map((h) => [h.component, h.status]), [['ldap', 'healthy'], ['kerberos', 'healthy']], JSON.stringify(ds));
+  assert.doesNotMatch(ds[1]!.reason, /kadmind down/);
+  assert.deepEqual(JSON.parse(storm(['directory', 'hosts', '-o', 'json'], { env }).stdout), []);
   const doc = JSON.parse(storm(['doctor', '-o', 'json'], { env }).stdout) as { component: string; status: string }[];
   assert.equal(doc.find((h) => h.component === 'ldap-port')?.status, 'healthy');
 });

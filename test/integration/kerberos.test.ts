@@ -54,7 +54,10 @@ const client = (cmd: string, args: string[], input?: string) =>
 const kinit = (principal: string, password: string) => client('kinit', [principal], password + '\n');
 
 test('the realm is created under its own directory with a 0600 master password', async () => {
-  assert.equal((await krb.status()).status, 'healthy', JSON.stringify(await krb.status()));
+  const st = await krb.status();
+  assert.equal(st.status, 'healthy', JSON.stringify(st));
+  assert.doesNotMatch(st.reason, /kadmind down/);
+  assert.equal(typeof st.facts?.kadmindPid, 'number');
   for (const f of ['krb5.conf', 'kdc.conf', 'principal', 'stash', 'master.password']) assert.ok(existsSync(join(dir, 'krb5', f)), f);
   assert.equal(statSync(join(dir, 'krb5', 'master.password')).mode & 0o777, 0o600);
   assert.match(readFileSync(krb.paths.krb5Conf, 'utf8'), new RegExp(`default_realm = ${REALM}`));

@@ -1,8 +1,23 @@
+import type { Health } from '../../../lib/health.ts';
+import type { HostView } from '../../../manager/directory/model.ts';
 import type { PrincipalInfo } from '../../../manager/netsvc/kerberos/kadmin.ts';
-import { principalRows } from '../../render/directory.ts';
+import { hostRows, principalRows } from '../../render/directory.ts';
+import { healthRows } from '../../render/health.ts';
 import type { CommandDef } from '../command.ts';
 
 export const principalCommands: CommandDef[] = [
+  {
+    noun: 'directory',
+    verb: 'status',
+    summary: 'health of the LDAP server and the Kerberos realm (addresses, realm, restarts)',
+    run: async (ctx) => ({ data: await (await ctx.api()).call<Health[]>('directory.status'), rows: healthRows }),
+  },
+  {
+    noun: 'directory',
+    verb: 'hosts',
+    summary: 'instances enrolled in the directory (LDAP host entry, host/ principal, keytab)',
+    run: async (ctx) => ({ data: await (await ctx.api()).call<HostView[]>('directory.host.list'), rows: hostRows }),
+  },
   {
     noun: 'principal',
     verb: 'list',
