@@ -154,7 +154,7 @@ test('the supervisor restarts a KDC that dies, and health says so meanwhile', as
   assert.equal((await kinit('erin', 'erin-password')).code, 0);
 });
 
-test('daemons left by a manager that was killed outright are stopped on the next start', async () => {
+test('daemons left by a manager that was killed outright are stopped on the next start', { timeout: 60_000 }, async () => {
   const sdir = join(dir, 'stale');
   const opts = {
     dir: sdir,
@@ -173,11 +173,17 @@ test('daemons left by a manager that was killed outright are stopped on the next
   const { realmEnv } = await import('../../manager/netsvc/kerberos/realm.ts');
   const orphan = spawn('krb5kdc', ['-n', '-r', 'STALE.STORM', '-P', join(sdir, 'krb5kdc.pid')], { env: realmEnv(first.paths, process.env.PATH ?? ''), stdio: 'ignore' });
   t_after(() => orphan.kill('SIGKILL'));
-  for (let i = 0; i < 50 && !existsSync(join(sdir, 'krb5kdc.pid')); i++) await new Promise((r) => setTimeout(r, 50));
-  const gone = new Promise((r) => orphan.once('exit', r));
+  const pidFile = join(sdir, 'krb5kdc.pid');
+  for (let i = 0; i < 200 && !(existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() === String(orphan.pid)); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(readFileSync(pidFile, 'utf8').trim(), String(orphan.pid), 'the orphan wrote its pid file');
+  // Bounded: a KDC that is not stopped fails the test instead of hanging it.
+  const gone = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the stale KDC was not stopped')), 15_000);
+    orphan.once('exit', () => (clearTimeout(timer), resolve()));
+  });
   const second = new KerberosService(opts);
-  await second.start();
   try {
+    await second.start();
     await gone;
     assert.ok(await second.waitReady(10_000));
     assert.equal((await second.status()).status, 'healthy');

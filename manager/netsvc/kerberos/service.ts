@@ -182,11 +182,20 @@ export class KerberosService implements Lifecycle {
 
   /** Stop a daemon a previous run of this manager left (same binary, same realm profile), by its pid file. */
   async #reapStale(pidFile: string, name: string): Promise<void> {
-    let pid: number;
-    try {
-      pid = Number(readFileSync(pidFile, 'utf8').trim());
-    } catch {
-      return;
+    let pid = NaN;
+    // A daemon writes its pid file just after it starts: an empty file is read again shortly.
+    for (let i = 0; i < 20; i++) {
+      let text: string;
+      try {
+        text = readFileSync(pidFile, 'utf8').trim();
+      } catch {
+        return;
+      }
+      if (text !== '') {
+        pid = Number(text);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
     try {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
