@@ -258,7 +258,7 @@ export class DnsServer {
     this.stats.tcpConnections++;
     s.setNoDelay(true);
     s.setTimeout(this.#o.tcpIdleMs ?? 10_000, () => s.destroy());
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     let chain: Promise<void> = Promise.resolve();
     s.on('data', (d: Buffer) => {
       buf = buf.length ? Buffer.concat([buf, d]) : d;
