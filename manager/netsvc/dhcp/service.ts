@@ -188,6 +188,7 @@ export class DhcpService implements NetService {
     } catch (e) {
       this.#o.log.error('dhcp request failed', { error: (e as Error).message });
     }
+    this.#o.log.debug('dhcp packet', { bytes: msg.length, reply: out ? DhcpService.typeName(out.reply[242]!) : null, to: out?.to.address });
     if (!out) return void this.stats.dropped++;
     this.#socket?.send(out.reply, out.to.port, out.to.address, (e) => e && this.#o.log.warn('dhcp send failed', { to: out!.to.address, error: e.message }));
   }
