@@ -15,7 +15,10 @@ export function prng(seed: number) {
     const b = Buffer.from(valid);
     switch (int(6)) {
       case 0:
-        for (let i = 0, n = 1 + int(8); i < n; i++) b[int(b.length)] ^= 1 << int(8);
+        for (let i = 0, n = 1 + int(8); i < n; i++) {
+          const at = int(b.length);
+          b[at] = b[at]! ^ (1 << int(8));
+        }
         return b;
       case 1:
         return b.subarray(0, int(b.length));

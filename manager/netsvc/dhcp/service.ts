@@ -86,6 +86,8 @@ export class DhcpService implements NetService {
   readonly #reservations = new Map<string, Reservation>();
   readonly #reservedIps = new Map<string, string>();
   readonly #offers = new Map<string, { mac: string; expires: number }>();
+  /** mac → offered ip, so a DISCOVER never scans every offer. */
+  readonly #offerByMac = new Map<string, string>();
   readonly #net: number;
   readonly #mask: number;
   #cursor = 0;
@@ -255,12 +257,35 @@ export class DhcpService implements NetService {
     return n >= ipNum(this.#settings.start) && n <= ipNum(this.#settings.end);
   }
 
+  #offerFor(mac: string, now: number): string | undefined {
+    const ip = this.#offerByMac.get(mac);
+    const o = ip ? this.#offers.get(ip) : undefined;
+    return o && o.mac === mac && o.expires > now ? ip : undefined;
+  }
+
+  #dropOffer(mac: string): void {
+    const ip = this.#offerByMac.get(mac);
+    if (ip === undefined) return;
+    this.#offerByMac.delete(mac);
+    if (this.#offers.get(ip)?.mac === mac) this.#offers.delete(ip);
+  }
+
+  /** Expired offers go, a few at a time (Map order is insertion order, so oldest first). */
+  #sweepOffers(now: number): void {
+    let n = 0;
+    for (const [ip, o] of this.#offers) {
+      if (o.expires > now || n++ > 32) break;
+      this.#offers.delete(ip);
+      if (this.#offerByMac.get(o.mac) === ip) this.#offerByMac.delete(o.mac);
+    }
+  }
+
   /** Pick an address for a DISCOVER. */
   #choose(req: DhcpRequest, now: number): string | undefined {
     const mac = req.mac;
     const res = this.#reservations.get(mac);
     if (res) return this.#allowed(mac, res.ip, now) ? res.ip : undefined;
-    for (const ip of [this.#byMac.get(mac), [...this.#offers].find(([, o]) => o.mac === mac && o.expires > now)?.[0], req.requestedIp]) {
+    for (const ip of [this.#byMac.get(mac), this.#offerFor(mac, now), req.requestedIp]) {
       if (ip && this.#allowed(mac, ip, now)) return ip;
     }
     const lo = ipNum(this.#settings.start);
@@ -297,7 +322,7 @@ export class DhcpService implements NetService {
     if (prev && prev.mac !== req.mac) this.#byMac.delete(prev.mac);
     this.#leases.set(ip, lease);
     this.#byMac.set(req.mac, ip);
-    this.#offers.delete(ip);
+    this.#dropOffer(req.mac);
     return lease;
   }
 
@@ -313,14 +338,16 @@ export class DhcpService implements NetService {
           this.#o.log.warn('dhcp pool exhausted', { mac: req.mac });
           return undefined;
         }
-        for (const [k, o] of this.#offers) if (o.mac === req.mac || o.expires <= now) this.#offers.delete(k);
+        this.#dropOffer(req.mac);
         this.#offers.set(ip, { mac: req.mac, expires: now + (this.#o.offerHoldMs ?? 30_000) });
+        this.#offerByMac.set(req.mac, ip);
+        this.#sweepOffers(now);
         return this.#reply(req, MSG.OFFER, ip, { lease: true, hostname: hostnameFor(req.mac) });
       }
       case MSG.REQUEST: {
         if (!mine) {
           // The client chose another server: free what we offered it.
-          for (const [k, o] of this.#offers) if (o.mac === req.mac) this.#offers.delete(k);
+          this.#dropOffer(req.mac);
           return undefined;
         }
         const ip = req.requestedIp ?? (req.ciaddr !== '0.0.0.0' ? req.ciaddr : undefined);
