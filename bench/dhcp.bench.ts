@@ -15,7 +15,7 @@ const SECONDS = 8;
 
 async function perfdhcp(ns: string, dev: string): Promise<number> {
   // -R: many distinct clients so each exchange is a new lease; -r: offered rate (well above both servers).
-  const r = await run('ip', ['netns', 'exec', ns, 'perfdhcp', '-4', '-l', dev, '-r', '3000', '-R', '1000000', '-p', String(SECONDS), '-W', '1000000', '10.78.0.1'], { timeoutMs: (SECONDS + 30) * 1000 });
+  const r = await run('ip', ['netns', 'exec', ns, 'perfdhcp', '-4', '-l', dev, '-r', '8000', '-R', '1000000', '-p', String(SECONDS), '-W', '1000000', '10.78.0.1'], { timeoutMs: (SECONDS + 30) * 1000 });
   const m = /^Rate:\s+([\d.]+)\s+4-way exchanges\/second/m.exec(r.stdout);
   if (!m) throw new Error(`perfdhcp gave no rate (exit ${r.code}): ${(r.stdout + r.stderr).slice(-800)}`);
   return Number(m[1]);
