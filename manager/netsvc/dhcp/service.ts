@@ -59,6 +59,9 @@ export interface Destination {
   port: number;
 }
 
+/** A lease write waiting for the next group commit. */
+type LeaseOp = { put: Lease } | { del: string };
+
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 
 /** The interface's first IPv4 address (in this namespace), or undefined. */
@@ -95,6 +98,9 @@ export class DhcpService implements NetService {
   #serverId: string | undefined;
   #error: string | undefined;
   #chain: Promise<unknown> = Promise.resolve();
+  #pendingOps: LeaseOp[] = [];
+  #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #flushing: Promise<void> | undefined;
   readonly stats = { received: 0, dropped: 0, offers: 0, acks: 0, naks: 0 };
 
   constructor(o: DhcpServiceOptions) {
@@ -167,6 +173,7 @@ export class DhcpService implements NetService {
     this.#socket = undefined;
     if (s) await new Promise<void>((r) => s.close(() => r()));
     await this.#chain;
+    await this.#flushing;
   }
 
   status(): Health {
@@ -196,10 +203,45 @@ export class DhcpService implements NetService {
   }
 
   /** Handle one packet as received: the reply and where it goes, or undefined (drop). Public for fuzz tests. */
-  handle(msg: Buffer): Promise<{ reply: Buffer; to: Destination } | undefined> {
+  async handle(msg: Buffer): Promise<{ reply: Buffer; to: Destination } | undefined> {
     const req = parseRequest(msg);
-    if (!req) return Promise.resolve(undefined);
-    return this.#serialise(() => this.#handle(req));
+    if (!req) return undefined;
+    const ops: LeaseOp[] = [];
+    const after: (() => void)[] = [];
+    // Decisions are taken one at a time (after any admin change in progress)...
+    const out = await this.#serialise(async () => this.#decide(req, ops, after));
+    // ...and their writes are group-committed: one batch for every packet decided meanwhile.
+    if (ops.length) await this.#commit(ops);
+    for (const f of after) f();
+    return out;
+  }
+
+  #commit(ops: LeaseOp[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#pendingOps.push(...ops);
+      this.#waiters.push({ resolve, reject });
+      this.#flushing ??= this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    await new Promise((r) => setImmediate(r)); // let the packets already read join this batch
+    while (this.#pendingOps.length) {
+      const ops = this.#pendingOps.splice(0);
+      const waiters = this.#waiters.splice(0);
+      try {
+        const b = this.#o.store.batch();
+        for (const op of ops) 'del' in op ? b.del(this.#leaseCol, op.del) : b.put(this.#leaseCol, op.put.ip, op.put);
+        await b.write();
+        for (const w of waiters) w.resolve();
+      } catch (e) {
+        // Nothing was written: no ACK leaves, and memory goes back to what the store holds.
+        this.#o.log.error('dhcp lease write failed', { error: (e as Error).message });
+        for (const w of waiters) w.reject(e);
+        void this.reload().catch(() => undefined);
+      }
+    }
+    this.#flushing = undefined;
   }
 
   #dest(req: DhcpRequest, nak: boolean): Destination {
@@ -307,16 +349,14 @@ export class DhcpService implements NetService {
     return undefined;
   }
 
-  async #bind(req: DhcpRequest, ip: string, now: number): Promise<Lease> {
+  #bind(req: DhcpRequest, ip: string, now: number, ops: LeaseOp[]): Lease {
     const res = this.#reservations.get(req.mac);
     const lease: Lease = { ip, mac: req.mac, expires: now + this.#settings.leaseTime * 1000, state: 'bound' };
     const hostname = res?.hostname ?? req.hostname;
     if (hostname) lease.hostname = hostname;
-    const b = this.#o.store.batch();
     const old = this.#byMac.get(req.mac);
-    if (old && old !== ip) b.del(this.#leaseCol, old);
-    b.put(this.#leaseCol, ip, lease);
-    await b.write();
+    if (old && old !== ip) ops.push({ del: old });
+    ops.push({ put: lease });
     if (old && old !== ip) this.#leases.delete(old);
     const prev = this.#leases.get(ip);
     if (prev && prev.mac !== req.mac) this.#byMac.delete(prev.mac);
@@ -326,7 +366,11 @@ export class DhcpService implements NetService {
     return lease;
   }
 
-  async #handle(req: DhcpRequest): Promise<{ reply: Buffer; to: Destination } | undefined> {
+  /**
+   * Decide on one request: memory is updated at once (the next packet sees it);
+   * the store writes are returned in `ops`, and the reply leaves only after they land.
+   */
+  #decide(req: DhcpRequest, ops: LeaseOp[], after: (() => void)[]): { reply: Buffer; to: Destination } | undefined {
     if (!this.#serverId && !this.#o.serverIdOverride) return undefined;
     const now = Date.now();
     const mine = req.serverId === undefined || req.serverId === (this.#serverId ?? this.#o.serverIdOverride);
@@ -356,17 +400,17 @@ export class DhcpService implements NetService {
           this.#o.log.info('dhcp nak', { mac: req.mac, ip });
           return this.#reply(req, MSG.NAK, '0.0.0.0', { message: `${ip} is not available to ${req.mac}` });
         }
-        const lease = await this.#bind(req, ip, now);
-        this.#o.onEvent?.('dhcp.lease', `${req.mac} bound ${ip}`, { mac: req.mac, ip, hostname: lease.hostname });
+        const lease = this.#bind(req, ip, now, ops);
+        after.push(() => this.#o.onEvent?.('dhcp.lease', `${req.mac} bound ${ip}`, { mac: req.mac, ip, hostname: lease.hostname }));
         return this.#reply(req, MSG.ACK, ip, { lease: true, hostname: lease.hostname, ...(req.ciaddr !== '0.0.0.0' ? { ciaddr: req.ciaddr } : {}) });
       }
       case MSG.RELEASE: {
         const l = this.#leases.get(req.ciaddr);
         if (!mine || !l || l.mac !== req.mac || l.state !== 'bound') return undefined;
         const released: Lease = { ...l, state: 'released', expires: now };
-        await this.#leaseCol.put(l.ip, released);
+        ops.push({ put: released });
         this.#leases.set(l.ip, released);
-        this.#o.onEvent?.('dhcp.release', `${req.mac} released ${l.ip}`, { mac: req.mac, ip: l.ip });
+        after.push(() => this.#o.onEvent?.('dhcp.release', `${req.mac} released ${l.ip}`, { mac: req.mac, ip: l.ip }));
         return undefined;
       }
       case MSG.DECLINE: {
@@ -375,10 +419,10 @@ export class DhcpService implements NetService {
         if (!mine || !ip || !l || l.mac !== req.mac) return undefined;
         // Someone else answers ARP for it: quarantine the address for one lease time.
         const declined: Lease = { ip, mac: '', expires: now + this.#settings.leaseTime * 1000, state: 'declined' };
-        await this.#leaseCol.put(ip, declined);
+        ops.push({ put: declined });
         this.#leases.set(ip, declined);
         this.#byMac.delete(req.mac);
-        this.#o.onEvent?.('dhcp.decline', `${req.mac} declined ${ip} (address in use on the network)`, { mac: req.mac, ip });
+        after.push(() => this.#o.onEvent?.('dhcp.decline', `${req.mac} declined ${ip} (address in use on the network)`, { mac: req.mac, ip }));
         return undefined;
       }
       case MSG.INFORM:
