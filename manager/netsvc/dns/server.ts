@@ -116,12 +116,18 @@ export class DnsServer {
 
   #onUdp(msg: Buffer, rinfo: RemoteInfo): void {
     this.stats.queries++;
-    const fast = this.#fast(msg, true);
-    if (fast) return this.#udp?.send(fast, rinfo.port, rinfo.address);
-    const out = this.respond(msg, 'udp');
-    if (out instanceof Promise) out.then((b) => b && this.#udp?.send(b, rinfo.port, rinfo.address), () => undefined);
-    else if (out) this.#udp?.send(out, rinfo.port, rinfo.address);
-    else this.stats.dropped++;
+    try {
+      const fast = this.#fast(msg, true);
+      if (fast) return this.#udp?.send(fast, rinfo.port, rinfo.address);
+      const out = this.respond(msg, 'udp');
+      if (out instanceof Promise) out.then((b) => b && this.#udp?.send(b, rinfo.port, rinfo.address), () => undefined);
+      else if (out) this.#udp?.send(out, rinfo.port, rinfo.address);
+      else this.stats.dropped++;
+    } catch (e) {
+      // A bug must cost one answer, never the server.
+      this.stats.dropped++;
+      this.#o.log.error('dns query failed', { error: (e as Error).message });
+    }
   }
 
   /**
@@ -269,8 +275,13 @@ export class DnsServer {
         buf = buf.subarray(2 + n);
         this.stats.queries++;
         chain = chain.then(async () => {
-          const out = this.#fast(msg, false) ?? (await this.respond(msg, 'tcp'));
-          if (!out) return void s.destroy(); // garbage on a stream: the framing cannot be trusted
+          let out: Buffer | undefined;
+          try {
+            out = this.#fast(msg, false) ?? (await this.respond(msg, 'tcp'));
+          } catch (e) {
+            this.#o.log.error('dns query failed', { error: (e as Error).message });
+          }
+          if (!out || out.length > 65535) return void s.destroy(); // garbage on a stream: the framing cannot be trusted
           if (s.destroyed) return;
           const len = Buffer.alloc(2);
           len.writeUInt16BE(out.length);

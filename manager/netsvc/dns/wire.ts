@@ -261,7 +261,9 @@ export interface ResponseSpec {
 
 /** Encode a response; `limit` set (UDP): when it does not fit, a TC answer with the question only. */
 export function encodeResponse(s: ResponseSpec, limit?: number): { full: Buffer; truncated: Buffer } {
-  const full = encode(s, false);
+  let full = encode(s, false);
+  // More than a DNS message can hold even over TCP: send the truncated form everywhere.
+  if (full.length > 65535) full = encode(s, true);
   const truncated = limit !== undefined && full.length > limit ? encode(s, true) : full;
   return { full, truncated };
 }
