@@ -38,6 +38,9 @@ for (const transport of ['+notcp', '+tcp']) {
     assert.deepEqual(short(await dig(transport, '+short', 'storm.local', 'A')), ['10.77.0.1']);
     assert.deepEqual(short(await dig(transport, '+short', 'web1.storm.internal', 'A')), ['10.77.1.5']);
     assert.deepEqual(short(await dig(transport, '+short', 'WeB1.Storm.Internal', 'A')), ['10.77.1.5'], 'names are case-insensitive');
+    // The cached answer is patched with the question as asked: its case comes back (0x20).
+    await dig(transport, 'web1.storm.internal', 'A');
+    assert.match(await dig(transport, 'wEb1.sToRm.iNtErNaL', 'A'), /ANSWER SECTION:\nwEb1\.sToRm\.iNtErNaL\.\s+60\s+IN\s+A\s+10\.77\.1\.5/);
     assert.deepEqual(short(await dig(transport, '+short', '-x', '10.77.1.5')), ['web1.storm.internal.']);
     assert.deepEqual(short(await dig(transport, '+short', 'storm.internal', 'MX')), ['5 mail.storm.internal.']);
     assert.match(short(await dig(transport, '+short', 'storm.internal', 'SOA'))[0]!, /^ns\.storm\.internal\. hostmaster\.storm\.internal\. \d+ 3600 600 86400 60$/);
