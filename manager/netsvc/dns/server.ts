@@ -72,7 +72,8 @@ export class DnsServer {
   }
 
   async listen(): Promise<void> {
-    const udp = createSocket({ type: 'udp4', reuseAddr: false });
+    // Replies go to rinfo.address, always an IP literal: skip dns.lookup's per-send nextTick (~15% q/s).
+    const udp = createSocket({ type: 'udp4', reuseAddr: false, lookup: (address, _opts, cb) => cb(null, address, 4) });
     udp.on('message', (msg, rinfo) => this.#onUdp(msg, rinfo));
     udp.on('error', (e) => this.#o.log.warn('dns udp error', { error: e.message }));
     await new Promise<void>((resolve, reject) => {
