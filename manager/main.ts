@@ -14,6 +14,7 @@ import type { NetService } from './netsvc/service.ts';
 import { DnsService } from './netsvc/dns/service.ts';
 import { reverseZoneFor } from './netsvc/dns/zone.ts';
 import { DhcpService, interfaceAddress } from './netsvc/dhcp/service.ts';
+import { InstanceNetwork } from './netsvc/instance-network.ts';
 import { registerDns } from './services/dns.ts';
 import { registerDhcp } from './services/dhcp.ts';
 
@@ -26,6 +27,8 @@ export interface Manager {
   /** Instances call dns.setHost/removeHost as they come and go. */
   readonly dns: DnsService;
   readonly dhcp: DhcpService;
+  /** Provisioning calls network.attach(name, mac) (reservation + A/PTR) and detach at destroy. */
+  readonly network: InstanceNetwork;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -69,8 +72,10 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     subnet: config.dhcpSubnet,
     domain: config.dnsDomain,
     defaults: { start: poolStart, end: poolEnd, router: config.dhcpRouter, dns: [], leaseTime: config.dhcpLeaseTime },
+    exclude: [managerAddress],
     onEvent: (kind, message, data) => bus.emit({ kind, message, data, ...(typeof data.mac === 'string' ? { object: data.mac } : {}) }),
   });
+  const network = new InstanceNetwork({ dns, dhcp, domain: config.dnsDomain });
   const netServices: NetService[] = [dns, dhcp];
   for (const svc of netServices) {
     try {
@@ -109,6 +114,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     store,
     dns,
     dhcp,
+    network,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;

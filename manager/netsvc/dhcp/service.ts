@@ -49,6 +49,8 @@ export interface DhcpServiceOptions {
   offerHoldMs?: number;
   /** Change notifications (console events). */
   onEvent?: (kind: string, message: string, data: Record<string, unknown>) => void;
+  /** Addresses never handed out (the manager's own, say), besides the server's. */
+  exclude?: string[];
   /** For tests: the server's address when no interface is bound. */
   serverIdOverride?: string;
 }
@@ -281,7 +283,7 @@ export class DhcpService implements NetService {
 
   /** May `mac` have `ip` now? */
   #allowed(mac: string, ip: string, now: number): boolean {
-    if (!isIPv4(ip) || !this.inSubnet(ip) || ip === this.#serverId) return false;
+    if (!isIPv4(ip) || !this.inSubnet(ip) || this.#excluded(ip)) return false;
     const res = this.#reservations.get(mac);
     if (res) return res.ip === ip;
     const owner = this.#reservedIps.get(ip);
@@ -292,6 +294,10 @@ export class DhcpService implements NetService {
     if (l && l.mac === mac && l.state !== 'declined') return true;
     if (l && l.expires > now) return false; // bound to another, or declined (quarantined)
     return this.#inPool(ip);
+  }
+
+  #excluded(ip: string): boolean {
+    return ip === this.#serverId || ip === this.#o.serverIdOverride || ip === this.#settings.router || (this.#o.exclude?.includes(ip) ?? false);
   }
 
   #inPool(ip: string): boolean {
@@ -470,6 +476,7 @@ export class DhcpService implements NetService {
       const mac = r.mac.toLowerCase().replace(/-/g, ':');
       if (!MAC.test(mac)) throw invalid(`"${r.mac}" is not a MAC address`, { hint: 'six hex pairs, e.g. 52:54:00:12:34:56' });
       if (!isIPv4(r.ip) || !this.inSubnet(r.ip)) throw invalid(`${r.ip} is not a host address inside ${this.#o.subnet}`);
+      if (this.#excluded(r.ip)) throw invalid(`${r.ip} is the server's, the router's or the manager's own address`, { hint: 'pick another address' });
       if (r.hostname !== undefined && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(r.hostname)) throw invalid(`host name "${r.hostname}" is not a valid label`);
       if (this.#reservations.has(mac)) throw conflict(`${mac} already has a reservation (${this.#reservations.get(mac)!.ip})`, { hint: 'remove it first' });
       const holder = this.#reservedIps.get(r.ip);
@@ -482,6 +489,32 @@ export class DhcpService implements NetService {
       this.#reservedIps.set(res.ip, mac);
       return res;
     });
+  }
+
+  /**
+   * Reserve the first free address outside the dynamic pool for `mac` (an
+   * instance at provisioning). Idempotent: a MAC that has a reservation keeps it.
+   * Skips the server's address and .0/.255 host parts (some guests dislike them).
+   */
+  async reserveNext(mac: string, hostname?: string): Promise<Reservation> {
+    const m = mac.toLowerCase().replace(/-/g, ':');
+    const have = this.#reservations.get(m);
+    if (have) return have;
+    const lo = this.#net + 1;
+    const hi = (this.#net | ~this.#mask) >>> 0;
+    const now = Date.now();
+    for (let n = lo; n < hi; n++) {
+      const ip = numIp(n);
+      if ((n & 255) === 0 || (n & 255) === 255 || this.#inPool(ip) || this.#excluded(ip) || this.#reservedIps.has(ip)) continue;
+      const l = this.#leases.get(ip);
+      if (l && l.mac !== m && l.expires > now) continue;
+      try {
+        return await this.addReservation({ mac: m, ip, ...(hostname ? { hostname } : {}) });
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'conflict') throw e; // raced with another reservation: try the next
+      }
+    }
+    throw conflict(`no free address left outside the dynamic pool in ${this.#o.subnet}`, { hint: 'shrink the pool (storm dhcp pool set) or remove unused reservations' });
   }
 
   removeReservation(mac: string): Promise<Reservation> {
