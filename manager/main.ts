@@ -7,6 +7,9 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerInstances } from './services/instances.ts';
+import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
+import { notFound } from '../lib/errors.ts';
 import { Store } from './store/store.ts';
 import { parseHostPort } from '../lib/config.ts';
 import type { Health } from '../lib/health.ts';
@@ -14,7 +17,7 @@ import type { NetService } from './netsvc/service.ts';
 import { DnsService } from './netsvc/dns/service.ts';
 import { reverseZoneFor } from './netsvc/dns/zone.ts';
 import { DhcpService, interfaceAddress } from './netsvc/dhcp/service.ts';
-import { InstanceNetwork } from './netsvc/instance-network.ts';
+import { InstanceNetwork, followInstances } from './netsvc/instance-network.ts';
 import { registerDns } from './services/dns.ts';
 import { registerDhcp } from './services/dhcp.ts';
 
@@ -48,6 +51,11 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
+  // Until hosts and channels are wired in, placement finds no host and no appliance.
+  const hosts: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
+  const instances = new InstanceService(store, hosts, appliances, bus, log);
+  registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
   const dhcpAddress = config.dhcpInterface ? interfaceAddress(config.dhcpInterface) : undefined;
@@ -76,6 +84,8 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     onEvent: (kind, message, data) => bus.emit({ kind, message, data, ...(typeof data.mac === 'string' ? { object: data.mac } : {}) }),
   });
   const network = new InstanceNetwork({ dns, dhcp, domain: config.dnsDomain });
+  // Every instance gets a DHCP reservation for its MAC and NAME.<domain> A/PTR while it exists.
+  const following = followInstances({ bus, instances, network, reservations: () => dhcp.reservations() });
   const netServices: NetService[] = [dns, dhcp];
   for (const svc of netServices) {
     try {
@@ -120,6 +130,8 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
       if (stopped) return;
       stopped = true;
       await control.close();
+      following.unsubscribe();
+      await following.idle();
       for (const svc of [...netServices].reverse()) await svc.stop();
       await store.close();
       log.info('manager stopped');

@@ -40,3 +40,36 @@ export class InstanceNetwork {
     });
   }
 }
+
+/**
+ * Follow the instances' lifecycle on the event bus: an instance gets its
+ * reservation and records when it is created (before it first boots), and
+ * loses them when it is destroyed. Failures are events, never thrown at the bus.
+ */
+export function followInstances(deps: {
+  bus: { subscribe(fn: (e: { kind: string; object?: string }) => void): () => void; emit(e: { kind: string; message: string; level?: 'info' | 'warn' | 'error'; object?: string; data?: Record<string, unknown> }): unknown };
+  instances: { get(ref: string): Promise<{ name: string; mac: string }> };
+  network: InstanceNetwork;
+  reservations: () => Promise<{ mac: string; hostname?: string }[]>;
+}): { unsubscribe: () => void; idle: () => Promise<void> } {
+  let chain: Promise<void> = Promise.resolve();
+  const unsubscribe = deps.bus.subscribe((e) => {
+    const name = e.object?.startsWith('instance/') ? e.object.slice('instance/'.length) : undefined;
+    if (!name || (e.kind !== 'instance.created' && e.kind !== 'instance.destroyed')) return;
+    chain = chain.then(async () => {
+      try {
+        if (e.kind === 'instance.created') {
+          const inst = await deps.instances.get(name);
+          const a = await deps.network.attach(inst.name, inst.mac);
+          deps.bus.emit({ kind: 'instance.network', object: `instance/${name}`, message: `${name} is ${a.fqdn} at ${a.ip} (${a.mac})`, data: { ...a } });
+        } else {
+          const res = (await deps.reservations()).find((r) => r.hostname === name.toLowerCase());
+          if (res) await deps.network.detach(name, res.mac);
+        }
+      } catch (err) {
+        deps.bus.emit({ kind: 'instance.network.failed', level: 'error', object: `instance/${name}`, message: `network for ${name}: ${(err as Error).message}` });
+      }
+    });
+  });
+  return { unsubscribe, idle: () => chain };
+}
