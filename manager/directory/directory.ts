@@ -51,6 +51,8 @@ export interface AddHostInput {
   fqdn: string;
   instance?: string;
   addresses?: string[];
+  /** New random keys and a new keytab even when the host has them already (older keytabs stop working). */
+  rekey?: boolean;
 }
 
 export interface DirectoryDeps {
@@ -429,7 +431,7 @@ export class Directory {
   /**
    * Enrol an instance: its LDAP host entry, its `host/<fqdn>` principal and a
    * keytab kept for it under STATE/krb5/keytabs/ (0600). Idempotent: enrolling
-   * again refreshes the entry and re-keys the keytab.
+   * again refreshes the entry (addresses) and keeps the keys unless `rekey`.
    */
   async addHost(input: AddHostInput): Promise<HostView> {
     const fqdn = checkFqdn(input.fqdn);
@@ -440,7 +442,7 @@ export class Directory {
     const instance = input.instance === undefined ? undefined : checkText('instance', input.instance);
     return this.#locks.run(`host:${fqdn}`, 'add', async () => {
       const prev = this.store.host(fqdn);
-      const h: Host = { fqdn, addresses, createdAt: prev?.createdAt ?? new Date().toISOString(), ...(instance ? { instance } : {}) };
+      const h: Host = { fqdn, addresses: addresses.length ? addresses : (prev?.addresses ?? []), createdAt: prev?.createdAt ?? new Date().toISOString(), ...(instance ? { instance } : {}) };
       await withRevert(async (r) => {
         const k = this.#kadmin();
         if (k) {
@@ -455,10 +457,12 @@ export class Directory {
           if (created) r.add('principal', () => k.remove(principal));
           const file = `${fqdn}.keytab`;
           const path = this.keytabPath(fqdn);
-          rmSync(path, { force: true }); // ktadd appends: start from an empty keytab
-          await k.keytab(principal, this.#krb!.paths.keytabs, file);
-          chmodSync(path, 0o600);
-          r.add('keytab', () => rmSync(path, { force: true }));
+          if (created || input.rekey || !existsSync(path)) {
+            rmSync(path, { force: true }); // ktadd appends: start from an empty keytab
+            await k.keytab(principal, this.#krb!.paths.keytabs, file);
+            chmodSync(path, 0o600);
+            r.add('keytab', () => rmSync(path, { force: true }));
+          }
         }
         await this.store.putHost(h);
       });

@@ -1,5 +1,5 @@
 /**
- * Start the directory inside the manager: the store's users/groups/hosts,
+ * The directory inside the manager: the store's users/groups/hosts,
  * the LDAP server over them, the Kerberos realm, and the LDAP admin identity
  * (its password generated on first start into STATE/directory/admin.password,
  * mode 0600). Nothing here stops the manager from starting: a missing
@@ -16,7 +16,7 @@ import { LdapService } from '../netsvc/ldap/service.ts';
 import type { TlsMaterial } from '../netsvc/ldap/server.ts';
 import type { Store } from '../store/store.ts';
 import { Directory } from './directory.ts';
-import type { Lifecycle } from './lifecycle.ts';
+import type { NetService } from '../netsvc/service.ts';
 import { hashPassword, randomPassword, verifyPassword } from './password.ts';
 import { DirectoryStore } from './store.ts';
 
@@ -24,10 +24,10 @@ export interface DirectoryRuntime {
   directory: Directory;
   ldap: LdapService;
   kerberos: KerberosService;
-  services: Lifecycle[];
+  /** LDAP and Kerberos, for the manager to start and stop with its other network services. */
+  services: NetService[];
   /** Where the LDAP admin password is kept (bind DN: cn=admin,<base>). */
   adminPasswordFile: string;
-  stop(): Promise<void>;
 }
 
 export interface DirectoryRuntimeDeps {
@@ -40,7 +40,8 @@ export interface DirectoryRuntimeDeps {
   tls?: TlsMaterial;
 }
 
-export async function startDirectory(d: DirectoryRuntimeDeps): Promise<DirectoryRuntime> {
+/** Build the directory and its two services (not started: the manager starts its NetServices). */
+export async function createDirectory(d: DirectoryRuntimeDeps): Promise<DirectoryRuntime> {
   const { config } = d;
   const baseDn = ldapBaseDn(config);
   const dstore = await DirectoryStore.open(d.store, baseDn);
@@ -64,7 +65,7 @@ export async function startDirectory(d: DirectoryRuntimeDeps): Promise<Directory
   const kerberos = new KerberosService({
     dir: join(config.state, 'krb5'),
     realm: krbRealm(config),
-    domain: config.domain,
+    domain: config.dnsDomain,
     kdc,
     kadmind: parseHostPort(config.kadmindListen)!,
     kpasswd: parseHostPort(config.kpasswdListen)!,
@@ -84,7 +85,6 @@ export async function startDirectory(d: DirectoryRuntimeDeps): Promise<Directory
     ...(d.tls ? { tls: d.tls } : {}),
     ...(log ? { log } : {}),
   });
-  await Promise.all([ldap.start(), kerberos.start()]);
   directory = new Directory({ store: dstore, kerberos, ...(d.bus ? { bus: d.bus } : {}), ...(log ? { log } : {}) });
   return {
     directory,
@@ -92,8 +92,5 @@ export async function startDirectory(d: DirectoryRuntimeDeps): Promise<Directory
     kerberos,
     services: [ldap, kerberos],
     adminPasswordFile,
-    async stop() {
-      await Promise.all([ldap.stop(), kerberos.stop()]);
-    },
   };
 }

@@ -2,7 +2,7 @@ import { invalid } from '../../lib/errors.ts';
 import type { Health } from '../../lib/health.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { GroupView, HostView, UserView } from '../directory/model.ts';
-import type { Lifecycle } from '../directory/lifecycle.ts';
+import type { NetService } from '../netsvc/service.ts';
 import type { PrincipalInfo } from '../netsvc/kerberos/kadmin.ts';
 import { optStr, str, type Registry } from './registry.ts';
 
@@ -29,7 +29,7 @@ const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries
  * directory. Passwords arrive as params over the owner-only control socket
  * and are never logged or returned.
  */
-export function registerDirectory(reg: Registry, dir: Directory, services: Lifecycle[]): void {
+export function registerDirectory(reg: Registry, dir: Directory, services: NetService[]): void {
   reg.add<Record<string, never>, UserView[]>({ name: 'user.list', mutates: false, summary: 'directory users', handler: async () => dir.listUsers() });
   reg.add<Record<string, unknown>, UserView>({ name: 'user.show', mutates: false, summary: 'one directory user', handler: async (p) => dir.showUser(str(p, 'name', 'user.show')) });
   reg.add<Record<string, unknown>, UserView>({
@@ -121,5 +121,5 @@ export function registerDirectory(reg: Registry, dir: Directory, services: Lifec
 
   reg.add<Record<string, never>, PrincipalInfo[]>({ name: 'principal.list', mutates: false, summary: 'Kerberos principals of the realm', handler: () => dir.principals() });
   reg.add<Record<string, never>, HostView[]>({ name: 'directory.host.list', mutates: false, summary: 'hosts enrolled in the directory', handler: async () => dir.listHosts() });
-  reg.add<Record<string, never>, Health[]>({ name: 'directory.status', mutates: false, summary: 'health of LDAP and Kerberos', handler: () => Promise.all(services.map((s) => s.status())) });
+  reg.add<Record<string, never>, Health[]>({ name: 'directory.status', mutates: false, summary: 'health of LDAP and Kerberos', handler: async () => services.map((s) => s.status()) });
 }

@@ -16,7 +16,7 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
     ...process.env,
     STORM_STATE: state,
     STORM_SSH_LISTEN: `127.0.0.1:${await freePort()}`,
-    STORM_DOMAIN: 'cli.storm',
+    STORM_DNS_DOMAIN: 'cli.storm',
     STORM_LDAP_LISTEN: `127.0.0.1:${ldapPort}`,
     STORM_LDAPS_LISTEN: '',
     STORM_KDC_LISTEN: `127.0.0.1:${await freeTcpUdpPort()}`,

@@ -11,6 +11,8 @@ import { DirectoryStore } from '../../manager/directory/store.ts';
 import { checkPrincipal } from '../../manager/netsvc/kerberos/kadmin.ts';
 import { KerberosService } from '../../manager/netsvc/kerberos/service.ts';
 import { Store } from '../../manager/store/store.ts';
+import { EventBus } from '../../manager/events.ts';
+import { followInstancesInDirectory } from '../../manager/directory/follow.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 
 const REALM = 'KRBTEST.STORM';
@@ -121,6 +123,35 @@ test('a host principal per instance: kvno works, the kept keytab lets kinit -k s
   const fresh = { ...kenv, KRB5CCNAME: `FILE:${join(dir, 'bob-cc2')}` };
   assert.equal((await run('kinit', ['bob'], { env: fresh, input: 'bob-password\n' })).code, 0);
   assert.notEqual((await run('kvno', ['host/web1.krbtest.storm'], { env: fresh })).code, 0);
+});
+
+test('instances are enrolled and dropped as they come and go (bus events)', async () => {
+  const bus = new EventBus();
+  const f = followInstancesInDirectory({ bus, directory, domain: 'krbtest.storm' });
+  try {
+    bus.emit({ kind: 'instance.created', object: 'instance/Web3', message: 'created' });
+    await f.idle();
+    const h = directory.listHosts().find((x) => x.fqdn === 'web3.krbtest.storm');
+    assert.equal(h?.instance, 'web3');
+    assert.equal(h?.principal, `host/web3.krbtest.storm@${REALM}`);
+    const keytab = directory.keytabFor({ instance: 'web3' }, 'web3.krbtest.storm');
+    // The address arrives later; the keys stay (the instance may have fetched its keytab already).
+    bus.emit({ kind: 'instance.network', object: 'instance/web3', message: 'net', data: { ip: '10.77.0.9' } });
+    await f.idle();
+    assert.deepEqual(directory.listHosts().find((x) => x.fqdn === 'web3.krbtest.storm')?.addresses, ['10.77.0.9']);
+    assert.deepEqual(directory.keytab('web3.krbtest.storm'), keytab);
+    assert.equal((await client('kinit', ['-k', '-t', directory.keytabPath('web3.krbtest.storm'), 'host/web3.krbtest.storm'])).code, 0);
+    // A name that cannot be a host name is an event, not an exception.
+    bus.emit({ kind: 'instance.created', object: 'instance/bad_name', message: 'created' });
+    await f.idle();
+    assert.ok(bus.recent().some((e) => e.kind === 'instance.directory.failed' && e.object === 'instance/bad_name'));
+    bus.emit({ kind: 'instance.destroyed', object: 'instance/web3', message: 'destroyed' });
+    await f.idle();
+    assert.equal(directory.listHosts().some((x) => x.fqdn === 'web3.krbtest.storm'), false);
+    assert.ok(!(await directory.principals()).some((p) => p.short === 'host/web3.krbtest.storm'));
+  } finally {
+    f.unsubscribe();
+  }
 });
 
 test('names that would break a kadmin command line never reach it', async () => {

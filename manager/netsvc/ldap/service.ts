@@ -2,9 +2,10 @@
  * The LDAP server as a manager service: listens on the configured addresses,
  * and reports a port it could not take as health, not as a manager crash.
  */
-import { healthy, unhealthy, type Health } from '../../../lib/health.ts';
+import { unavailable } from '../../../lib/errors.ts';
+import { healthy, undetected, unhealthy, type Health } from '../../../lib/health.ts';
 import type { Logger } from '../../../lib/logger.ts';
-import type { Lifecycle } from '../../directory/lifecycle.ts';
+import type { NetService } from '../service.ts';
 import { LdapServer, type Authenticator, type ModifyHandler, type PasswordHandler, type TlsMaterial } from './server.ts';
 import type { Tree } from './tree.ts';
 
@@ -21,7 +22,7 @@ export interface LdapServiceOptions {
   log?: Logger;
 }
 
-export class LdapService implements Lifecycle {
+export class LdapService implements NetService {
   readonly name = 'ldap';
   readonly server: LdapServer;
   readonly #o: LdapServiceOptions;
@@ -52,7 +53,11 @@ export class LdapService implements Lifecycle {
       }
     }
     for (const p of this.#problems) this.#o.log?.error('ldap', { problem: p });
+    if (this.#problems.length) throw unavailable(`ldap: ${this.#problems.join('; ')}`, { hint: 'free the port or set another address (STORM_LDAP_LISTEN / STORM_LDAPS_LISTEN)' });
   }
+
+  /** The tree is live (the store writes it directly): nothing to re-read. */
+  async reload(): Promise<void> {}
 
   /** New TLS material (the manager's certificate arrived or was renewed): StartTLS uses it, LDAPS starts if it was waiting for it. */
   async setTls(tls: TlsMaterial): Promise<void> {
@@ -72,7 +77,7 @@ export class LdapService implements Lifecycle {
     await this.server.close();
   }
 
-  async status(): Promise<Health> {
+  status(): Health {
     const facts = {
       baseDn: this.#o.baseDn,
       ...(this.port !== undefined ? { ldap: `ldap://${this.#o.listen!.host}:${this.port}` } : {}),
@@ -82,7 +87,7 @@ export class LdapService implements Lifecycle {
       ...this.server.stats,
     };
     if (this.#problems.length) return unhealthy('ldap', this.#problems.join('; '), 'free the port or set another address (STORM_LDAP_LISTEN / STORM_LDAPS_LISTEN)', facts);
-    if (this.port === undefined && this.ldapsPort === undefined) return healthy('ldap', 'LDAP is turned off in the config', facts);
+    if (!this.#o.listen && !this.#o.ldapsListen) return undetected('ldap', 'LDAP is turned off in the config', 'set ldapListen (STORM_LDAP_LISTEN), e.g. 127.0.0.1:1389');
     const urls = [facts.ldap, facts.ldaps].filter(Boolean).join(', ');
     return healthy('ldap', `${urls} serving ${this.#o.baseDn}${this.server.hasTls ? '' : ' (no certificate yet: no StartTLS/LDAPS)'}`, facts);
   }
