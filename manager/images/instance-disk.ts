@@ -8,7 +8,7 @@ import { mkdtemp, rm, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { run } from '../../lib/exec.ts';
-import { internal, unavailable } from '../../lib/errors.ts';
+import { internal, invalid, unavailable } from '../../lib/errors.ts';
 import { buildLayer, digestFile } from './layer-build.ts';
 
 export interface InstanceDiskOptions {
@@ -66,4 +66,18 @@ export async function buildInstanceDisk(opts: InstanceDiskOptions): Promise<{ pa
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** A data volume: a plain ext4 disk labelled `storm-data-NAME`, mounted by the initrd outside the union. */
+export async function buildDataVolume(opts: { out: string; name: string; sizeMiB?: number }): Promise<{ path: string; label: string }> {
+  if (!/^[A-Za-z0-9_-]{1,5}$/.test(opts.name)) throw invalid(`data volume name "${opts.name}" must be 1-5 letters, digits, _ or - (the ext4 label storm-data-NAME holds 16 characters)`);
+  const out = resolve(opts.out);
+  const label = `storm-data-${opts.name}`;
+  const f = await open(out, 'w');
+  await f.truncate((opts.sizeMiB ?? 32) * MiB);
+  await f.close();
+  const mk = await run('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', label, '-m', '0', '-E', 'nodiscard,root_owner=0:0', out]);
+  if (mk.spawnError) throw unavailable('mke2fs is not installed', { hint: 'apt-get install e2fsprogs' });
+  if (mk.code !== 0) throw internal(`mke2fs ${out}: ${mk.stderr.trim()}`);
+  return { path: out, label };
 }
