@@ -264,4 +264,11 @@ test('each failure prints one STORM-INIT: error line naming the layer and the de
   for (let i = 0; i < cases.length; i += 2) {
     await Promise.all(cases.slice(i, i + 2).map(([disks, re]) => expectHalt(bootGuest(t, { kernel, initrd, append: 'storm.wait=2', disks }), re)));
   }
+  // storm.rescue: the same one error line, then a shell on the console; leaving it halts.
+  copyFileSync(insts[0]!, join(dir, 'inst5.img'));
+  const rescue = bootGuest(t, { kernel, initrd, append: 'storm.wait=2 storm.rescue', disks: [sub!, app!, { path: join(dir, 'inst5.img'), scsiId: 3 }] });
+  await rescue.waitFor(/STORM-INIT: rescue: shell on the console/);
+  rescue.send('echo RESCUE-$((6*7))\nexit\n');
+  await expectHalt(rescue, /^STORM-INIT: error: deployment layer \(label storm-deployment\) not found/);
+  assert.match(rescue.output(), /RESCUE-42/);
 });
