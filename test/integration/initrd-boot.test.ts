@@ -108,6 +108,8 @@ test('two wiki instances share the lower layers at the same time: shadowing, whi
     const f = facts(out);
     assert.deepEqual(errorLines(out), [], out);
     assert.match(out, /STORM-INIT: union: lowers deployment:appliance:substrate, upper instance \(mode labels\)/);
+    // Disks are named in SCSI target order: sda substrate, sdb deployment, sdc appliance, sdd instance.
+    for (const l of ['substrate layer /dev/sda (ro)', 'deployment layer /dev/sdb (ro)', 'appliance layer /dev/sdc (ro)', 'instance layer /dev/sdd1 (rw)']) assert.ok(out.includes(`STORM-INIT: ${l}`), l);
     assert.equal(f.name, name, 'the instance layer\'s /etc/hostname shadows the substrate\'s');
     assert.equal(f.motd, 'Welcome to the STORM wiki appliance.', 'the appliance layer shadows the substrate\'s /etc/motd');
     assert.equal(f.site, 'Example Corp Wiki', 'the deployment layer shadows the appliance\'s site.conf');
@@ -238,7 +240,7 @@ async function expectHalt(g: Guest, re: RegExp): Promise<void> {
 test('each failure prints one STORM-INIT: error line naming the layer and the device, and halts', async (t) => {
   const dir = tempDir(t);
   // Each guest needs its own writable instance disk (QEMU locks it).
-  const insts = [1, 2, 3, 4].map((i) => join(dir, `inst${i}.img`));
+  const insts = [1, 2, 3, 4, 5, 6].map((i) => join(dir, `inst${i}.img`));
   await buildInstanceDisk({ out: insts[0]! });
   for (const i of insts.slice(1)) copyFileSync(insts[0]!, i);
   // A layer whose superblock carries an unknown incompatible feature: labelled, but unmountable.
@@ -259,14 +261,19 @@ test('each failure prints one STORM-INIT: error line naming the layer and the de
     [[sub!, dep!, { path: broken, readonly: true, scsiId: 2 }, { path: insts[1]!, scsiId: 3 }], /^STORM-INIT: error: appliance layer on \/dev\/sdc: mount \(ro\) failed/],
     [[sub!, dep!, app!, { path: badUpper, scsiId: 3 }], /^STORM-INIT: error: overlay failed: upper instance on \/dev\/sdd, lowers deployment=\/dev\/sdb appliance=\/dev\/sdc substrate=\/dev\/sda/],
     [[sub!, dep!, app!, { path: insts[3]!, readonly: true, scsiId: 3 }], /^STORM-INIT: error: instance layer on \/dev\/sdd1 is read-only \(sysfs\)/],
+    [[sub!, dep!, app!, { path: insts[4]!, scsiId: 3 }, { ...sub!, scsiId: 4 }], /^STORM-INIT: error: substrate layer: label storm-substrate is on two devices \(\/dev\/sd[a-e], \/dev\/sd[a-e]\)/],
+    [
+      [sub!, { path: fixtureLayer(m, 'deployment', 'blog-example-corp'), readonly: true, scsiId: 1 }, { path: fixtureLayer(m, 'appliance', 'blog'), readonly: true, scsiId: 2 }, { path: insts[5]!, scsiId: 3 }],
+      /^STORM-INIT: error: data volume posts \(label storm-data-posts\) not found \(device: none;/,
+    ],
   ];
   // Two at a time: each stops within a few seconds of boot.
   for (let i = 0; i < cases.length; i += 2) {
     await Promise.all(cases.slice(i, i + 2).map(([disks, re]) => expectHalt(bootGuest(t, { kernel, initrd, append: 'storm.wait=2', disks }), re)));
   }
   // storm.rescue: the same one error line, then a shell on the console; leaving it halts.
-  copyFileSync(insts[0]!, join(dir, 'inst5.img'));
-  const rescue = bootGuest(t, { kernel, initrd, append: 'storm.wait=2 storm.rescue', disks: [sub!, app!, { path: join(dir, 'inst5.img'), scsiId: 3 }] });
+  copyFileSync(insts[0]!, join(dir, 'inst-rescue.img'));
+  const rescue = bootGuest(t, { kernel, initrd, append: 'storm.wait=2 storm.rescue', disks: [sub!, app!, { path: join(dir, 'inst-rescue.img'), scsiId: 3 }] });
   await rescue.waitFor(/STORM-INIT: rescue: shell on the console/);
   rescue.send('echo RESCUE-$((6*7))\nexit\n');
   await expectHalt(rescue, /^STORM-INIT: error: deployment layer \(label storm-deployment\) not found/);
