@@ -6,12 +6,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, readlink, lstat, rename, rm, writeFile, symlink, chmod } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { run } from '../lib/exec.ts';
+import { readEnv } from '../lib/env.ts';
 import { PACKAGE_ROOT } from '../lib/paths.ts';
 import { buildLayer, digestFile, type LayerRole } from '../manager/images/layer-build.ts';
 
 const FIX = join(PACKAGE_ROOT, 'fixtures');
 const OUT = join(FIX, 'build');
-const BUSYBOX = process.env.STORM_BUSYBOX ?? '/bin/busybox';
+const BUSYBOX = readEnv().STORM_BUSYBOX ?? '/bin/busybox';
 /** Applets the substrate's scripts call by their /sbin path. */
 const SBIN = ['init', 'reboot', 'poweroff', 'halt', 'swapon', 'swapoff', 'ifconfig', 'route', 'udhcpc'];
 
@@ -96,6 +97,7 @@ async function bootArtefacts(): Promise<Record<string, { path: string; sha256: s
 
 async function main(): Promise<void> {
   const t0 = Date.now();
+  if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: apt-get install busybox-static (or set STORM_BUSYBOX)`);
   const digest = await inputDigest();
   const manifestPath = join(OUT, 'manifest.json');
   const old = existsSync(manifestPath) ? JSON.parse(await readFile(manifestPath, 'utf8')) : undefined;

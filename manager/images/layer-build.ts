@@ -12,6 +12,7 @@ import { lstat, mkdtemp, readdir, readFile, rm, stat, unlink, lutimes, writeFile
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { run } from '../../lib/exec.ts';
+import { readEnv } from '../../lib/env.ts';
 import { invalid, internal, notFound, unavailable } from '../../lib/errors.ts';
 
 export const LAYER_ROLES = ['substrate', 'appliance', 'deployment', 'instance'] as const;
@@ -142,6 +143,8 @@ export async function buildLayer(opts: LayerBuildOptions): Promise<LayerBuildRes
       await unlink(listed);
     }
     for (const rel of (await walk(root)).entries) {
+      // Skip what an earlier marker removed (a `.wh.` directory and everything in it).
+      if (!(await lstat(join(root, rel)).catch(() => undefined))) continue;
       const base = basename(rel);
       const dir = dirname(rel) === '.' ? '' : dirname(rel);
       if (base === OPAQUE_MARKER) {
@@ -171,7 +174,7 @@ export async function buildLayer(opts: LayerBuildOptions): Promise<LayerBuildRes
     const inodes = all.length + whiteouts.size + 64 + Math.ceil(free / 65536);
     let sizeK = Math.ceil((tree.bytes * 1.15 + inodes * 256 + free + (rw ? 4 << 20 : 0) + (2 << 20)) / 1024);
     const uuid = uuidFor(`${label}/${opts.name}/${opts.version}`);
-    const env = { ...process.env, E2FSPROGS_FAKE_TIME: String(LAYER_EPOCH) };
+    const env = { ...readEnv(), E2FSPROGS_FAKE_TIME: String(LAYER_EPOCH) };
     const tmp = `${out}.tmp-${process.pid}`;
     await mkdir(dirname(out), { recursive: true });
     try {
