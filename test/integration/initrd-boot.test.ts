@@ -100,6 +100,9 @@ test('two wiki instances share the lower layers at the same time: shadowing, whi
   const page = await (await fetch(`http://127.0.0.1:${port}/cgi-bin/wiki?page=Note`)).text();
   assert.match(page, /<h1>Example Corp Wiki: Note<\/h1>/, 'the wiki CGI answers with the deployment\'s site name');
   assert.match(page, /note by wiki-a/);
+  // An edit through the service: the CGI writes the page into the union, so into A's instance layer.
+  const post = await fetch(`http://127.0.0.1:${port}/cgi-bin/wiki?page=HostNote`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'text=Hello+from+the+host%21&save=1' });
+  assert.match(await post.text(), /Hello from the host!/);
   a.send('go\n');
   b.send('go\n');
   const [outA, outB] = await Promise.all([a.exited, b.exited]);
@@ -127,6 +130,8 @@ test('two wiki instances share the lower layers at the same time: shadowing, whi
   const offset = 1024 * 1024;
   assert.equal(catImage(inst.a, '/root/etc/written-by', offset), 'wiki-a\n');
   assert.equal(catImage(inst.b, '/root/etc/written-by', offset), 'wiki-b\n');
+  assert.equal(catImage(inst.a, '/root/var/lib/wiki/pages/HostNote', offset), 'Hello from the host!\n');
+  assert.equal(catImage(inst.b, '/root/var/lib/wiki/pages/HostNote', offset), '', 'B never saw A\'s edit');
   const lowers = [fixtureLayer(m, 'deployment', 'wiki-example-corp'), fixtureLayer(m, 'appliance', 'wiki'), fixtureLayer(m, 'substrate', 'busybox-substrate')];
   const d = await diffLayer(inst.a, lowers);
   const byPath = new Map(d.changes.map((c) => [c.path, c]));
