@@ -12,7 +12,7 @@ import { parseHostPort } from '../lib/config.ts';
 import { Pki } from './pki/pki.ts';
 import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
-import { registerHosts } from './services/hosts.ts';
+import { registerHosts, registerPki } from './services/hosts.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -55,6 +55,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   let joinUrl: string | undefined;
   const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
   registerHosts(registry, hosts);
+  registerPki(registry, pki);
   // The enrolment endpoint is optional: a taken port is reported, not fatal (the rest of the manager still works).
   let enroll: EnrollServer | undefined;
   const el = parseHostPort(config.enrollListen)!;

@@ -95,11 +95,12 @@ export class Hosts {
     for (const c of this.#clients.values()) c.reset();
   }
 
-  async add(name: string, address: string): Promise<HostAddResult> {
+  async add(name: string, address: string, ttlSeconds = this.#o.tokenTtlSeconds): Promise<HostAddResult> {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > 7 * 86400) throw invalid(`token lifetime must be 1..604800 seconds, got ${ttlSeconds}`);
     if (!NAME_RE.test(name)) throw invalid(`host name "${name}" is not a DNS label (a-z, 0-9, -; up to 63)`);
     const { host, port } = parseAddress(address);
     if (await this.#c.get(name)) throw conflict(`host "${name}" already exists`, { hint: `storm host remove ${name} first to enrol it again` });
-    const { token, expiresAt } = await this.tokens.create(name, this.#o.tokenTtlSeconds, this.#o.pki.caPin);
+    const { token, expiresAt } = await this.tokens.create(name, ttlSeconds, this.#o.pki.caPin);
     const rec: HostRecord = { name, address: `${host.includes(':') ? `[${host}]` : host}:${port}`, state: 'pending', addedAt: new Date().toISOString(), tokenExpiresAt: expiresAt };
     await this.#c.put(name, rec);
     this.#o.bus.emit({ kind: 'host.added', object: name, message: `host ${name} added (${rec.address}); waiting for stormd join` });

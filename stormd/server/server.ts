@@ -68,7 +68,8 @@ export class RpcServer {
     http.on('error', (e) => o.log.error('rpc server error', { error: e.message }));
     http.on('request', (req, res) => void server.#handle(req, res));
     http.prependListener('secureConnection', (s: TLSSocket) => server.#admit(s as Guarded));
-    http.on('tlsClientError', (e: Error) => o.log.debug('tls handshake refused', { error: e.message }));
+    // Node verifies the chain after the handshake and closes without an alert: say why in our log.
+    http.on('tlsClientError', (e: NodeJS.ErrnoException, s: TLSSocket) => o.log.warn('refused a peer', { why: s.authorizationError ? `certificate not accepted: ${String(s.authorizationError)}` : `${e.code ?? 'TLS'}: ${e.message.split('\n')[0]}`, remote: s.remoteAddress }));
     // Slow or idle peers cannot hold sockets forever.
     http.headersTimeout = 10_000;
     http.requestTimeout = 60_000;

@@ -1,4 +1,5 @@
 import type { HostRecord } from '../../manager/hosts/hosts.ts';
+import type { IssuedCert } from '../../manager/pki/pki.ts';
 import type { RowSpec } from './table.ts';
 
 const gib = (b: number | undefined) => (b === undefined ? '' : `${(b / 1024 ** 3).toFixed(1)}G`);
@@ -17,5 +18,17 @@ export const hostRows: RowSpec<HostRecord> = {
     { header: 'CERT EXPIRES', get: (h) => h.certNotAfter ?? '', wide: true },
     { header: 'LAST SEEN', get: (h) => h.lastSeen ?? '', wide: true },
     { header: 'ERROR', get: (h) => h.lastError?.message ?? (h.state === 'pending' ? `waiting for stormd join (token expires ${h.tokenExpiresAt ?? '?'})` : '') },
+  ],
+};
+
+export const certRows: RowSpec<IssuedCert> = {
+  name: (c) => c.serial,
+  columns: [
+    { header: 'SERIAL', get: (c) => c.serial },
+    { header: 'ROLE', get: (c) => c.role },
+    { header: 'NAME', get: (c) => c.commonName },
+    { header: 'EXPIRES', get: (c) => c.notAfter },
+    { header: 'REVOKED', get: (c) => (c.revokedAt ? `${c.revokedAt} (${c.reason ?? ''})` : '') },
+    { header: 'ISSUED', get: (c) => c.issuedAt, wide: true },
   ],
 };

@@ -1,5 +1,6 @@
 import type { HostAddResult, HostRecord } from '../../../manager/hosts/hosts.ts';
-import { hostRows } from '../../render/hosts.ts';
+import type { IssuedCert } from '../../../manager/pki/pki.ts';
+import { certRows, hostRows } from '../../render/hosts.ts';
 import type { CommandDef } from '../command.ts';
 
 export const hostCommands: CommandDef[] = [
@@ -8,9 +9,11 @@ export const hostCommands: CommandDef[] = [
     verb: 'add',
     summary: 'add a hypervisor; prints a one-time join token (and the stormd join command) with its expiry',
     args: ['NAME', 'ADDRESS'],
+    options: { ttl: { type: 'string', doc: 'token lifetime in seconds (default: joinTokenTtl, 3600)' } },
     run: async (ctx) => {
       const [name, address] = ctx.args as [string, string];
-      const data = await (await ctx.api()).call<HostAddResult>('host.add', { name, address });
+      const ttl = ctx.opts.ttl === undefined ? undefined : Number(ctx.opts.ttl);
+      const data = await (await ctx.api()).call<HostAddResult>('host.add', { name, address, ...(ttl !== undefined ? { ttl } : {}) });
       const text = [
         `host ${data.host.name} added (${data.host.address}), waiting for it to join.`,
         `join token (one use, expires ${data.expiresAt}):`,
@@ -45,5 +48,26 @@ export const hostCommands: CommandDef[] = [
       const data = await (await ctx.api()).call<{ name: string; revoked?: string }>('host.remove', { name: ctx.args[0] });
       return { data, text: `host ${data.name} removed${data.revoked ? `; certificate ${data.revoked} revoked` : ''}\n`, rows: { name: (r: { name: string }) => r.name, columns: [] } };
     },
+  },
+];
+
+export const pkiCommands: CommandDef[] = [
+  {
+    noun: 'pki',
+    verb: 'list',
+    summary: 'certificates the CA issued (role, name, expiry, revocation)',
+    run: async (ctx) => ({ data: await (await ctx.api()).call<IssuedCert[]>('pki.list'), rows: certRows }),
+  },
+  {
+    noun: 'pki',
+    verb: 'revoke',
+    summary: 'revoke a certificate by serial; every stormd gets the new CRL on its next call',
+    args: ['SERIAL'],
+    options: { reason: { type: 'string', doc: 'why (kept with the record)' } },
+    dangerous: true,
+    run: async (ctx) => ({
+      data: await (await ctx.api()).call<IssuedCert>('pki.revoke', { serial: ctx.args[0], ...(typeof ctx.opts.reason === 'string' ? { reason: ctx.opts.reason } : {}) }),
+      rows: certRows,
+    }),
   },
 ];
