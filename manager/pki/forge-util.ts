@@ -80,8 +80,19 @@ export function mintCertificate(o: MintOptions): string {
 
 /** Check a PEM CSR's self-signature and return its public key (the only thing we take from it). */
 export function csrPublicKey(csrPem: string): string {
-  const csr = pki.certificationRequestFromPem(csrPem);
-  if (!csr.verify()) throw new Error('CSR signature does not verify');
+  let csr: forge.pki.CertificateRequest;
+  try {
+    csr = pki.certificationRequestFromPem(csrPem);
+  } catch (e) {
+    throw new Error(`not a PEM certificate request (${(e as Error).message})`);
+  }
+  let ok = false;
+  try {
+    ok = csr.verify();
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new Error('CSR signature does not verify');
   const pub = csr.publicKey as forge.pki.rsa.PublicKey | null;
   if (!pub || typeof pub.n?.bitLength !== 'function') throw new Error('CSR key is not RSA');
   if (pub.n.bitLength() < 2048) throw new Error(`CSR key is ${pub.n.bitLength()} bits; at least 2048 are required`);
