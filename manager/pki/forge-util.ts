@@ -80,7 +80,7 @@ export function mintCertificate(o: MintOptions): string {
 
 /** Check a PEM CSR's self-signature and return its public key (the only thing we take from it). */
 export function csrPublicKey(csrPem: string): string {
-  let csr: forge.pki.CertificateRequest;
+  let csr: ReturnType<typeof pki.certificationRequestFromPem>;
   try {
     csr = pki.certificationRequestFromPem(csrPem);
   } catch (e) {
