@@ -10,6 +10,7 @@ import type { Logger } from '../../lib/logger.ts';
 import type { JoinResponse } from '../../stormd/api/join.ts';
 import { METHODS, STORMD_DEFAULT_PORT, type CrlUpdateResult, type CsrResult, type HostInfo } from '../../stormd/api/methods.ts';
 import type { EventBus } from '../events.ts';
+import { csrPublicKey } from '../pki/forge-util.ts';
 import { needsRenewal, sanFor, type Pki } from '../pki/pki.ts';
 import type { Collection, Store } from '../store/store.ts';
 import { StormdClient } from './client.ts';
@@ -110,6 +111,12 @@ export class Hosts {
 
   /** The enrolment endpoint's handler: burn the token, sign the CSR for that host. */
   async enroll(token: string, csr: string): Promise<JoinResponse> {
+    // A broken CSR is refused before the token is spent.
+    try {
+      csrPublicKey(csr);
+    } catch (e) {
+      throw invalid(`certificate request refused: ${(e as Error).message}`);
+    }
     const t = await this.tokens.consume(token);
     const rec = await this.#c.get(t.host);
     if (!rec) throw notFound(`host "${t.host}" was removed after this token was made`, { hint: 'storm host add it again' });
