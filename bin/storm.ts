@@ -23,6 +23,7 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'libvirt-uri': { type: 'string', doc: 'libvirt URI for the local hypervisor' },
   'ssh-listen': { type: 'string', doc: 'admin SSH server HOST:PORT' },
   kernel: { type: 'string', doc: 'guest kernel image' },
+  'enroll-listen': { type: 'string', doc: 'stormd enrolment endpoint HOST:PORT' },
 };
 
 function configFrom(ctx: CommandContext) {

@@ -5,7 +5,7 @@
  */
 import { verify, X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
-import { invalid } from '../errors.ts';
+import { invalid, StormError } from '../errors.ts';
 import { normSerial } from './x509.ts';
 
 const { asn1 } = forge;
@@ -38,18 +38,37 @@ export function readCrl(pem: string, caPem: string): CrlFacts {
   const der = pemToDer(pem);
   let root: forge.asn1.Asn1;
   try {
-    root = asn1.fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, parseAllBytes: true } as never);
+    root = asn1.fromDer(forge.util.createBuffer(der.toString('binary')), { strict: true, parseAllBytes: true, decodeBitStrings: false } as never);
   } catch (e) {
     throw invalid(`CRL is not valid DER: ${(e as Error).message}`);
   }
   const [tbs, alg, sig] = children(root);
   if (!tbs || !alg || !sig) throw invalid('CRL structure is wrong (expected tbsCertList, algorithm, signature)');
-  if (asn1.derToOid(bytes(children(alg)[0])) !== SHA256_RSA) throw invalid('CRL signature algorithm is not sha256WithRSAEncryption');
-  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
-  const sigBytes = Buffer.from(bytes(sig).slice(1), 'binary'); // first byte: unused bits
-  const ca = new X509Certificate(caPem);
-  if (!verify('sha256', tbsDer, ca.publicKey, sigBytes)) throw invalid('CRL signature does not verify against the CA certificate');
+  let oid = '';
+  try {
+    oid = asn1.derToOid(bytes(children(alg)[0]));
+  } catch {
+    /* reported below */
+  }
+  if (oid !== SHA256_RSA) throw invalid('CRL signature algorithm is not sha256WithRSAEncryption');
+  let ok = false;
+  try {
+    const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
+    const sigBytes = Buffer.from(bytes(sig).slice(1), 'binary'); // first byte: unused bits
+    ok = verify('sha256', tbsDer, new X509Certificate(caPem).publicKey, sigBytes);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw invalid('CRL signature does not verify against the CA certificate');
 
+  try {
+    return fields(tbs);
+  } catch (e) {
+    throw e instanceof StormError ? e : invalid(`CRL fields unreadable: ${(e as Error).message}`);
+  }
+}
+
+function fields(tbs: forge.asn1.Asn1): CrlFacts {
   const f = children(tbs);
   let i = 0;
   if (f[i]?.type === asn1.Type.INTEGER && f[i]?.tagClass === asn1.Class.UNIVERSAL) i++; // version

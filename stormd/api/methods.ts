@@ -7,14 +7,9 @@ import type { Health } from '../../lib/health.ts';
 
 /** Default TCP port of `stormd start` when an address gives none. */
 export const STORMD_DEFAULT_PORT = 7720;
-/** HTTP path of the XML-RPC endpoint. */
-export const RPC_PATH = '/RPC2';
-/** Largest request body stormd reads. */
-export const MAX_REQUEST_BYTES = 1024 * 1024;
+export { RPC_PATH, MAX_REQUEST_BYTES, CRL_NUMBER_HEADER } from '../../lib/xmlrpc/server.ts';
 /** Largest response body the manager reads. */
 export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
-/** HTTP header carrying the caller's CRL number, so stormd can say when its list is stale. */
-export const CRL_NUMBER_HEADER = 'x-storm-crl-number';
 
 export interface HostInfo {
   name: string;
