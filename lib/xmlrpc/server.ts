@@ -141,10 +141,11 @@ export class RpcServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const socket = req.socket as Guarded;
     const peer = socket[peerKey];
-    res.setHeader(CRL_NUMBER_HEADER, String(this.#crl.number));
+    // The CRL number is read when answering, so a tls.crl.update answer already carries the new one.
+    const send = (xml: string) => res.writeHead(200, { 'content-type': 'text/xml', [CRL_NUMBER_HEADER]: String(this.#crl.number) }).end(xml);
     const fault = (e: StormError) => {
       const f = toFault(e);
-      res.writeHead(200, { 'content-type': 'text/xml' }).end(encodeFault(f.faultCode, f.faultString));
+      send(encodeFault(f.faultCode, f.faultString));
     };
     try {
       // The handshake checks ran when the connection opened; a CRL installed since then still counts.
@@ -176,7 +177,7 @@ export class RpcServer {
       } catch (e) {
         throw new StormError('internal', `${call.method}: result cannot be encoded: ${(e as Error).message}`);
       }
-      res.writeHead(200, { 'content-type': 'text/xml' }).end(xml);
+      send(xml);
     } catch (e) {
       const err = toStormError(e);
       if (err.code === 'internal') this.#o.log.error('method failed', { error: err.message });

@@ -59,6 +59,16 @@ export class StormdClient {
   }
 
   async call<R = unknown>(method: string, params: Record<string, unknown> = {}, opts: { timeoutMs?: number } = {}): Promise<R> {
+    try {
+      return await this.#call<R>(method, params, opts);
+    } catch (e) {
+      // A kept-alive socket the server had already closed: the request never arrived, so send it again on a new one.
+      if (e instanceof StormError && e.details?.staleSocket) return this.#call<R>(method, params, opts);
+      throw e;
+    }
+  }
+
+  async #call<R>(method: string, params: Record<string, unknown>, opts: { timeoutMs?: number }): Promise<R> {
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const body = encodeCall(method, [params]);
     const where = `stormd ${this.#o.name} at ${this.#o.host}:${this.#o.port}`;
@@ -84,7 +94,7 @@ export class StormdClient {
         },
       );
       req.on('timeout', () => req.destroy(new StormError('timeout', `${where} did not answer ${method} within ${timeoutMs} ms`)));
-      req.on('error', (e) => reject(classify(e, where)));
+      req.on('error', (e) => reject(classify(e, where, req.reusedSocket)));
       req.end(body);
     });
     if (res.crl !== undefined) this.#o.onCrlNumber?.(res.crl);
@@ -95,9 +105,10 @@ export class StormdClient {
   }
 }
 
-function classify(e: Error, where: string): StormError {
+function classify(e: Error, where: string, reused: boolean): StormError {
   if (e instanceof StormError) return e;
   const code = String((e as NodeJS.ErrnoException).code ?? '');
+  if (reused && (code === 'ECONNRESET' || /socket hang up/.test(e.message))) return unreachable(`${where} closed a kept-alive connection`, { details: { staleSocket: true } });
   if (TRUST_CODES.test(code) || /certificate|alert|handshake/i.test(e.message)) {
     return unauthorized(`${where} is not trusted, or does not trust us: ${e.message}`, {
       hint: 'check the host was enrolled with this manager (storm host show NAME) and its certificate is not revoked',
@@ -105,7 +116,8 @@ function classify(e: Error, where: string): StormError {
     });
   }
   if (code === 'ECONNRESET' || /socket hang up/.test(e.message)) {
-    return unreachable(`${where} closed the connection: ${e.message}`, { hint: 'stormd refuses callers whose certificate it does not accept; see its log', details: { trust: true } });
+    // On a fresh connection: stormd completed the handshake and hung up, i.e. it refuses our certificate.
+    return unreachable(`${where} closed the connection: ${e.message}`, { hint: 'stormd refuses callers whose certificate it does not accept (revoked? another CA?); see its log', details: { trust: true } });
   }
   return unreachable(`${where} is unreachable: ${e.message}`, { hint: 'is stormd running there (stormd start), and the address right?' });
 }

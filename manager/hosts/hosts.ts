@@ -71,7 +71,7 @@ export class Hosts {
   readonly #clients = new Map<string, StormdClient>();
   readonly #timers = new Map<string, NodeJS.Timeout>();
   readonly #failures = new Map<string, number>();
-  readonly #pushing = new Set<string>();
+  readonly #pushing = new Map<string, Promise<CrlUpdateResult | undefined>>();
   #stopped = false;
 
   constructor(o: HostsOptions) {
@@ -180,10 +180,18 @@ export class Hosts {
     return c;
   }
 
-  /** Push our CRL to a host whose list is older; one push per host at a time. */
-  async pushCrl(name: string): Promise<CrlUpdateResult | undefined> {
-    if (this.#pushing.has(name)) return undefined;
-    this.#pushing.add(name);
+  /** Push our CRL to a host; pushes to one host run one after another, each sending the newest list. */
+  pushCrl(name: string): Promise<CrlUpdateResult | undefined> {
+    const prev = this.#pushing.get(name) ?? Promise.resolve(undefined);
+    const next = prev.then(() => this.#pushNow(name));
+    this.#pushing.set(name, next);
+    void next.finally(() => {
+      if (this.#pushing.get(name) === next) this.#pushing.delete(name);
+    });
+    return next;
+  }
+
+  async #pushNow(name: string): Promise<CrlUpdateResult | undefined> {
     try {
       const rec = await this.#c.get(name);
       if (!rec?.certSerial) return undefined;
@@ -193,8 +201,6 @@ export class Hosts {
     } catch (e) {
       this.#o.log.warn('CRL push failed', { host: name, error: (e as Error).message });
       return undefined;
-    } finally {
-      this.#pushing.delete(name);
     }
   }
 
