@@ -111,7 +111,8 @@ export class Hosts {
 
   /** The enrolment endpoint's handler: burn the token, sign the CSR for that host. */
   async enroll(token: string, csr: string): Promise<JoinResponse> {
-    // A broken CSR is refused before the token is spent.
+    // A valid token first (no work for strangers), then the CSR, and only then is the token spent.
+    await this.tokens.check(token);
     try {
       csrPublicKey(csr);
     } catch (e) {

@@ -38,8 +38,17 @@ export class JoinTokens {
     return { token: formatToken({ id, secret, pin }), expiresAt };
   }
 
+  /** Check a token without spending it (so unauthenticated callers cost no further work). */
+  async check(token: string): Promise<TokenRecord> {
+    return this.#validate(token, false);
+  }
+
   /** Check and burn a token; returns the host it enrols. Every refusal is `unauthorized` with the reason. */
-  async consume(token: string): Promise<TokenRecord> {
+  consume(token: string): Promise<TokenRecord> {
+    return this.#validate(token, true);
+  }
+
+  async #validate(token: string, burn: boolean): Promise<TokenRecord> {
     let t;
     try {
       t = parseToken(token);
@@ -47,18 +56,19 @@ export class JoinTokens {
       throw unauthorized((e as StormError).message, { hint: (e as StormError).hint ?? '' });
     }
     if (this.#inFlight.has(t.id)) throw unauthorized('join token already used', { hint: 'each token enrols once: run `storm host add` again for a new one' });
-    this.#inFlight.add(t.id);
+    if (burn) this.#inFlight.add(t.id);
     try {
       const rec = await this.#c.get(t.id);
       const a = Buffer.from(sha(t.secret), 'hex');
       if (!rec || !timingSafeEqual(a, Buffer.from(rec.secretSha256, 'hex'))) throw unauthorized('unknown join token', { hint: 'copy the token printed by `storm host add` on this manager' });
       if (rec.usedAt) throw unauthorized(`join token already used (at ${rec.usedAt})`, { hint: `each token enrols once: \`storm host remove ${rec.host}\` and \`storm host add\` again for a new one` });
       if (new Date(rec.expiresAt) <= this.#now()) throw unauthorized(`join token expired at ${rec.expiresAt}`, { hint: `\`storm host remove ${rec.host}\` and \`storm host add\` again for a new token` });
+      if (!burn) return rec;
       const used = { ...rec, usedAt: this.#now().toISOString() };
       await this.#c.put(t.id, used);
       return used;
     } finally {
-      this.#inFlight.delete(t.id);
+      if (burn) this.#inFlight.delete(t.id);
     }
   }
 

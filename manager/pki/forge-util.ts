@@ -86,6 +86,11 @@ export function csrPublicKey(csrPem: string): string {
   } catch (e) {
     throw new Error(`not a PEM certificate request (${(e as Error).message})`);
   }
+  const pub = csr.publicKey as forge.pki.rsa.PublicKey | null;
+  if (!pub || typeof pub.n?.bitLength !== 'function') throw new Error('CSR key is not RSA');
+  if (pub.n.bitLength() < 2048) throw new Error(`CSR key is ${pub.n.bitLength()} bits; at least 2048 are required`);
+  // Bounds before any arithmetic on the key: no giant moduli or exponents.
+  if (pub.n.bitLength() > 8192 || pub.e.bitLength() > 32) throw new Error('CSR key is outside RSA 2048..8192 with a 32-bit exponent');
   let ok = false;
   try {
     ok = csr.verify();
@@ -93,9 +98,6 @@ export function csrPublicKey(csrPem: string): string {
     ok = false;
   }
   if (!ok) throw new Error('CSR signature does not verify');
-  const pub = csr.publicKey as forge.pki.rsa.PublicKey | null;
-  if (!pub || typeof pub.n?.bitLength !== 'function') throw new Error('CSR key is not RSA');
-  if (pub.n.bitLength() < 2048) throw new Error(`CSR key is ${pub.n.bitLength()} bits; at least 2048 are required`);
   return pki.publicKeyToPem(pub);
 }
 

@@ -77,6 +77,14 @@ test('bad CSRs are refused: tampered signature, small keys, garbage', async (t) 
   await assert.rejects(pki.issueFromCsr('not a csr', opts), (e: { code: string }) => e.code === 'invalid');
   const small = generateKeyPairSync('rsa', { modulusLength: 1024, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
   await assert.rejects(pki.issueFromCsr(makeCsr({ privateKeyPem: small.privateKey, publicKeyPem: small.publicKey }, 'x'), opts), /1024 bits/);
+  // A giant public exponent would make verification a CPU sink: refused before any arithmetic.
+  const kp = newKeyPair();
+  const giant = forge.pki.createCertificationRequest();
+  const n = (forge.pki.publicKeyFromPem(kp.publicKeyPem) as forge.pki.rsa.PublicKey).n;
+  giant.publicKey = forge.pki.setRsaPublicKey(n, new forge.jsbn.BigInteger('1' + '0'.repeat(600), 10).add(forge.jsbn.BigInteger.ONE));
+  giant.setSubject([{ name: 'commonName', value: 'x' }]);
+  giant.sign(forge.pki.privateKeyFromPem(kp.privateKeyPem), forge.md.sha256.create());
+  await assert.rejects(pki.issueFromCsr(forge.pki.certificationRequestToPem(giant), opts), /32-bit exponent/);
   const good = makeCsr(newKeyPair(), 'x');
   // Flip one bit of the signature: the self-signature no longer verifies.
   const der = Buffer.from(good.replace(/-----[^-]+-----|\s/g, ''), 'base64');
