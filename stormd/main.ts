@@ -40,6 +40,8 @@ export interface Stormd {
 export async function startStormd(o: StormdOptions): Promise<Stormd> {
   const { id, tls } = loadState(o.state);
   let cert = tls.cert;
+  const facts = certFacts(tls.cert);
+  if (facts.notAfter < new Date()) o.log.warn('our certificate has expired; the manager will refuse us until we enrol again', { notAfter: facts.notAfter.toISOString() });
   const methods = new MethodTable();
   let server: RpcServer | undefined;
   const srv = () => server as RpcServer;

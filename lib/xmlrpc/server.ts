@@ -66,7 +66,13 @@ export class RpcServer {
     readCrl(o.tls.crl, o.tls.ca); // refuse to start on a CRL the CA did not sign
     const rpc = await new Promise<xmlrpc.Server>((resolve, reject) => {
       const s = xmlrpc.createSecureServer({ ...secureOptions(o.tls), host: o.host, port: o.port } as never, () => resolve(s));
-      s.httpServer.once('error', reject);
+      s.httpServer.once('error', (e: NodeJS.ErrnoException) =>
+        reject(
+          e.code === 'EADDRINUSE' || e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES'
+            ? new StormError(e.code === 'EADDRINUSE' ? 'conflict' : 'invalid', `cannot listen on ${o.host}:${o.port}: ${e.code}`, { hint: e.code === 'EADDRINUSE' ? 'another process holds the port: stop it or pick another --listen' : 'pick an address this machine has (--listen HOST:PORT)' })
+            : e,
+        ),
+      );
     });
     const http = rpc.httpServer as HttpsServer;
     const server = new RpcServer(o, http);

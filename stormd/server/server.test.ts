@@ -25,7 +25,7 @@ async function setup(t: TestContext) {
   const client = new StormdClient({ name: 'hv-test', host: '127.0.0.1', port, tls: () => pki.managerTls(), crlNumber: () => pki.crlNumber });
   t.after(() => client.reset());
   const creds = { key: pki.managerTls().key, cert: pki.managerTls().cert, ca: pki.caCertPem };
-  return { pki, server, port, client, creds };
+  return { pki, server, port, client, creds, me, methods };
 }
 
 test('calls round-trip; errors cross as faults and come back as StormErrors with their codes', async (t) => {
@@ -145,4 +145,12 @@ test('a pushed CRL is installed only when signed by our CA and newer; revoked pe
   assert.throws(() => server.updateCrl('-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n'), (e: { code: string }) => e.code === 'invalid');
   // The manager's client still works with its own (unrevoked) certificate.
   assert.deepEqual(await client.call('test.echo', { ok: 1 }), { ok: 1 });
+});
+
+test('a taken port is a clear conflict, not a crash', async (t) => {
+  const { pki, port, me, methods } = await setup(t);
+  await assert.rejects(
+    RpcServer.start({ host: '127.0.0.1', port, tls: { key: me.key, cert: me.cert, ca: me.ca, crl: pki.crlPem }, methods, log: silentLogger, allow: ['manager'] }),
+    (e: { code: string; message: string }) => e.code === 'conflict' && /EADDRINUSE/.test(e.message),
+  );
 });
