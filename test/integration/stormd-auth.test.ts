@@ -33,6 +33,8 @@ test('stormd enrols with a one-time token and obeys only the manager', async (t)
 
   // The CA exists after the first start; private keys are owner-only.
   for (const k of ['ca.key', 'manager.key']) assert.equal(statSync(join(state, 'pki', k)).mode & 0o777, 0o600, k);
+  const doc = JSON.parse(storm(['doctor', '-o', 'json'], { env }).stdout) as { component: string; status: string; reason: string }[];
+  assert.match(doc.find((h) => h.component === 'ca')?.reason ?? '', /valid until/);
 
   const add = storm(['host', 'add', 'hv1', `127.0.0.1:${port}`, '-o', 'json'], { env });
   assert.equal(add.code, 0, add.stderr);
