@@ -12,13 +12,15 @@ import { tempDir } from '../helpers/tmp.ts';
 test('storm user/group/principal drive LDAP and Kerberos together', async (t) => {
   const state = tempDir(t);
   const ldapPort = await freePort();
+  const ldapsPort = await freePort();
   const env = {
     ...process.env,
     STORM_STATE: state,
     STORM_SSH_LISTEN: `127.0.0.1:${await freePort()}`,
     STORM_DNS_DOMAIN: 'cli.storm',
     STORM_LDAP_LISTEN: `127.0.0.1:${ldapPort}`,
-    STORM_LDAPS_LISTEN: '',
+    STORM_LDAPS_LISTEN: `127.0.0.1:${ldapsPort}`,
+    STORM_ENROLL_LISTEN: `127.0.0.1:${await freePort()}`,
     STORM_KDC_LISTEN: `127.0.0.1:${await freeTcpUdpPort()}`,
     STORM_KADMIND_LISTEN: `127.0.0.1:${await freePort()}`,
     STORM_KPASSWD_LISTEN: `127.0.0.1:${await freeTcpUdpPort()}`,
@@ -46,6 +48,15 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   assert.notEqual((await kinit('alice', 'looking-glass')).code, 0, 'kinit with a wrong one fails');
   const w = await whoami(aliceDn, 'wonderland-1');
   assert.equal(w.stdout.trim(), `dn:${aliceDn}`, w.stderr);
+
+  // StartTLS and LDAPS present the manager's certificate, which verifies against the manager's CA.
+  const tlsEnv = { ...clientEnv, LDAPTLS_CACERT: join(state, 'pki', 'ca.pem') };
+  const zz = await run('ldapwhoami', ['-x', '-ZZ', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', aliceDn, '-w', 'wonderland-1'], { env: tlsEnv });
+  assert.equal(zz.stdout.trim(), `dn:${aliceDn}`, zz.stderr);
+  const ldaps = await run('ldapwhoami', ['-x', '-H', `ldaps://127.0.0.1:${ldapsPort}`, '-D', aliceDn, '-w', 'wonderland-1'], { env: tlsEnv });
+  assert.equal(ldaps.stdout.trim(), `dn:${aliceDn}`, ldaps.stderr);
+  const noCa = await run('ldapwhoami', ['-x', '-ZZ', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', aliceDn, '-w', 'wonderland-1'], { env: { ...clientEnv, LDAPTLS_CACERT: '/dev/null' } });
+  assert.notEqual(noCa.code, 0, 'without the CA the certificate does not verify');
 
   // list / show in every format.
   const list = JSON.parse(storm(['user', 'list', '-o', 'json'], { env }).stdout);
