@@ -42,15 +42,14 @@ export function parseDn(s: string): Rdn[] {
     i = eq + 1;
     while (i < n && s[i] === ' ') i++;
     let value = '';
-    let lastSignificant = 0; // length of value up to the last escaped/non-space char
     if (s[i] === '#') {
       const m = /^#[0-9A-Fa-f]*/.exec(s.slice(i))![0];
       if (m.length < 3 || m.length % 2 === 0) throw new DnError('bad hex value');
       value = m;
       i += m.length;
-      lastSignificant = value.length;
     } else {
       const bytes: number[] = [];
+      // Trailing unescaped spaces are not part of the value: remember where the last significant byte ended.
       let sigLen = 0;
       while (i < n) {
         const c = s[i]!;
@@ -76,9 +75,7 @@ export function parseDn(s: string): Rdn[] {
       const buf = Buffer.from(bytes.slice(0, sigLen));
       value = buf.toString('utf8');
       if (Buffer.compare(Buffer.from(value, 'utf8'), buf) !== 0) throw new DnError('value is not valid UTF-8');
-      lastSignificant = value.length;
     }
-    void lastSignificant;
     rdn.push({ type: type.toLowerCase(), value });
     if (i >= n) {
       rdns.push(rdn);
