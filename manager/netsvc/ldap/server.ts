@@ -350,10 +350,17 @@ class Connection {
         return undefined;
       }
     }
+    // Async operations decode inside their promise: a decoding error there is the client's, not ours.
+    const guard = (p: Promise<void> | undefined): Promise<void> | undefined =>
+      p?.catch((e) => {
+        if (!(e instanceof BerError)) throw e;
+        if (resTag !== undefined) this.#result(id, resTag, RC.protocolError, `malformed request: ${e.message}`);
+        else this.#disconnect(RC.protocolError, `malformed request: ${e.message}`);
+      });
     try {
       switch (opTag) {
         case OP.BIND_REQ:
-          return this.#bind(id, op);
+          return guard(this.#bind(id, op));
         case OP.UNBIND:
           this.#closed = true;
           this.#sock.end();
@@ -362,7 +369,7 @@ class Connection {
           this.#search(id, op, controls);
           return undefined;
         case OP.EXT_REQ:
-          return this.#extended(id, op);
+          return guard(this.#extended(id, op));
         case OP.COMPARE_REQ:
           this.#compare(id, op);
           return undefined;
@@ -372,7 +379,7 @@ class Connection {
         case OP.ADD_REQ:
         case OP.DEL_REQ:
         case OP.MODDN_REQ:
-          if (opTag === OP.MODIFY_REQ && this.#id?.role === 'admin' && this.#srv.opts.modify) return this.#modify(id, op, this.#id);
+          if (opTag === OP.MODIFY_REQ && this.#id?.role === 'admin' && this.#srv.opts.modify) return guard(this.#modify(id, op, this.#id));
           if (!this.#id) this.#result(id, resTag!, RC.insufficientAccessRights, 'anonymous clients may not write');
           else if (this.#id.role !== 'admin') this.#result(id, resTag!, RC.insufficientAccessRights, 'only the manager admin writes the directory');
           else this.#result(id, resTag!, RC.unwillingToPerform, 'entries are added, deleted and renamed through the manager: use storm user|group');
