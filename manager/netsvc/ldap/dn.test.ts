@@ -44,3 +44,24 @@ test('BER reader: bounded lengths, no indefinite form, integers in range', () =>
     }, BerError);
   }
 });
+
+test('random DN strings: DnError or a normal form that is its own normal form', () => {
+  let x = 12345;
+  const r = () => ((x = (x * 1103515245 + 12345) & 0x7fffffff), x / 0x80000000);
+  const alphabet = ['a', 'B', '1', '=', ',', '+', '\\', ' ', '"', '#', ';', '<', '>', '2c', 'uid', 'dc', 'é', '\0', 'ff'];
+  let accepted = 0;
+  for (let i = 0; i < 5000; i++) {
+    let s = '';
+    for (let j = 0, n = Math.floor(r() * 16); j < n; j++) s += alphabet[Math.floor(r() * alphabet.length)];
+    let n1: string;
+    try {
+      n1 = normalizeDn(s);
+    } catch (e) {
+      assert.ok(e instanceof DnError, `${JSON.stringify(s)}: ${(e as Error).stack}`);
+      continue;
+    }
+    accepted++;
+    assert.equal(normalizeDn(n1), n1, `normal form of ${JSON.stringify(s)} is stable`);
+  }
+  assert.ok(accepted > 50);
+});
