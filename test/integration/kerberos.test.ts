@@ -223,6 +223,55 @@ test('daemons left by a manager that was killed outright are stopped on the next
   }
 });
 
+test('the daemons die with a manager killed outright (parent-death signal)', { timeout: 60_000 }, async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { spawn } = await import('node:child_process');
+  const script = join(dir, 'owner.mts');
+  const svc = new URL('../../manager/netsvc/kerberos/service.ts', import.meta.url).pathname;
+  const ports = [await freeTcpUdpPort(), await freePort(), await freeTcpUdpPort()];
+  writeFileSync(
+    script,
+    `import { KerberosService } from ${JSON.stringify(svc)};
+const k = new KerberosService({ dir: ${JSON.stringify(join(dir, 'owner'))}, realm: 'OWNER.STORM', domain: 'owner.storm',
+  kdc: { host: '127.0.0.1', port: ${ports[0]} }, kadmind: { host: '127.0.0.1', port: ${ports[1]} }, kpasswd: { host: '127.0.0.1', port: ${ports[2]} }, path: process.env.PATH ?? '' });
+await k.start();
+await k.waitReady(10000);
+process.stdout.write('ready ' + k.kdcPid + '\\n');
+setInterval(() => {}, 1000);
+`,
+  );
+  const owner = spawn(process.execPath, ['--import', 'tsx', script], { stdio: ['ignore', 'pipe', 'pipe'], cwd: new URL('../..', import.meta.url).pathname });
+  t_after(() => owner.kill('SIGKILL'));
+  const kdcPid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`owner did not get ready: ${out}`)), 30_000);
+    const on = (d: Buffer) => {
+      out += d.toString();
+      const m = /ready (\d+)/.exec(out);
+      if (m) (clearTimeout(timer), resolve(Number(m[1])));
+    };
+    owner.stdout!.on('data', on);
+    owner.stderr!.on('data', on);
+  });
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  assert.ok(alive(kdcPid));
+  owner.kill('SIGKILL');
+  let dead = false;
+  for (let i = 0; i < 100 && !dead; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    dead = !alive(kdcPid);
+  }
+  if (!dead) process.kill(kdcPid, 'SIGKILL');
+  assert.ok(dead, 'krb5kdc outlived its manager');
+});
+
 test('without the Kerberos packages the service is undetected and the directory still works', async () => {
   const none = new KerberosService({ dir: join(dir, 'none'), realm: REALM, domain: 'x.storm', kdc: { host: '127.0.0.1', port: 1 }, kadmind: { host: '127.0.0.1', port: 1 }, kpasswd: { host: '127.0.0.1', port: 1 }, path: '', find: async () => undefined });
   await none.start();

@@ -147,7 +147,7 @@ export class KerberosService implements NetService {
   /** Find the tools, create the realm if needed, start the daemons. Never throws for a missing package. */
   async start(): Promise<void> {
     const find = this.#o.find ?? ((n: string) => which(n, this.#o.path));
-    const [krb5kdc, kadmind, kdb5Util, kadminLocal] = await Promise.all([find('krb5kdc'), find('kadmind'), find('kdb5_util'), find('kadmin.local')]);
+    const [krb5kdc, kadmind, kdb5Util, kadminLocal, setpriv] = await Promise.all([find('krb5kdc'), find('kadmind'), find('kdb5_util'), find('kadmin.local'), which('setpriv', this.#o.path)]);
     if (!krb5kdc || !kadmind || !kdb5Util || !kadminLocal) {
       this.#detected = false;
       this.#o.log?.info('kerberos not installed; the directory runs without it');
@@ -171,8 +171,11 @@ export class KerberosService implements NetService {
     const kadmindPid = join(this.#o.dir, 'kadmind.pid');
     // A manager that was killed outright leaves its daemons behind, holding the ports.
     await Promise.all([this.#reapStale(kdcPid, 'krb5kdc'), this.#reapStale(kadmindPid, 'kadmind')]);
-    this.#kdc = new Supervised('krb5kdc', () => spawn(krb5kdc, ['-n', '-r', this.#o.realm, '-P', kdcPid], opts), delay, this.#o.log);
-    this.#kadmind = new Supervised('kadmind', () => spawn(kadmind, ['-nofork', '-r', this.#o.realm, '-P', kadmindPid], opts), delay, this.#o.log);
+    // With setpriv (util-linux) the daemons get SIGTERM when the manager dies, even by SIGKILL;
+    // setpriv execs the daemon, so the pid stays the daemon's.
+    const run = (bin: string, args: string[]) => (setpriv ? spawn(setpriv, ['--pdeathsig', 'TERM', '--', bin, ...args], opts) : spawn(bin, args, opts));
+    this.#kdc = new Supervised('krb5kdc', () => run(krb5kdc, ['-n', '-r', this.#o.realm, '-P', kdcPid]), delay, this.#o.log);
+    this.#kadmind = new Supervised('kadmind', () => run(kadmind, ['-nofork', '-r', this.#o.realm, '-P', kadmindPid]), delay, this.#o.log);
     this.#kdc.start();
     this.#kadmind.start();
     // kadmin.local needs no running KDC, so the manager does not wait long: a KDC that
