@@ -12,7 +12,7 @@ import { InstanceService, type ApplianceSource, type HostDirectory } from './ins
 import { notFound } from '../lib/errors.ts';
 import { registerDirectory } from './services/directory.ts';
 import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
-import { followInstancesInDirectory } from './directory/follow.ts';
+import { followInstancesInDirectory, reconcileDirectory } from './directory/follow.ts';
 import { Store } from './store/store.ts';
 import { parseHostPort } from '../lib/config.ts';
 import type { Health } from '../lib/health.ts';
@@ -124,6 +124,10 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   registerDns(registry, { dns, bus });
   registerDhcp(registry, { dhcp, bus });
   registerDirectory(registry, directory.directory, directory.services);
+  // Instances created or destroyed while the manager was down get (or lose) their host entries now.
+  await reconcileDirectory({ directory: directory.directory, instances, domain: config.dnsDomain, bus }).catch((e) =>
+    log.error('directory reconcile failed', { error: (e as Error).message }),
+  );
   registry.add<Record<string, never>, Health[]>({
     name: 'netsvc.status',
     mutates: false,

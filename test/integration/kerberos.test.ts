@@ -12,7 +12,7 @@ import { checkPrincipal } from '../../manager/netsvc/kerberos/kadmin.ts';
 import { KerberosService } from '../../manager/netsvc/kerberos/service.ts';
 import { Store } from '../../manager/store/store.ts';
 import { EventBus } from '../../manager/events.ts';
-import { followInstancesInDirectory } from '../../manager/directory/follow.ts';
+import { followInstancesInDirectory, reconcileDirectory } from '../../manager/directory/follow.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 
 const REALM = 'KRBTEST.STORM';
@@ -152,6 +152,20 @@ test('instances are enrolled and dropped as they come and go (bus events)', asyn
   } finally {
     f.unsubscribe();
   }
+});
+
+test('reconcile: instances that exist get host entries, hosts of vanished instances go', async () => {
+  await directory.addHost({ fqdn: 'gone.krbtest.storm', instance: 'gone' });
+  await directory.addHost({ fqdn: 'manual.krbtest.storm' });
+  const r = await reconcileDirectory({ directory, instances: { list: async () => [{ name: 'Kept' }] }, domain: 'krbtest.storm' });
+  assert.deepEqual(r, { enrolled: ['kept'], dropped: ['gone.krbtest.storm'] });
+  const fqdns = directory.listHosts().map((h) => h.fqdn);
+  assert.ok(fqdns.includes('kept.krbtest.storm'));
+  assert.ok(fqdns.includes('manual.krbtest.storm'), 'hosts without an instance are left alone');
+  assert.ok(!fqdns.includes('gone.krbtest.storm'));
+  assert.deepEqual(await reconcileDirectory({ directory, instances: { list: async () => [{ name: 'kept' }] }, domain: 'krbtest.storm' }), { enrolled: [], dropped: [] });
+  await directory.removeHost('kept.krbtest.storm');
+  await directory.removeHost('manual.krbtest.storm');
 });
 
 test('names that would break a kadmin command line never reach it', async () => {
