@@ -120,14 +120,46 @@ const HOST_COMMANDS: CommandDef[] = [
   },
 ];
 
-/** Read stdin to the end (bounded: a password, not a file). */
+/**
+ * Read stdin to the end (bounded: a password, not a file). At a terminal it
+ * prompts on stderr and reads one line without echo instead.
+ */
 async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return readHidden('Password: ');
   let text = '';
   for await (const chunk of process.stdin) {
     text += chunk;
     if (text.length > 64 * 1024) throw new Error('stdin is larger than 64 KiB');
   }
   return text;
+}
+
+function readHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let line = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', on);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line + '\n');
+    };
+    const on = (chunk: string) => {
+      for (const c of chunk) {
+        if (c === '\r' || c === '\n') return done();
+        if (c === '\u0003') return done(new Error('interrupted'));
+        if (c === '\u007f' || c === '\b') line = line.slice(0, -1);
+        else if (c >= ' ' && line.length < 1024) line += c;
+      }
+    };
+    stdin.on('data', on);
+  });
 }
 
 process.exitCode = await runCli(
