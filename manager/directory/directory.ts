@@ -12,8 +12,8 @@ import { withRevert } from '../../lib/revert.ts';
 import type { EventBus } from '../events.ts';
 import type { PrincipalInfo } from '../netsvc/kerberos/kadmin.ts';
 import type { KerberosService } from '../netsvc/kerberos/service.ts';
-import { RC } from '../netsvc/ldap/protocol.ts';
 import type { Modification } from '../netsvc/ldap/server.ts';
+import { ldapModify, ldapSetPassword } from './ldap-writes.ts';
 import { hashPassword } from './password.ts';
 import {
   checkFqdn,
@@ -189,98 +189,14 @@ export class Directory {
     });
   }
 
-  /**
-   * The LDAP admin's ModifyRequest, mapped onto the calls above so LDAP and
-   * Kerberos stay in step: users' cn, sn, mail, loginShell, homeDirectory and
-   * userPassword (clear text: hashed here, set in Kerberos too); groups'
-   * memberUid and description. Everything else is refused with a reason.
-   */
-  async ldapModify(ndn: string, changes: Modification[]): Promise<{ code: number; message?: string }> {
-    const entry = this.store.tree.get(ndn);
-    if (!entry) return { code: RC.noSuchObject };
-    const uid = this.store.userByNdn(ndn)?.name;
-    const isGroup = entry.get('objectClass')?.some((o) => o.toLowerCase() === 'posixgroup');
-    const one = (c: Modification) => {
-      if (c.op === 'delete' || c.values.length !== 1) throw invalid(`${c.attr} takes exactly one value`);
-      return c.values[0]!;
-    };
-    try {
-      if (uid !== undefined) {
-        const patch: Parameters<Directory['updateUser']>[1] = {};
-        let password: string | undefined;
-        for (const c of changes) {
-          if (c.attr === 'cn') patch.cn = one(c);
-          else if (c.attr === 'sn') patch.sn = one(c);
-          else if (c.attr === 'loginshell') patch.shell = one(c);
-          else if (c.attr === 'homedirectory') patch.home = one(c);
-          else if (c.attr === 'mail') patch.mail = c.op === 'delete' ? null : one(c);
-          else if (c.attr === 'userpassword') {
-            password = one(c);
-            if (password.startsWith('{')) return { code: RC.unwillingToPerform, message: 'send the clear-text password: it is hashed here and set in Kerberos too' };
-            checkPassword(password);
-          } else return { code: RC.unwillingToPerform, message: `${c.attr} of a user cannot be changed over LDAP` };
-        }
-        if (Object.keys(patch).length) await this.updateUser(uid, patch);
-        if (password !== undefined) await this.setPassword(uid, password);
-        return { code: RC.success };
-      }
-      if (isGroup) {
-        const name = entry.get('cn')![0]!;
-        const g = this.store.group(name);
-        if (!g) return { code: RC.unwillingToPerform, message: 'not a directory group' };
-        let members = [...g.members];
-        let description = g.description;
-        for (const c of changes) {
-          if (c.attr === 'memberuid') {
-            for (const v of c.values) checkName('user', v);
-            if (c.op === 'replace') members = [...new Set(c.values)];
-            else if (c.op === 'add') {
-              for (const v of c.values) if (members.includes(v)) return { code: RC.attributeOrValueExists, message: `${v} is already a member` };
-              members.push(...c.values);
-            } else members = c.values.length ? members.filter((m) => !c.values.includes(m)) : [];
-          } else if (c.attr === 'description') description = c.op === 'delete' ? undefined : one(c);
-          else return { code: RC.unwillingToPerform, message: `${c.attr} of a group cannot be changed over LDAP${c.attr === 'member' ? ' (change memberUid; member follows)' : ''}` };
-        }
-        for (const m of members) if (!this.store.user(m)) return { code: RC.constraintViolation, message: `user "${m}" does not exist` };
-        if (description !== undefined) checkText('description', description);
-        for (const m of g.members.filter((x) => !members.includes(x))) await this.setMember(name, m, false);
-        for (const m of members.filter((x) => !g.members.includes(x))) await this.setMember(name, m, true);
-        if (description !== g.description) {
-          const cur = this.store.group(name)!;
-          const next: Group = { ...cur };
-          if (description === undefined) delete next.description;
-          else next.description = description;
-          await this.store.putGroup(next);
-        }
-        return { code: RC.success };
-      }
-      return { code: RC.unwillingToPerform, message: 'only users and groups are modified over LDAP' };
-    } catch (e) {
-      const code = (e as StormError).code;
-      const message = (e as Error).message;
-      if (code === 'invalid') return { code: RC.constraintViolation, message };
-      if (code === 'not_found') return { code: RC.noSuchAttribute, message };
-      if (code === 'conflict') return { code: RC.attributeOrValueExists, message };
-      if (code === 'busy') return { code: RC.busy, message };
-      this.#log?.warn('ldap modify failed', { ndn, error: message });
-      return { code: RC.other, message: 'the change failed; see the manager log' };
-    }
+  /** The LDAP admin's ModifyRequest (see ldap-writes.ts). */
+  ldapModify(ndn: string, changes: Modification[]): Promise<{ code: number; message?: string }> {
+    return ldapModify(this, ndn, changes, this.#log);
   }
 
   /** Password Modify over LDAP (the server checked who may): LDAP and Kerberos together. */
-  async ldapSetPassword(ndn: string, password: string): Promise<{ code: number; message?: string }> {
-    const u = this.store.userByNdn(ndn);
-    if (!u) return { code: RC.unwillingToPerform, message: 'only directory users have passwords here' };
-    try {
-      await this.setPassword(u.name, password);
-      return { code: RC.success };
-    } catch (e) {
-      const code = (e as StormError).code;
-      if (code === 'invalid') return { code: RC.constraintViolation, message: (e as Error).message };
-      if (code === 'busy') return { code: RC.busy, message: (e as Error).message };
-      this.#log?.warn('ldap password change failed', { user: u.name, error: (e as Error).message });
-      return { code: RC.other, message: 'the change failed; see the manager log' };
-    }
+  ldapSetPassword(ndn: string, password: string): Promise<{ code: number; message?: string }> {
+    return ldapSetPassword(this, ndn, password, this.#log);
   }
 
   /** Set the password in LDAP and Kerberos together. */
