@@ -10,7 +10,7 @@ import { buildDomainXml } from '../stormd/hypervisor/libvirt/domain-xml.ts';
 import type { DomainSpec } from '../stormd/hypervisor/driver.ts';
 import { LibvirtDriver } from '../stormd/hypervisor/libvirt/libvirt-driver.ts';
 import { InstanceLayers } from '../stormd/layers/instance.ts';
-import { buildBootInitrd, findCloudKernel, writeLabelledDisk } from '../test/helpers/boot-initrd.ts';
+import { BOOT_CMDLINE, buildBootInitrd, findCloudKernel, writeLabelledDisk } from '../test/helpers/boot-initrd.ts';
 import { median, result, type BenchResult } from './result.ts';
 
 export default async function (): Promise<BenchResult[]> {
@@ -46,7 +46,7 @@ export default async function (): Promise<BenchResult[]> {
         vcpus: 1,
         kernel: k.kernel,
         initrd,
-        cmdline: 'console=ttyS0 quiet panic=-1',
+        cmdline: BOOT_CMDLINE,
         disks: [...disks, { role: 'instance', path: inst, format: 'raw', readonly: false }],
         consoleLog: join(dir, `${name}.log`),
       };

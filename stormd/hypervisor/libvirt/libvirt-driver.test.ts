@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { BOOT_MARKER, buildBootInitrd, findCloudKernel, writeLabelledDisk } from '../../../test/helpers/boot-initrd.ts';
+import { BOOT_CMDLINE, BOOT_MARKER, buildBootInitrd, disksByTarget, findCloudKernel, writeLabelledDisk } from '../../../test/helpers/boot-initrd.ts';
 import { driverConformance, type Fixture } from '../driver.case.ts';
 import { LibvirtDriver } from './libvirt-driver.ts';
 
@@ -43,10 +43,10 @@ async function bootFixture(): Promise<Fixture | string> {
   return {
     kernel: k.kernel,
     initrd,
-    cmdline: 'console=ttyS0 quiet panic=-1',
+    cmdline: BOOT_CMDLINE,
     disks,
     dir,
-    boot: { markers: { booted: BOOT_MARKER, disksDone: 'STORM-HV-DISKS-DONE', poweroff: 'STORM-HV-POWEROFF' }, waitMs: 120_000 },
+    boot: { markers: { booted: BOOT_MARKER, disksDone: 'STORM-HV-DISKS-DONE', poweroff: 'STORM-HV-POWEROFF' }, parseDisks: disksByTarget, waitMs: 120_000 },
   };
 }
 

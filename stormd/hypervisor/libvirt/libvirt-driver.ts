@@ -146,17 +146,25 @@ export class LibvirtDriver implements HypervisorDriver {
     let cur = await this.state(name);
     if (cur.state === 'shut_off') return cur;
     // QEMU: the ACPI power button, never the guest agent; other drivers take no mode.
-    await this.#virsh(['shutdown', name, ...(this.#isQemu ? ['--mode', 'acpi'] : [])], `shutdown ${name}`);
-    const limit = Date.now() + (opts.timeoutMs ?? 60_000);
+    const press = () => this.#virsh(['shutdown', name, ...(this.#isQemu ? ['--mode', 'acpi'] : [])], `shutdown ${name}`);
+    await press();
+    const waitMs = opts.timeoutMs ?? 60_000;
+    const limit = Date.now() + waitMs;
     const poll = this.#opts.pollMs ?? 100;
+    // A guest still booting may not listen yet: press the button again now and then (harmless).
+    let nextPress = Date.now() + 5000;
     for (;;) {
       cur = await this.state(name);
       if (cur.state === 'shut_off' || cur.state === 'crashed') return cur;
       if (Date.now() >= limit) {
-        throw new StormError('timeout', `domain ${name} did not shut down within ${opts.timeoutMs ?? 60_000} ms (still ${cur.state})`, {
+        throw new StormError('timeout', `domain ${name} did not shut down within ${waitMs} ms (still ${cur.state})`, {
           hint: 'the guest may ignore ACPI; power it off instead',
           details: { name, state: cur.state },
         });
+      }
+      if (Date.now() >= nextPress) {
+        nextPress = Date.now() + 5000;
+        await press().catch(() => undefined); // it may have just gone off
       }
       await new Promise((r) => setTimeout(r, poll));
     }
