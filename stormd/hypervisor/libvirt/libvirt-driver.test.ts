@@ -3,7 +3,9 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { StormError } from '../../../lib/errors.ts';
 import { BOOT_CMDLINE, BOOT_MARKER, buildBootInitrd, disksByTarget, findCloudKernel, writeLabelledDisk } from '../../../test/helpers/boot-initrd.ts';
 import { driverConformance, type Fixture } from '../driver.case.ts';
 import { LibvirtDriver } from './libvirt-driver.ts';
@@ -53,4 +55,23 @@ async function bootFixture(): Promise<Fixture | string> {
 driverConformance('libvirt qemu:///system (real boot)', {
   factory: () => new LibvirtDriver({ uri: 'qemu:///system' }),
   fixture: bootFixture,
+});
+
+test('an unreachable libvirt is health data, and calls fail with a code', async () => {
+  const drv = new LibvirtDriver({ uri: 'test+unix:///default?socket=/nonexistent/storm-hv.sock' });
+  try {
+    const h = await drv.health();
+    assert.equal(h.status, 'unhealthy');
+    assert.ok(h.fix && h.fix.length > 0);
+    await assert.rejects(drv.list(), (e: unknown) => e instanceof StormError && e.code === 'unreachable');
+  } finally {
+    await drv.close();
+  }
+  const missing = new LibvirtDriver({ uri: 'test:///default', virsh: '/nonexistent/virsh' });
+  try {
+    assert.equal((await missing.health()).status, 'undetected');
+    await assert.rejects(missing.state('x'), (e: unknown) => e instanceof StormError && e.code === 'unavailable');
+  } finally {
+    await missing.close();
+  }
 });
