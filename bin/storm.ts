@@ -22,6 +22,12 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'libvirt-uri': { type: 'string', doc: 'libvirt URI for the local hypervisor' },
   'ssh-listen': { type: 'string', doc: 'admin SSH server HOST:PORT' },
   kernel: { type: 'string', doc: 'guest kernel image' },
+  'manager-address': { type: 'string', doc: "the manager's address for guests (storm.local)" },
+  'dns-listen': { type: 'string', doc: 'DNS server HOST:PORT (udp+tcp); empty: off' },
+  'dns-domain': { type: 'string', doc: "the cloud's DNS domain" },
+  'dns-upstream': { type: 'string', doc: 'forward other names to HOST:PORT; empty: REFUSED' },
+  'dhcp-interface': { type: 'string', doc: 'interface DHCP serves (run in its namespace); empty: off' },
+  'dhcp-subnet': { type: 'string', doc: 'guest network CIDR' },
 };
 
 function configFrom(ctx: CommandContext) {

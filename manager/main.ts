@@ -7,7 +7,19 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerInstances } from './services/instances.ts';
+import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
+import { notFound } from '../lib/errors.ts';
 import { Store } from './store/store.ts';
+import { parseHostPort } from '../lib/config.ts';
+import type { Health } from '../lib/health.ts';
+import type { NetService } from './netsvc/service.ts';
+import { DnsService } from './netsvc/dns/service.ts';
+import { reverseZoneFor } from './netsvc/dns/zone.ts';
+import { DhcpService, interfaceAddress } from './netsvc/dhcp/service.ts';
+import { InstanceNetwork, followInstances } from './netsvc/instance-network.ts';
+import { registerDns } from './services/dns.ts';
+import { registerDhcp } from './services/dhcp.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -15,6 +27,11 @@ export interface Manager {
   readonly registry: Registry;
   readonly bus: EventBus;
   readonly store: Store;
+  /** Instances call dns.setHost/removeHost as they come and go. */
+  readonly dns: DnsService;
+  readonly dhcp: DhcpService;
+  /** Provisioning calls network.attach(name, mac) (reservation + A/PTR) and detach at destroy. */
+  readonly network: InstanceNetwork;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -34,11 +51,65 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
+  // Until hosts and channels are wired in, placement finds no host and no appliance.
+  const hosts: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
+  const instances = new InstanceService(store, hosts, appliances, bus, log);
+  registerInstances(registry, instances, log);
+
+  // The instances' network services: off unless configured (dnsListen, dhcpInterface).
+  const dhcpAddress = config.dhcpInterface ? interfaceAddress(config.dhcpInterface) : undefined;
+  const managerAddress = config.managerAddress || dhcpAddress || '127.0.0.1';
+  const reverse = reverseZoneFor(config.dhcpSubnet);
+  const dns = new DnsService({
+    store,
+    log: log.child({ svc: 'dns' }),
+    domain: config.dnsDomain,
+    managerAddress,
+    reverseZones: reverse ? [reverse] : [],
+    ttl: config.dnsTtl,
+    listen: config.dnsListen ? parseHostPort(config.dnsListen) : undefined,
+    upstream: config.dnsUpstream ? parseHostPort(config.dnsUpstream) : undefined,
+  });
+  const [poolStart, poolEnd] = config.dhcpPool.split('-') as [string, string];
+  const dhcp = new DhcpService({
+    store,
+    log: log.child({ svc: 'dhcp' }),
+    interface: config.dhcpInterface,
+    listen: parseHostPort(config.dhcpListen)!,
+    subnet: config.dhcpSubnet,
+    domain: config.dnsDomain,
+    defaults: { start: poolStart, end: poolEnd, router: config.dhcpRouter, dns: [], leaseTime: config.dhcpLeaseTime },
+    exclude: [managerAddress],
+    onEvent: (kind, message, data) => bus.emit({ kind, message, data, ...(typeof data.mac === 'string' ? { object: data.mac } : {}) }),
+  });
+  const network = new InstanceNetwork({ dns, dhcp, domain: config.dnsDomain });
+  // Every instance gets a DHCP reservation for its MAC and NAME.<domain> A/PTR while it exists.
+  const following = followInstances({ bus, instances, network, reservations: () => dhcp.reservations() });
+  const netServices: NetService[] = [dns, dhcp];
+  for (const svc of netServices) {
+    try {
+      await svc.start();
+    } catch (e) {
+      // A service that cannot start is reported (status, doctor), not fatal: the admin can still fix it from the console.
+      log.error(`${svc.name} did not start`, { error: (e as Error).message });
+      bus.emit({ kind: `${svc.name}.failed`, level: 'error', message: (e as Error).message });
+    }
+  }
+  registerDns(registry, { dns, bus });
+  registerDhcp(registry, { dhcp, bus });
+  registry.add<Record<string, never>, Health[]>({
+    name: 'netsvc.status',
+    mutates: false,
+    summary: 'health of the network services (dns, dhcp)',
+    handler: async () => netServices.map((s) => s.status()),
+  });
 
   const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
   try {
     await control.listen();
   } catch (e) {
+    for (const svc of netServices) await svc.stop();
     await store.close();
     throw e;
   }
@@ -51,11 +122,17 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     registry,
     bus,
     store,
+    dns,
+    dhcp,
+    network,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
       stopped = true;
       await control.close();
+      following.unsubscribe();
+      await following.idle();
+      for (const svc of [...netServices].reverse()) await svc.stop();
       await store.close();
       log.info('manager stopped');
     },

@@ -12,9 +12,34 @@ export interface ManagerConfig {
   sshListen: string;
   /** Guest kernel image; empty means the newest installed cloud kernel. */
   kernel: string;
+  /** The manager's address as guests see it (storm.local); '' = the DHCP interface's address, else 127.0.0.1. */
+  managerAddress: string;
+  /** DNS server HOST:PORT (UDP and TCP); '' = off. */
+  dnsListen: string;
+  /** The cloud's domain: instances are NAME.<domain>. */
+  dnsDomain: string;
+  /** Where names outside our zones go (HOST:PORT); '' = REFUSED. */
+  dnsUpstream: string;
+  dnsTtl: number;
+  /** The interface DHCP serves (the manager must run in the namespace that holds it); '' = off. */
+  dhcpInterface: string;
+  /** DHCP server socket (bound on all addresses of the namespace). */
+  dhcpListen: string;
+  /** The guest network (CIDR): DHCP's subnet, and the reverse DNS zone. */
+  dhcpSubnet: string;
+  /** Initial dynamic pool FIRST-LAST (then `storm dhcp pool set`). */
+  dhcpPool: string;
+  /** Initial router option; '' = the DHCP interface's address. */
+  dhcpRouter: string;
+  /** Initial lease time in seconds. */
+  dhcpLeaseTime: number;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
+const optHostPort = (v: string) => (v === '' ? undefined : hostPort(v));
+const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const isIp = (v: string) => ipv4.test(v) && v.split('.').every((o) => Number(o) <= 255);
+const optIp = (v: string) => (v === '' || isIp(v) ? undefined : `expected an IPv4 address or "", got "${v}"`);
 
 export const managerSchema: Schema<ManagerConfig> = {
   state: { type: 'string', default: defaultStateDir(), env: 'STORM_STATE', flag: 'state', doc: 'state directory (database, CA, control socket)' },
@@ -25,6 +50,26 @@ export const managerSchema: Schema<ManagerConfig> = {
   libvirtUri: { type: 'string', default: 'qemu:///system', env: 'STORM_LIBVIRT_URI', flag: 'libvirt-uri', doc: 'libvirt connection URI the local stormd uses' },
   sshListen: { type: 'string', default: '127.0.0.1:2222', env: 'STORM_SSH_LISTEN', flag: 'ssh-listen', doc: 'admin SSH server HOST:PORT', validate: hostPort },
   kernel: { type: 'string', default: '', env: 'STORM_KERNEL', flag: 'kernel', doc: 'guest kernel image (default: newest /boot/vmlinuz-*-cloud-amd64)' },
+  managerAddress: { type: 'string', default: '', env: 'STORM_MANAGER_ADDRESS', flag: 'manager-address', doc: "the manager's address for guests (storm.local); empty: the DHCP interface's address, else 127.0.0.1", validate: optIp },
+  dnsListen: { type: 'string', default: '', env: 'STORM_DNS_LISTEN', flag: 'dns-listen', doc: 'DNS server HOST:PORT over UDP and TCP (empty: off)', validate: optHostPort },
+  dnsDomain: {
+    type: 'string', default: 'storm.internal', env: 'STORM_DNS_DOMAIN', flag: 'dns-domain', doc: "the cloud's DNS domain (instances are NAME.<domain>)",
+    validate: (v) => (/^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$/.test(v) ? undefined : `expected a lower-case domain like storm.internal, got "${v}"`),
+  },
+  dnsUpstream: { type: 'string', default: '', env: 'STORM_DNS_UPSTREAM', flag: 'dns-upstream', doc: 'forward other names to this HOST:PORT (empty: answer REFUSED)', validate: optHostPort },
+  dnsTtl: { type: 'int', default: 60, env: 'STORM_DNS_TTL', doc: 'TTL of the records STORM serves, seconds', validate: (v) => (v >= 0 && v <= 86400 ? undefined : `expected 0..86400, got ${v}`) },
+  dhcpInterface: { type: 'string', default: '', env: 'STORM_DHCP_INTERFACE', flag: 'dhcp-interface', doc: 'interface DHCP serves; run the manager in the namespace holding it (empty: off)' },
+  dhcpListen: { type: 'string', default: '0.0.0.0:67', env: 'STORM_DHCP_LISTEN', doc: 'DHCP server socket HOST:PORT', validate: hostPort },
+  dhcpSubnet: {
+    type: 'string', default: '10.77.0.0/16', env: 'STORM_DHCP_SUBNET', flag: 'dhcp-subnet', doc: 'the guest network CIDR (DHCP subnet and reverse DNS zone)',
+    validate: (v) => { const [a, p] = v.split('/'); return a && isIp(a) && /^\d+$/.test(p ?? '') && Number(p) >= 8 && Number(p) <= 30 ? undefined : `expected A.B.C.D/8..30, got "${v}"`; },
+  },
+  dhcpPool: {
+    type: 'string', default: '10.77.128.1-10.77.255.254', env: 'STORM_DHCP_POOL', doc: 'initial dynamic pool FIRST-LAST (later: storm dhcp pool set)',
+    validate: (v) => { const [a, b] = v.split('-'); return a && b && isIp(a) && isIp(b) ? undefined : `expected FIRST-LAST IPv4 addresses, got "${v}"`; },
+  },
+  dhcpRouter: { type: 'string', default: '', env: 'STORM_DHCP_ROUTER', doc: "initial router option (empty: the DHCP interface's address)", validate: optIp },
+  dhcpLeaseTime: { type: 'int', default: 3600, env: 'STORM_DHCP_LEASE_TIME', doc: 'initial lease time, seconds', validate: (v) => (v >= 60 && v <= 31536000 ? undefined : `expected 60..31536000, got ${v}`) },
 };
 
 /** Build the manager config: defaults → <state>/config.json → env → flags. */
