@@ -115,6 +115,26 @@ export class LocalHostAgent {
     await this.cache.ensure(ref.url, ref.sha256, Number.isSafeInteger(ref.size) ? { size: ref.size } : {});
   }
 
+  /**
+   * Remove cached layers nobody references: `referenced` (what the manager
+   * still wants) plus every layer a domain defined here uses, so a layer under
+   * a guest is never removed even if the manager forgot it.
+   */
+  async removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }> {
+    if (!Array.isArray(referenced)) throw invalid('referenced must be a list of digests');
+    const keep = new Set(referenced.map((d) => checkDigest(d)));
+    for (const d of await this.#o.driver.list()) {
+      const spec = await this.#o.driver.inspect(d.name).catch(() => undefined);
+      const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.map((x) => x.path) ?? [])];
+      // A traditional disk is an overlay whose backing file is the cached layer.
+      for (const disk of spec?.disks ?? []) if (disk.format === 'qcow2') paths.push(await backingFile(disk.path));
+      for (const p of paths) {
+        if (p && dirname(p) === this.cache.dir) keep.add(p.slice(this.cache.dir.length + 1));
+      }
+    }
+    return this.cache.removeUnreferenced(keep);
+  }
+
   async createInstanceLayer(id: string, spec: AgentInstanceLayerSpec): Promise<{ bytes: number }> {
     checkInstanceId(id);
     if (!spec || typeof spec !== 'object') throw invalid('instance layer spec must be an object');
@@ -293,6 +313,18 @@ function agentState(d: DomainInfo): AgentDomainState {
       return 'crashed';
     default:
       return 'stopped';
+  }
+}
+
+/** The immediate backing file of a qcow2 image, if any. */
+async function backingFile(path: string): Promise<string | undefined> {
+  const r = await run('qemu-img', ['info', '--output=json', '-U', path]);
+  if (r.code !== 0) return undefined;
+  try {
+    const f = (JSON.parse(r.stdout) as { 'full-backing-filename'?: string; 'backing-filename'?: string });
+    return f['full-backing-filename'] ?? f['backing-filename'];
+  } catch {
+    return undefined;
   }
 }
 

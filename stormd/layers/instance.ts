@@ -166,7 +166,9 @@ export class InstanceLayers {
       // 3. qcow2 for snapshots; zero areas stay unallocated.
       const qcow = join(work, 'instance.qcow2');
       await mustRun('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, qcow], 'convert the instance layer to qcow2');
+      await fsyncPath(qcow);
       await rename(qcow, final);
+      await fsyncPath(idir);
       return this.#info(instanceId, sizeBytes, p1Start, p1Size, p4Start, p4Size);
     } catch (e) {
       await rm(final, { force: true });
@@ -242,6 +244,15 @@ export class InstanceLayers {
     const out = await this.#qemuImg(['info', '--output=json', '-U', p], `read ${instanceId}`);
     const info = JSON.parse(out) as { snapshots?: { name: string; 'date-sec': number }[] };
     return (info.snapshots ?? []).map((s) => ({ name: s.name, createdAt: new Date(s['date-sec'] * 1000).toISOString() }));
+  }
+}
+
+async function fsyncPath(p: string): Promise<void> {
+  const fh = await open(p, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -119,7 +119,11 @@ test('LocalHostAgent: idempotent instance layer, snapshots, export → import be
   const info = await run('qemu-img', ['info', '--output=json', spec.disks[0]!.path]);
   assert.equal(JSON.parse(info.stdout)['backing-filename'], b.cache.path(diskSha));
   assert.equal(await b.state('storm-hv-nothing'), 'absent');
+  // The overlay's base is in use by a defined domain: never collected, even when the manager forgets it.
+  assert.deepEqual(await b.removeUnreferencedLayers([]), { removed: [], freedBytes: 0 });
+  assert.deepEqual(await b.layers(), [diskSha]);
   const cap = await b.capacity();
   assert.ok(cap.vcpus >= 1 && cap.memoryMiB > 0 && cap.freeDiskBytes > 0);
   await b.undefine('storm-hv-trad'); // test:///default forgets it anyway when the session closes
+  assert.deepEqual(await b.removeUnreferencedLayers([]), { removed: [diskSha], freedBytes: disk.length });
 });
