@@ -125,9 +125,9 @@ export class LocalHostAgent {
     const keep = new Set(referenced.map((d) => checkDigest(d)));
     for (const d of await this.#o.driver.list()) {
       const spec = await this.#o.driver.inspect(d.name).catch(() => undefined);
-      const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.map((x) => x.path) ?? [])];
+      const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.flatMap((x) => [x.path, x.backing?.path]) ?? [])];
       // A traditional disk is an overlay whose backing file is the cached layer.
-      for (const disk of spec?.disks ?? []) if (disk.format === 'qcow2') paths.push(await backingFile(disk.path));
+      for (const disk of spec?.disks ?? []) if (disk.format === 'qcow2' && !disk.backing) paths.push(await backingFile(disk.path));
       for (const p of paths) {
         if (p && dirname(p) === this.cache.dir) keep.add(p.slice(this.cache.dir.length + 1));
       }
@@ -184,7 +184,7 @@ export class LocalHostAgent {
         const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay]);
         if (r.code !== 0) throw new StormError('internal', `could not create the disk overlay for ${req.instanceLayer}: ${r.stderr.trim()}`);
       }
-      disks.push({ role: 'traditional', path: overlay, format: 'qcow2', readonly: false });
+      disks.push({ role: 'traditional', path: overlay, format: 'qcow2', readonly: false, backing: { path: base, format: 'raw' } });
     } else {
       for (const r of ROLE_ORDER) {
         const p = await layer(r);

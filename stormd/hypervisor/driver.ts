@@ -22,6 +22,11 @@ export interface DiskSpec {
   format: DiskFormat;
   /** Read-only and shareable go together: one cached layer file serves many guests. */
   readonly: boolean;
+  /**
+   * For a qcow2 overlay on a shared cached image (a traditional appliance):
+   * the backing file, declared so libvirt does not relabel (chown) it.
+   */
+  backing?: { path: string; format: DiskFormat };
 }
 
 export interface NetworkSpec {
@@ -155,7 +160,15 @@ export function validateDomainSpec(input: unknown): DomainSpec {
     if (!roles.includes(o.role)) throw invalid(`disks[${i}].role must be one of ${roles.join(', ')}, got ${JSON.stringify(o.role)}`);
     if (o.format !== 'raw' && o.format !== 'qcow2') throw invalid(`disks[${i}].format must be raw or qcow2`);
     if (typeof o.readonly !== 'boolean') throw invalid(`disks[${i}].readonly must be true or false`);
-    return { role: o.role as DiskRole, path: validatePath(`disks[${i}].path`, o.path), format: o.format, readonly: o.readonly };
+    const disk: DiskSpec = { role: o.role as DiskRole, path: validatePath(`disks[${i}].path`, o.path), format: o.format, readonly: o.readonly };
+    if (o.backing !== undefined) {
+      const b = o.backing as Record<string, unknown> | null;
+      if (!b || typeof b !== 'object') throw invalid(`disks[${i}].backing must be an object`);
+      if (o.format !== 'qcow2') throw invalid(`disks[${i}].backing needs format qcow2`);
+      if (b.format !== 'raw' && b.format !== 'qcow2') throw invalid(`disks[${i}].backing.format must be raw or qcow2`);
+      disk.backing = { path: validatePath(`disks[${i}].backing.path`, b.path), format: b.format };
+    }
+    return disk;
   });
   checkDiskOrder(spec.disks);
   if (s.network !== undefined) {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { StormError } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,4 +126,22 @@ test('LocalHostAgent: idempotent instance layer, snapshots, export → import be
   assert.ok(cap.vcpus >= 1 && cap.memoryMiB > 0 && cap.freeDiskBytes > 0);
   await b.undefine('storm-hv-trad'); // test:///default forgets it anyway when the session closes
   assert.deepEqual(await b.removeUnreferencedLayers([]), { removed: [diskSha], freedBytes: disk.length });
+});
+
+test('a traditional appliance on qemu:///system: the cached base under the overlay stays root-owned', async (t) => {
+  const k = findCloudKernel();
+  if (!k) return t.skip('no Debian cloud kernel under /boot');
+  const f = await fixture('qemu:///system');
+  t.after(() => f.cleanup());
+  const a = f.agent;
+  await a.ensureLayer({ ...f.layer, role: 'disk' });
+  const name = `storm-hv-${Date.now().toString(36)}`;
+  await a.define({ name, memoryMiB: 128, vcpus: 1, kernel: f.kernel, initrd: f.initrd, cmdline: 'console=ttyS0', layers: { disk: f.layer.sha256 }, instanceLayer: 'trad-1', mac: '52:54:00:00:00:0a' });
+  await a.start(name);
+  const base = a.cache.path(f.layer.sha256);
+  assert.equal(statSync(base).uid, 0, 'not chowned to libvirt-qemu while running');
+  await a.poweroff(name);
+  await a.undefine(name);
+  assert.equal(statSync(base).uid, 0);
+  assert.equal(statSync(base).mode & 0o777, 0o444);
 });

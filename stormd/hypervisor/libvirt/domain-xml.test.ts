@@ -19,7 +19,7 @@ const spec: DomainSpec = {
     { role: 'deployment', path: '/var/lib/storm/layers/bb', format: 'qcow2', readonly: true },
     { role: 'appliance', path: '/var/lib/storm/layers/cc', format: 'raw', readonly: true },
     { role: 'instance', path: '/var/lib/storm/instances/i1/instance.qcow2', format: 'qcow2', readonly: false },
-    { role: 'data', path: '/var/lib/storm/instances/i1/data.raw', format: 'raw', readonly: false },
+    { role: 'data', path: '/var/lib/storm/instances/i1/data.qcow2', format: 'qcow2', readonly: false, backing: { path: '/var/lib/storm/layers/dd', format: 'raw' } },
   ],
   network: { bridge: 'br-storm', mac: '52:54:00:01:02:03' },
   consoleLog: '/var/lib/storm/instances/i1/console.log',
@@ -37,8 +37,9 @@ test('domain XML: one SCSI target per disk with explicit addresses, read-only la
     const ro = spec.disks[i]!.readonly;
     assert.equal(d.includes('<readonly/>'), ro);
     assert.equal(d.includes('<shareable/>'), ro);
-    assert.equal(d.includes('relabel="no"'), ro);
+    assert.equal(d.includes('relabel="no"'), ro || spec.disks[i]!.backing !== undefined);
   });
+  assert.match(disks[4]!, /<backingStore type="file">\s*<format type="raw"\/>\s*<source file="\/var\/lib\/storm\/layers\/dd">\s*<seclabel model="dac" relabel="no"\/>/);
   assert.match(xml, /<cmdline>console=ttyS0 storm.x=&lt;&amp;&gt;<\/cmdline>/, 'cmdline is escaped');
   assert.match(xml, /<serial type="file">\s*<source path="\/var\/lib\/storm\/instances\/i1\/console.log" append="off"\/>/);
   assert.match(buildDomainXml(spec, 'kvm'), /<domain type="kvm">/);

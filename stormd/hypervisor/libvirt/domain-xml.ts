@@ -23,6 +23,10 @@ export function buildDomainXml(spec: DomainSpec, virtType: VirtType): string {
     // Shared read-only layers keep their owner (root, mode 0444): libvirt would chown them
     // to libvirt-qemu and never give them back (DESIGN §6). Writable disks are relabelled.
     source: { '@_file': d.path, ...(d.readonly ? { seclabel: { '@_model': 'dac', '@_relabel': 'no' } } : {}) },
+    // A shared base under an overlay: declared, and never relabelled either.
+    ...(d.backing
+      ? { backingStore: { '@_type': 'file', format: { '@_type': d.backing.format }, source: { '@_file': d.backing.path, seclabel: { '@_model': 'dac', '@_relabel': 'no' } }, backingStore: '' } }
+      : {}),
     target: { '@_dev': devName(target), '@_bus': 'scsi' },
     ...(d.readonly ? { readonly: '', shareable: '' } : {}),
     address: { '@_type': 'drive', '@_controller': '0', '@_bus': '0', '@_target': String(target), '@_unit': '0' },
@@ -102,14 +106,16 @@ export function parseDomainXml(xml: string): DomainSpec & { attached: AttachedDi
   for (const disk of (d.devices?.disk ?? []) as any[]) {
     if (disk?.['@_device'] !== 'disk') continue;
     const dev = String(disk.target?.['@_dev'] ?? '');
+    const bs = disk.backingStore;
     attached.push({
       role: roles.get(dev) ?? 'data',
       path: String(disk.source?.['@_file'] ?? ''),
       format: disk.driver?.['@_type'] === 'qcow2' ? 'qcow2' : 'raw',
       readonly: disk.readonly !== undefined,
+      ...(bs && typeof bs === 'object' && bs.source?.['@_file'] ? { backing: { path: String(bs.source['@_file']), format: bs.format?.['@_type'] === 'qcow2' ? 'qcow2' : 'raw' } } : {}),
       dev,
       target: Number(disk.address?.['@_target'] ?? -1),
-    });
+    } as AttachedDisk);
   }
   const mem = d.memory;
   const unit = String(mem?.['@_unit'] ?? 'KiB');
@@ -125,7 +131,7 @@ export function parseDomainXml(xml: string): DomainSpec & { attached: AttachedDi
     kernel: text(d.os?.kernel),
     initrd: text(d.os?.initrd),
     cmdline: text(d.os?.cmdline),
-    disks: attached.map(({ role, path, format, readonly }) => ({ role, path, format, readonly })),
+    disks: attached.map(({ role, path, format, readonly, backing }) => ({ role, path, format, readonly, ...(backing ? { backing } : {}) })),
     consoleLog: String(serial?.source?.['@_path'] ?? serial?.log?.['@_file'] ?? ''),
     attached,
     virtType: String(d['@_type'] ?? ''),

@@ -115,7 +115,10 @@ export class LibvirtDriver implements HypervisorDriver {
     const u = user ?? root;
     await checkReachable('kernel', spec.kernel, u);
     await checkReachable('initrd', spec.initrd, u);
-    for (const [i, d] of spec.disks.entries()) await checkReachable(`disks[${i}] (${d.role})`, d.path, u, { read: d.readonly });
+    for (const [i, d] of spec.disks.entries()) {
+      await checkReachable(`disks[${i}] (${d.role})`, d.path, u, { read: d.readonly });
+      if (d.backing) await checkReachable(`disks[${i}].backing`, d.backing.path, u, { read: true });
+    }
     // libvirt creates the console log itself; its directory must exist.
     try {
       const st = await stat(join(spec.consoleLog, '..'));
