@@ -7,6 +7,7 @@
  * out exactly; any `error:` line on stderr is a failure.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { StormError, invalid, unavailable } from '../../../lib/errors.ts';
 
 export interface VirshResult {
@@ -40,6 +41,8 @@ export class VirshSession {
   #out = '';
   #err = '';
   #seq = 0;
+  // Markers carry a per-session nonce: nothing a domain's name or XML contains can forge them.
+  readonly #nonce = randomBytes(8).toString('hex');
   #current: Pending | undefined;
   readonly #queue: { args: string[]; timeoutMs: number; resolve: (r: VirshResult) => void; reject: (e: StormError) => void }[] = [];
   #closed = false;
@@ -126,7 +129,8 @@ export class VirshSession {
       this.#pump();
     }, job.timeoutMs);
     this.#current = { seq, line, resolve: job.resolve, reject: job.reject, timer };
-    this.#child.stdin.write(`echo --xml '<B${seq}>'\n${line}\necho --xml '<E${seq}>'\necho --err --xml '<E${seq}>'\n`);
+    const m = `${this.#nonce}-${seq}`;
+    this.#child.stdin.write(`echo --xml '<B${m}>'\n${line}\necho --xml '<E${m}>'\necho --err --xml '<E${m}>'\n`);
   }
 
   #check(): void {
@@ -139,8 +143,9 @@ export class VirshSession {
       cur.reject(new StormError('internal', `virsh output exceeded ${MAX_BUFFER} bytes`));
       return;
     }
-    const b = `&lt;B${cur.seq}&gt;`;
-    const e = `&lt;E${cur.seq}&gt;`;
+    const m = `${this.#nonce}-${cur.seq}`;
+    const b = `&lt;B${m}&gt;`;
+    const e = `&lt;E${m}&gt;`;
     const errEnd = `error: ${e}\n`;
     const oi = this.#out.indexOf(e);
     const ei = this.#err.indexOf(errEnd);
@@ -151,7 +156,7 @@ export class VirshSession {
     this.#out = this.#out.slice(oi + e.length);
     this.#err = this.#err.slice(ei + errEnd.length);
     // Interactive virsh echoes "virsh # <command>" lines; cut ours out.
-    stdout = stdout.split(`virsh # ${cur.line}\n`).join('').split(`virsh # echo --xml '<E${cur.seq}>'\n`).join('');
+    stdout = stdout.split(`virsh # ${cur.line}\n`).join('').split(`virsh # echo --xml '<E${m}>'\n`).join('');
     stdout = stdout.replace(/^\n/, '').replace(/virsh # $/, '');
     const errors = stderr
       .split('\n')
