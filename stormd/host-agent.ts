@@ -52,6 +52,14 @@ export interface AgentDomainRequest {
   bridge?: string;
 }
 export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
+export interface AgentHostInfo extends AgentCapacity {
+  host: string;
+  cpuModel: string;
+  hypervisor: Health;
+  /** kvm when KVM is usable, qemu (TCG) otherwise. */
+  virtType: 'kvm' | 'qemu';
+  layerCache: { layers: number; bytes: number };
+}
 export interface AgentTransferRef {
   url: string;
   sha256: string;
@@ -91,6 +99,23 @@ export class LocalHostAgent {
 
   async health(): Promise<Health> {
     return this.#o.driver.health();
+  }
+
+  /**
+   * Host info as data: capacity, CPU model, the hypervisor's health (libvirt
+   * version, KVM or TCG) and the cache's size. Never throws for a sick
+   * libvirt: that is in `hypervisor.status`.
+   */
+  async info(): Promise<AgentHostInfo> {
+    const [capacity, hypervisor, layers] = await Promise.all([this.capacity(), this.health(), this.cache.list()]);
+    return {
+      host: this.host,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      ...capacity,
+      hypervisor,
+      virtType: hypervisor.facts?.virtType === 'kvm' ? 'kvm' : 'qemu',
+      layerCache: { layers: layers.length, bytes: layers.reduce((n, l) => n + l.size, 0) },
+    };
   }
 
   async capacity(): Promise<AgentCapacity> {

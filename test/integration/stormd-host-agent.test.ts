@@ -124,6 +124,11 @@ test('LocalHostAgent: idempotent instance layer, snapshots, export → import be
   assert.deepEqual(await b.layers(), [diskSha]);
   const cap = await b.capacity();
   assert.ok(cap.vcpus >= 1 && cap.memoryMiB > 0 && cap.freeDiskBytes > 0);
+  const hostInfo = await b.info();
+  assert.equal(hostInfo.hypervisor.status, 'healthy');
+  assert.equal(hostInfo.virtType, 'qemu');
+  assert.deepEqual(hostInfo.layerCache, { layers: 1, bytes: disk.length });
+  assert.deepEqual(JSON.parse(JSON.stringify(hostInfo)), hostInfo, 'plain JSON');
   await b.undefine('storm-hv-trad'); // test:///default forgets it anyway when the session closes
   assert.deepEqual(await b.removeUnreferencedLayers([]), { removed: [diskSha], freedBytes: disk.length });
 });
