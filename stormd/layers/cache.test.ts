@@ -81,8 +81,13 @@ async function layerServer(t: TestContext, extra: Record<string, Handler> = {}, 
   const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   const port = await freePort();
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  t.after(() => new Promise<void>((r) => server.close(() => r())));
-  t.after(() => server.closeAllConnections());
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
+  );
   return { base: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, hits };
 }
 

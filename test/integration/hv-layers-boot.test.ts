@@ -22,7 +22,15 @@ test('boot a guest from layers fetched by digest; a tampered layer never enters 
   const k = findCloudKernel();
   if (!k) return t.skip('no Debian cloud kernel under /boot');
   const drv = new LibvirtDriver({ uri: 'qemu:///system' });
-  t.after(() => drv.close());
+  let name: string | undefined;
+  // One hook, in order: the domain goes before the session that reaches it.
+  t.after(async () => {
+    if (name) {
+      await drv.poweroff(name).catch(() => undefined);
+      await drv.undefine(name).catch(() => undefined);
+    }
+    await drv.close();
+  });
   const h = await drv.health();
   if (h.status !== 'healthy') return t.skip(`qemu:///system not usable: ${h.reason}`);
 
@@ -69,11 +77,7 @@ test('boot a guest from layers fetched by digest; a tampered layer never enters 
   const id = `hv-${randomBytes(3).toString('hex')}`;
   const inst = await instances.create(id, { hostname: `${id}.storm.test`, files: { '/etc/storm/instance.json': '{}' } }, { sizeMiB: 64, swapMiB: 8 });
 
-  const name = `storm-hv-${randomBytes(4).toString('hex')}`;
-  t.after(async () => {
-    await drv.poweroff(name).catch(() => undefined);
-    await drv.undefine(name).catch(() => undefined);
-  });
+  name = `storm-hv-${randomBytes(4).toString('hex')}`;
   await drv.define({
     name,
     memoryMiB: 192,
