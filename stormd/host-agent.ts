@@ -129,6 +129,11 @@ export class LocalHostAgent {
     };
   }
 
+  /** Layer downloads in flight: `{sha256, received, total}` (poll for progress gauges). */
+  downloads(): { sha256: string; received: number; total: number | undefined }[] {
+    return this.cache.downloads();
+  }
+
   async layers(): Promise<string[]> {
     return (await this.cache.list()).map((l) => l.sha256);
   }

@@ -62,6 +62,14 @@ async function layerServer(t: TestContext, extra: Record<string, Handler> = {}, 
       s.writeHead(302, { location: 'ftp://127.0.0.1/x' });
       s.end();
     },
+    '/stall': (_q, s) => {
+      s.writeHead(200, { 'content-length': data.length });
+      s.write(data.subarray(0, 1000)); // then nothing
+    },
+    '/huge': (_q, s) => {
+      s.writeHead(200, { 'content-length': 10 * data.length });
+      s.write(data.subarray(0, 1000), () => s.destroy());
+    },
     '/boom': (_q, s) => {
       s.writeHead(500);
       s.end();
@@ -151,12 +159,28 @@ test('a truncated download is refused and leaves no trace', async (t) => {
   assert.deepEqual(traces(dir), []);
 });
 
+test('a stalled server times out, an oversized one is refused up front; no trace either way', async (t) => {
+  const { base } = await layerServer(t);
+  const dir = join(tempDir(t), 'layers');
+  const cache = new LayerCache(dir, { idleTimeoutMs: 300 });
+  await rejectsCode(cache.ensure(`${base}/stall`, sha), 'timeout');
+  await rejectsCode(cache.ensure(`${base}/huge`, sha, { size: data.length }), 'invalid');
+  assert.deepEqual(traces(dir), []);
+  assert.deepEqual(cache.downloads(), []);
+});
+
 test('concurrent ensure of one digest downloads once', async (t) => {
   const { base, hits } = await layerServer(t);
   const dir = join(tempDir(t), 'layers');
   const cache = new LayerCache(dir);
   const progress = [0, 0, 0, 0, 0];
-  const all = await Promise.all(progress.map((_, i) => cache.ensure(`${base}/good`, sha, { onProgress: () => progress[i]!++ })));
+  const pending = Promise.all(progress.map((_, i) => cache.ensure(`${base}/good`, sha, { onProgress: () => progress[i]!++ })));
+  await new Promise((r) => setTimeout(r, 20));
+  const polled = cache.downloads();
+  assert.equal(polled.length, 1, 'one download in flight, visible to pollers');
+  assert.equal(polled[0]!.sha256, sha);
+  const all = await pending;
+  assert.deepEqual(cache.downloads(), []);
   assert.equal(hits.get('/good'), 1);
   assert.equal(all.filter((r) => r.downloaded).length, 1);
   assert.ok(all.every((r) => r.path === join(dir, sha)));

@@ -51,6 +51,8 @@ export function checkDigest(sha256: unknown): string {
 interface Inflight {
   promise: Promise<EnsureResult>;
   listeners: Set<(p: Progress) => void>;
+  /** The latest progress, for callers that poll (RPC) instead of listening. */
+  last: Progress;
 }
 
 export class LayerCache {
@@ -105,7 +107,10 @@ export class LayerCache {
       const r = await cur.promise;
       return { ...r, downloaded: false };
     }
-    const listeners = new Set<(p: Progress) => void>(opts.onProgress ? [opts.onProgress] : []);
+    const entry: Inflight = { promise: undefined as unknown as Promise<EnsureResult>, listeners: new Set(), last: { sha256, received: 0, total: opts.size } };
+    entry.listeners.add((p) => (entry.last = p));
+    if (opts.onProgress) entry.listeners.add(opts.onProgress);
+    const listeners = entry.listeners;
     const promise = (async (): Promise<EnsureResult> => {
       await this.init();
       const have = await this.get(sha256);
@@ -115,8 +120,14 @@ export class LayerCache {
       }
       return this.#download(url, sha256, opts.size, listeners);
     })().finally(() => this.#inflight.delete(sha256));
-    this.#inflight.set(sha256, { promise, listeners });
+    entry.promise = promise;
+    this.#inflight.set(sha256, entry);
     return promise;
+  }
+
+  /** Downloads in progress and how far each has got (for progress gauges polled over RPC). */
+  downloads(): Progress[] {
+    return [...this.#inflight.values()].map((e) => ({ ...e.last }));
   }
 
   async #download(url: string, sha256: string, size: number | undefined, listeners: Set<(p: Progress) => void>): Promise<EnsureResult> {
@@ -159,6 +170,7 @@ export class LayerCache {
       } catch (e) {
         opened.abort();
         if (e instanceof StormError) throw e;
+        if (opened.timedOut()) throw new StormError('timeout', `download of layer ${sha256} from ${opened.url} stalled after ${received} bytes`, { details: { url, sha256, received } });
         throw unreachable(`download of layer ${sha256} from ${opened.url} was interrupted after ${received} bytes: ${(e as Error).message}`, { details: { url, sha256, received }, cause: e });
       }
       if (opened.length !== undefined && received !== opened.length) {

@@ -22,6 +22,8 @@ export interface Opened {
   /** Content-Length when the server sent one. */
   length: number | undefined;
   abort: () => void;
+  /** Set when the idle timeout fired (mid-body it shows up as an abort). */
+  timedOut: () => boolean;
 }
 
 export function parseLayerUrl(raw: string): URL {
@@ -56,11 +58,11 @@ export async function openGet(raw: string, opts: FetchOptions = {}): Promise<Ope
     }
     const cl = r.res.headers['content-length'];
     const length = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : undefined;
-    return { res: r.res, url: url.href, length, abort: r.abort };
+    return { res: r.res, url: url.href, length, abort: r.abort, timedOut: r.timedOut };
   }
 }
 
-function request(url: URL, opts: FetchOptions): Promise<{ res: http.IncomingMessage; abort: () => void }> {
+function request(url: URL, opts: FetchOptions): Promise<{ res: http.IncomingMessage; abort: () => void; timedOut: () => boolean }> {
   return new Promise((resolve, reject) => {
     const mod = url.protocol === 'https:' ? https : http;
     const req = mod.get(url, {
@@ -68,8 +70,12 @@ function request(url: URL, opts: FetchOptions): Promise<{ res: http.IncomingMess
       ...(url.protocol === 'https:' && opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } : {}),
     });
     const idle = opts.idleTimeoutMs ?? 30_000;
-    req.setTimeout(idle, () => req.destroy(new StormError('timeout', `no data from ${url.href} for ${idle} ms`, { details: { url: url.href } })));
+    let timedOut = false;
+    req.setTimeout(idle, () => {
+      timedOut = true;
+      req.destroy(new StormError('timeout', `no data from ${url.href} for ${idle} ms`, { details: { url: url.href } }));
+    });
     req.on('error', (e) => reject(e instanceof StormError ? e : unreachable(`GET ${url.href} failed: ${e.message}`, { details: { url: url.href }, cause: e })));
-    req.on('response', (res) => resolve({ res, abort: () => req.destroy() }));
+    req.on('response', (res) => resolve({ res, abort: () => req.destroy(), timedOut: () => timedOut }));
   });
 }
