@@ -47,8 +47,10 @@ test('domain XML: one SCSI target per disk with explicit addresses, read-only la
 
 test('domain XML round-trips to the same spec', () => {
   const back = parseDomainXml(buildDomainXml(spec, 'qemu'));
-  const { attached, virtType, ...rest } = back;
+  const { attached, virtType, storm, ...rest } = back;
   assert.equal(virtType, 'qemu');
+  assert.equal(storm, true);
+  assert.equal(parseDomainXml('<domain type="kvm"><name>other</name></domain>').storm, false);
   assert.deepEqual(rest, spec);
   assert.deepEqual(
     attached.map((a) => `${a.dev}:${a.target}:${a.role}`),

@@ -78,7 +78,7 @@ export function buildDomainXml(spec: DomainSpec, virtType: VirtType): string {
 const ARRAYS = new Set(['domain.devices.disk', 'domain.devices.interface', 'domain.devices.serial', 'domain.metadata.storm:domain.storm:disk']);
 
 /** What dumpxml tells us, as a spec plus the attachment facts. Bounded: rejects huge or odd XML. */
-export function parseDomainXml(xml: string): DomainSpec & { attached: AttachedDisk[]; virtType: string } {
+export function parseDomainXml(xml: string): DomainSpec & { attached: AttachedDisk[]; virtType: string; storm: boolean } {
   if (xml.length > 1024 * 1024) throw invalid('domain XML larger than 1 MiB');
   // libvirt never emits a DTD; refusing one rules out entity-expansion tricks.
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw invalid('domain XML must not carry a DOCTYPE or entities');
@@ -123,7 +123,7 @@ export function parseDomainXml(xml: string): DomainSpec & { attached: AttachedDi
   const memoryMiB = unit === 'MiB' ? memVal : unit === 'GiB' ? memVal * 1024 : Math.round(memVal / 1024);
   const serial = (d.devices?.serial ?? [])[0];
   const iface = (d.devices?.interface ?? [])[0];
-  const out: DomainSpec & { attached: AttachedDisk[]; virtType: string } = {
+  const out: DomainSpec & { attached: AttachedDisk[]; virtType: string; storm: boolean } = {
     name: text(d.name),
     uuid: text(d.uuid),
     memoryMiB,
@@ -135,6 +135,8 @@ export function parseDomainXml(xml: string): DomainSpec & { attached: AttachedDi
     consoleLog: String(serial?.source?.['@_path'] ?? serial?.log?.['@_file'] ?? ''),
     attached,
     virtType: String(d['@_type'] ?? ''),
+    // Defined by STORM (our metadata namespace), as opposed to any other domain on the host.
+    storm: d.metadata?.['storm:domain']?.['@_xmlns:storm'] === STORM_NS,
   };
   if (iface?.source?.['@_bridge']) out.network = { bridge: String(iface.source['@_bridge']), mac: String(iface.mac?.['@_address'] ?? '') };
   return out;

@@ -75,3 +75,13 @@ test('an unreachable libvirt is health data, and calls fail with a code', async 
     await missing.close();
   }
 });
+
+test("a domain STORM did not define: its console is not read (it could name any host file)", async () => {
+  const drv = new LibvirtDriver({ uri: 'test:///default' });
+  try {
+    // test:///default ships a domain called "test" that is not ours.
+    await assert.rejects(drv.consoleTail('test', 100), (e: unknown) => e instanceof StormError && e.code === 'invalid');
+  } finally {
+    await drv.close();
+  }
+});

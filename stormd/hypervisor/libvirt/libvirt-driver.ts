@@ -217,13 +217,16 @@ export class LibvirtDriver implements HypervisorDriver {
   async inspect(name: string): Promise<DomainSpec & { attached: AttachedDisk[] }> {
     validateName(name);
     const xml = await this.#virsh(['dumpxml', name], `read ${name}`);
-    const { virtType: _v, ...spec } = parseDomainXml(xml);
+    const { virtType: _v, storm: _s, ...spec } = parseDomainXml(xml);
     return spec;
   }
 
   async consoleTail(name: string, bytes: number): Promise<string> {
     if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024 * 1024) throw invalid('bytes must be an integer from 1 to 1048576');
-    const { consoleLog } = await this.inspect(name);
+    validateName(name);
+    const { consoleLog, storm } = parseDomainXml(await this.#virsh(['dumpxml', name], `read ${name}`));
+    // Only our domains: another domain's "console" could name any file on the host.
+    if (!storm) throw invalid(`domain ${name} was not defined by STORM; its console is not ours to read`);
     if (!consoleLog) return '';
     let fh;
     try {
@@ -232,7 +235,9 @@ export class LibvirtDriver implements HypervisorDriver {
       return ''; // not booted yet
     }
     try {
-      const size = (await fh.stat()).size;
+      const st = await fh.stat();
+      if (!st.isFile()) throw invalid(`console log of ${name} is not a regular file`);
+      const size = st.size;
       const n = Math.min(bytes, size);
       const buf = Buffer.alloc(n);
       await fh.read(buf, 0, n, size - n);
