@@ -10,6 +10,7 @@ import { controlSocketPath } from '../lib/paths.ts';
 import { managerConfig } from '../manager/config/config.ts';
 import { ControlClient } from '../manager/control/client.ts';
 import { startManager } from '../manager/main.ts';
+import { startLocalStormd } from './local-stormd.ts';
 import { createConsole } from '../tui/console/app.ts';
 import { runCli } from '../tui/cli/cli.ts';
 import type { CommandContext, CommandDef, OptionSpec } from '../tui/cli/command.ts';
@@ -28,6 +29,7 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'dns-upstream': { type: 'string', doc: 'forward other names to HOST:PORT; empty: REFUSED' },
   'dhcp-interface': { type: 'string', doc: 'interface DHCP serves (run in its namespace); empty: off' },
   'dhcp-subnet': { type: 'string', doc: 'guest network CIDR' },
+  'enroll-listen': { type: 'string', doc: 'stormd enrolment endpoint HOST:PORT' },
 };
 
 function configFrom(ctx: CommandContext) {
@@ -75,8 +77,18 @@ const HOST_COMMANDS: CommandDef[] = [
       mkdirSync(config.state, { recursive: true, mode: 0o700 });
       // The console owns the terminal, so the manager logs to a file.
       const fd = openSync(join(config.state, 'manager.log'), 'a');
-      const m = await startManager({ config, log: createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) }), path: env.PATH ?? '' });
-      const stopAll = () => m.stop();
+      const log = createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) });
+      const m = await startManager({ config, log, path: env.PATH ?? '' });
+      // The local hypervisor is part of the default; a failure is logged and shown as an event, not fatal.
+      const local = await startLocalStormd(m, log).catch((e: Error) => {
+        log.error('local stormd not started', { error: e.message });
+        m.bus.emit({ kind: 'host.local', level: 'error', message: `local stormd not started: ${e.message}` });
+        return undefined;
+      });
+      const stopAll = async () => {
+        await local?.stop();
+        await m.stop();
+      };
       createConsole({
         api: m.api({ actor: 'console', readOnly: false }),
         input: process.stdin,

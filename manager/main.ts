@@ -20,6 +20,10 @@ import { DhcpService, interfaceAddress } from './netsvc/dhcp/service.ts';
 import { InstanceNetwork, followInstances } from './netsvc/instance-network.ts';
 import { registerDns } from './services/dns.ts';
 import { registerDhcp } from './services/dhcp.ts';
+import { Pki } from './pki/pki.ts';
+import { EnrollServer } from './hosts/enroll-server.ts';
+import { Hosts } from './hosts/hosts.ts';
+import { registerHosts, registerPki } from './services/hosts.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -32,6 +36,11 @@ export interface Manager {
   readonly dhcp: DhcpService;
   /** Provisioning calls network.attach(name, mac) (reservation + A/PTR) and detach at destroy. */
   readonly network: InstanceNetwork;
+  /** The CA: issue instance certificates, get the manager's TLS material. */
+  readonly pki: Pki;
+  readonly hosts: Hosts;
+  /** The enrolment URL stormd join uses; undefined when its port was taken. */
+  readonly joinUrl: string | undefined;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -52,9 +61,9 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
   // Until hosts and channels are wired in, placement finds no host and no appliance.
-  const hosts: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
   const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
-  const instances = new InstanceService(store, hosts, appliances, bus, log);
+  const instances = new InstanceService(store, hostDir, appliances, bus, log);
   registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
@@ -105,14 +114,44 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     handler: async () => netServices.map((s) => s.status()),
   });
 
-  const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
+  let pki: Pki;
   try {
-    await control.listen();
+    pki = await Pki.open({ dir: `${config.state}/pki`, store, log: log.child({ svc: 'pki' }), managerNames: config.managerNames });
   } catch (e) {
     for (const svc of netServices) await svc.stop();
     await store.close();
     throw e;
   }
+  let joinUrl: string | undefined;
+  const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
+  registerHosts(registry, hosts);
+  registerPki(registry, pki);
+  // The enrolment endpoint is optional: a taken port is reported, not fatal (the rest of the manager still works).
+  let enroll: EnrollServer | undefined;
+  const el = parseHostPort(config.enrollListen)!;
+  try {
+    enroll = await EnrollServer.start({ host: el.host, port: el.port, tls: () => pki.managerTls(), log: log.child({ svc: 'enroll' }), enroll: (t, c) => hosts.enroll(t, c) });
+    const h = el.host === '0.0.0.0' || el.host === '::' ? config.managerNames[0] ?? 'localhost' : el.host;
+    joinUrl = `https://${h.includes(':') ? `[${h}]` : h}:${enroll.port}`;
+    pki.onChange(() => enroll?.reload());
+  } catch (e) {
+    log.warn('enrolment endpoint not serving', { listen: config.enrollListen, error: (e as Error).message });
+    bus.emit({ kind: 'manager.enroll', level: 'warn', message: `enrolment endpoint ${config.enrollListen} not serving: ${(e as Error).message}` });
+  }
+  // Renew the manager's certificate and the CRL before they expire.
+  const maintain = setInterval(() => void pki.maintain().catch((e) => log.error('pki maintenance failed', { error: (e as Error).message })), 6 * 3600_000);
+  maintain.unref();
+
+  const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
+  try {
+    await control.listen();
+  } catch (e) {
+    clearInterval(maintain);
+    await enroll?.close();
+    await store.close();
+    throw e;
+  }
+  await hosts.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
 
@@ -125,10 +164,16 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     dns,
     dhcp,
     network,
+    pki,
+    hosts,
+    joinUrl,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
       stopped = true;
+      clearInterval(maintain);
+      hosts.stop();
+      await enroll?.close();
       await control.close();
       following.unsubscribe();
       await following.idle();

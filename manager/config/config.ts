@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { loadConfig, parseHostPort, type Schema } from '../../lib/config.ts';
 import type { EnvSnapshot } from '../../lib/env.ts';
 import { defaultStateDir } from '../../lib/paths.ts';
@@ -33,6 +34,14 @@ export interface ManagerConfig {
   dhcpRouter: string;
   /** Initial lease time in seconds. */
   dhcpLeaseTime: number;
+  /** Enrolment endpoint (HTTPS, manager certificate) where `stormd join` sends its CSR; port 0 picks one. */
+  enrollListen: string;
+  /** DNS names and IPs the manager's certificate covers (the first is used in join URLs when listening on all addresses). */
+  managerNames: string[];
+  /** Lifetime of a join token, seconds. */
+  joinTokenTtl: number;
+  /** Seconds between health polls of an online hypervisor (failures back off up to 60 s). */
+  hostPollSeconds: number;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -70,6 +79,10 @@ export const managerSchema: Schema<ManagerConfig> = {
   },
   dhcpRouter: { type: 'string', default: '', env: 'STORM_DHCP_ROUTER', doc: "initial router option (empty: the DHCP interface's address)", validate: optIp },
   dhcpLeaseTime: { type: 'int', default: 3600, env: 'STORM_DHCP_LEASE_TIME', doc: 'initial lease time, seconds', validate: (v) => (v >= 60 && v <= 31536000 ? undefined : `expected 60..31536000, got ${v}`) },
+  enrollListen: { type: 'string', default: '127.0.0.1:7721', env: 'STORM_ENROLL_LISTEN', flag: 'enroll-listen', doc: 'stormd enrolment endpoint HOST:PORT (port 0: any free port)', validate: hostPort },
+  managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', doc: 'names and IPs in the manager certificate (comma-separated)' },
+  joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
+  hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },
 };
 
 /** Build the manager config: defaults → <state>/config.json → env → flags. */

@@ -1,8 +1,10 @@
 import type { CommandDef } from '../command.ts';
 import { instanceCommands, instanceOpsCommands } from './instance.ts';
+import { hostCommands, pkiCommands } from './host.ts';
 import { systemCommands } from './system.ts';
 import { dnsCommands } from './dns.ts';
 import { dhcpCommands } from './dhcp.ts';
+import { layerCommands } from './layer.ts';
 
 /** Every `storm <noun> <verb>`, in help order. Each noun's commands live in their own file. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...dnsCommands, ...dhcpCommands];
+export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands];
