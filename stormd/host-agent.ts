@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { StormError, invalid, notFound } from '../lib/errors.ts';
 import { run } from '../lib/exec.ts';
 import type { Health } from '../lib/health.ts';
-import type { DiskSpec, DomainInfo, DomainSpec, HypervisorDriver } from './hypervisor/driver.ts';
+import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
 
@@ -193,6 +193,7 @@ export class LocalHostAgent {
   /** The DomainSpec this request means on this hypervisor (layer digests → cache files). */
   async domainSpec(req: AgentDomainRequest): Promise<DomainSpec> {
     if (!req || typeof req !== 'object') throw invalid('domain request must be an object');
+    validateName(req.name); // refuse a bad request before looking anything up
     if (!req.layers || typeof req.layers !== 'object') throw invalid('layers must be an object of role → digest');
     const disks: DiskSpec[] = [];
     const layer = async (role: AgentLayerRole) => {
