@@ -39,6 +39,7 @@ test('domain XML: one SCSI target per disk with explicit addresses, read-only la
     assert.equal(d.includes('<shareable/>'), ro);
     assert.equal(d.includes('relabel="no"'), ro || spec.disks[i]!.backing !== undefined);
   });
+  assert.match(disks[3]!, /<backingStore\/>/, 'a qcow2 without a declared base gets no backing file at all');
   assert.match(disks[4]!, /<backingStore type="file">\s*<format type="raw"\/>\s*<source file="\/var\/lib\/storm\/layers\/dd">\s*<seclabel model="dac" relabel="no"\/>/);
   assert.match(xml, /<cmdline>console=ttyS0 storm.x=&lt;&amp;&gt;<\/cmdline>/, 'cmdline is escaped');
   assert.match(xml, /<serial type="file">\s*<source path="\/var\/lib\/storm\/instances\/i1\/console.log" append="off"\/>/);

@@ -26,7 +26,10 @@ export function buildDomainXml(spec: DomainSpec, virtType: VirtType): string {
     // A shared base under an overlay: declared, and never relabelled either.
     ...(d.backing
       ? { backingStore: { '@_type': 'file', format: { '@_type': d.backing.format }, source: { '@_file': d.backing.path, seclabel: { '@_model': 'dac', '@_relabel': 'no' } }, backingStore: '' } }
-      : {}),
+      : d.format === 'qcow2'
+        ? // No backing file, whatever the image's header says: a crafted qcow2 cannot reach host files.
+          { backingStore: '' }
+        : {}),
     target: { '@_dev': devName(target), '@_bus': 'scsi' },
     ...(d.readonly ? { readonly: '', shareable: '' } : {}),
     address: { '@_type': 'drive', '@_controller': '0', '@_bus': '0', '@_target': String(target), '@_unit': '0' },
