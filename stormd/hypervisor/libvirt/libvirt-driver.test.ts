@@ -1,11 +1,12 @@
 // The conformance suite against libvirt's test driver (fast, no guests) and
 // against qemu:///system with a real TCG/KVM boot of the Debian cloud kernel.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { StormError } from '../../../lib/errors.ts';
+import { run } from '../../../lib/exec.ts';
 import { BOOT_CMDLINE, BOOT_MARKER, buildBootInitrd, disksByTarget, findCloudKernel, writeLabelledDisk } from '../../../test/helpers/boot-initrd.ts';
 import { driverConformance, type Fixture } from '../driver.case.ts';
 import { LibvirtDriver } from './libvirt-driver.ts';
@@ -84,4 +85,29 @@ test("a domain STORM did not define: its console is not read (it could name any 
   } finally {
     await drv.close();
   }
+});
+
+test('a crafted qcow2 whose header names a host file as backing: QEMU never opens it', async (t) => {
+  const k = findCloudKernel();
+  if (!k) return t.skip('no Debian cloud kernel under /boot');
+  const drv = new LibvirtDriver({ uri: 'qemu:///system' });
+  const name = `storm-hv-${Date.now().toString(36)}`;
+  t.after(async () => {
+    await drv.poweroff(name).catch(() => undefined);
+    await drv.undefine(name).catch(() => undefined);
+    await drv.close();
+  });
+  if ((await drv.health()).status !== 'healthy') return t.skip('qemu:///system not usable');
+  const d = mkdtempSync(join(tmpdir(), 'storm-hv-evil-'));
+  chmodSync(d, 0o755);
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  writeFileSync(join(d, 'host-secret'), 'not for guests\n', { mode: 0o644 });
+  const evil = join(d, 'evil.qcow2');
+  const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', join(d, 'host-secret'), '-F', 'raw', evil]);
+  assert.equal(r.code, 0, r.stderr);
+  await drv.define({ name, memoryMiB: 128, vcpus: 1, kernel: k.kernel, initrd: await buildBootInitrd(d, k.version), cmdline: BOOT_CMDLINE, disks: [{ role: 'traditional', path: evil, format: 'qcow2', readonly: false }], consoleLog: join(d, 'console.log') });
+  await drv.start(name);
+  const live = await run('virsh', ['-c', 'qemu:///system', 'dumpxml', name]);
+  assert.match(live.stdout, /<backingStore\/>/);
+  assert.doesNotMatch(live.stdout, /host-secret/, 'libvirt did not follow the header to the host file');
 });
