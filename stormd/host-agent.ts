@@ -46,6 +46,8 @@ export interface AgentDomainRequest {
   initrd: string;
   cmdline: string;
   layers: Partial<Record<AgentLayerRole, string>>;
+  /** Image format per layer (from the appliance XML); raw when absent. Never probed from the file. */
+  formats?: Partial<Record<AgentLayerRole, 'raw' | 'qcow2'>>;
   /** Instance id whose instance layer is attached as sdd. */
   instanceLayer: string;
   mac: string;
@@ -196,6 +198,12 @@ export class LocalHostAgent {
     validateName(req.name); // refuse a bad request before looking anything up
     if (!req.layers || typeof req.layers !== 'object') throw invalid('layers must be an object of role → digest');
     const disks: DiskSpec[] = [];
+    const fmt = (role: AgentLayerRole): 'raw' | 'qcow2' => {
+      const f = req.formats?.[role];
+      if (f === undefined) return 'raw';
+      if (f !== 'raw' && f !== 'qcow2') throw invalid(`formats.${role} must be raw or qcow2`);
+      return f;
+    };
     const layer = async (role: AgentLayerRole) => {
       const sha = req.layers[role];
       if (sha === undefined) return undefined;
@@ -212,14 +220,14 @@ export class LocalHostAgent {
       const overlay = join(dirname(this.instances.path(checkInstanceId(req.instanceLayer))), 'disk.qcow2');
       if (!(await stat(overlay).catch(() => undefined))) {
         await mkdir(dirname(overlay), { recursive: true, mode: 0o755 });
-        const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay]);
+        const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', fmt('disk'), '-b', base, overlay]);
         if (r.code !== 0) throw new StormError('internal', `could not create the disk overlay for ${req.instanceLayer}: ${r.stderr.trim()}`);
       }
-      disks.push({ role: 'traditional', path: overlay, format: 'qcow2', readonly: false, backing: { path: base, format: 'raw' } });
+      disks.push({ role: 'traditional', path: overlay, format: 'qcow2', readonly: false, backing: { path: base, format: fmt('disk') } });
     } else {
       for (const r of ROLE_ORDER) {
         const p = await layer(r);
-        if (p) disks.push({ role: r, path: p, format: 'raw', readonly: true });
+        if (p) disks.push({ role: r, path: p, format: fmt(r), readonly: true });
       }
       const inst = this.instances.path(checkInstanceId(req.instanceLayer));
       if (!(await stat(inst).catch(() => undefined))) throw notFound(`no instance layer ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer first' });

@@ -124,6 +124,10 @@ test('LocalHostAgent: idempotent instance layer, snapshots, export → import be
   assert.deepEqual(await b.layers(), [diskSha]);
   const cap = await b.capacity();
   assert.ok(cap.vcpus >= 1 && cap.memoryMiB > 0 && cap.freeDiskBytes > 0);
+  // Layer formats come from the request (the appliance XML), never from probing the file.
+  await b.define({ name: 'storm-hv-fmt', memoryMiB: 64, vcpus: 1, kernel: '/boot/k', initrd: '/boot/i', cmdline: '', layers: { substrate: diskSha }, formats: { substrate: 'qcow2' }, instanceLayer: 'web-1', mac: '52:54:00:00:00:0b' });
+  assert.deepEqual((await drvB.inspect('storm-hv-fmt')).disks.map((d) => [d.role, d.format, d.readonly]), [['substrate', 'qcow2', true], ['instance', 'qcow2', false]]);
+  await b.undefine('storm-hv-fmt');
   const hostInfo = await b.info();
   assert.equal(hostInfo.hypervisor.status, 'healthy');
   assert.equal(hostInfo.virtType, 'qemu');
