@@ -7,6 +7,9 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerChannels } from './services/channels.ts';
+import { ChannelService } from './channels/catalog.ts';
+import { ImageService } from './images/service.ts';
 import { Store } from './store/store.ts';
 
 /** A running manager: the one owner of the state directory. */
@@ -15,6 +18,8 @@ export interface Manager {
   readonly registry: Registry;
   readonly bus: EventBus;
   readonly store: Store;
+  readonly channels: ChannelService;
+  readonly images: ImageService;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -34,6 +39,9 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
+  const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
+  const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
+  registerChannels(registry, { channels, images });
 
   const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
   try {
@@ -42,6 +50,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     await store.close();
     throw e;
   }
+  channels.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
 
@@ -51,10 +60,13 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     registry,
     bus,
     store,
+    channels,
+    images,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
       stopped = true;
+      channels.stop();
       await control.close();
       await store.close();
       log.info('manager stopped');

@@ -1,0 +1,327 @@
+/**
+ * Layer downloads into the image store: hashed while streaming, resumed with
+ * Range after a cut, spread over mirrors with fail-over, coalesced per digest,
+ * bounded in parallelism, and checked for free disk before they start.
+ * Nothing enters the store unless its SHA-256 matched.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { chmod, open, rename, type FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { invalid, notFound, StormError, toStormError, unavailable } from '../../lib/errors.ts';
+import { open as openUrl } from '../channels/http.ts';
+import type { ImageStore } from './store.ts';
+
+/** One file to fetch: its digest, size, and where (the channel's href first, then mirrors). */
+export interface BlobSource {
+  sha256: string;
+  size: number;
+  urls: string[];
+  /** For messages: "substrate jeos 1.0", "kernel". */
+  what?: string;
+}
+
+export interface DownloadResult {
+  sha256: string;
+  size: number;
+  path: string;
+  /** Body bytes received over the network for this call (0 when already stored). */
+  received: number;
+  /** Bytes already on disk (a partial from an earlier cut) when this download started. */
+  resumedFrom: number;
+  /** Already in the store: nothing was fetched. */
+  cached: boolean;
+}
+
+export type DownloadEvent =
+  | { kind: 'started'; sha256: string; what: string; size: number; from: number }
+  | { kind: 'progress'; sha256: string; what: string; bytes: number; size: number; url: string }
+  | { kind: 'retry'; sha256: string; what: string; bytes: number; url: string; reason: string }
+  | { kind: 'stored'; sha256: string; what: string; size: number; received: number }
+  | { kind: 'failed'; sha256: string; what: string; error: string };
+
+export interface DownloaderOptions {
+  store: ImageStore;
+  /** Downloads running at once; more wait their turn. */
+  parallel?: number;
+  /** Free disk that must remain after a download. */
+  reserveBytes?: number;
+  idleMs?: number;
+  /** Attempts that make no progress before giving up. */
+  maxStalls?: number;
+  onEvent?: (e: DownloadEvent) => void;
+  /** Delay before retrying after a failure with no progress. */
+  backoffMs?: (attempt: number) => number;
+}
+
+/** A failure that rules out this mirror (404, lies about sizes) rather than one worth retrying. */
+class MirrorError extends Error {
+  constructor(readonly err: StormError) {
+    super(err.message);
+  }
+}
+
+/** Writes chunks at a position and hashes exactly what reached the file. */
+class HashingWriter extends Writable {
+  pos: number;
+  inflight: Promise<unknown> = Promise.resolve();
+  constructor(private fh: FileHandle, pos: number, private hash: Hash, private limit: number, private url: string, private onBytes: (pos: number) => void) {
+    super({ highWaterMark: 4 << 20 });
+    this.pos = pos;
+  }
+  override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
+    const bufs = chunks.map((c) => c.chunk);
+    const len = bufs.reduce((n, b) => n + b.length, 0);
+    if (this.pos + len > this.limit) {
+      cb(new MirrorError(invalid(`${this.url}: the server sent more than the declared ${this.limit} bytes`)));
+      return;
+    }
+    const p = this.fh.writev(bufs, this.pos).then(({ bytesWritten }) => {
+      if (bytesWritten !== len) throw new Error(`short write (${bytesWritten} of ${len} bytes)`);
+      for (const b of bufs) this.hash.update(b);
+      this.pos += len;
+      this.onBytes(this.pos);
+    });
+    this.inflight = p.catch(() => {});
+    p.then(() => cb(), (e: Error) => cb(e));
+  }
+  override _write(chunk: Buffer, _enc: string, cb: (e?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+}
+
+export class Downloader {
+  readonly #store: ImageStore;
+  readonly #parallel: number;
+  readonly #reserve: number;
+  readonly #idleMs: number;
+  readonly #maxStalls: number;
+  readonly #onEvent: (e: DownloadEvent) => void;
+  readonly #backoff: (attempt: number) => number;
+  readonly #inflight = new Map<string, Promise<DownloadResult>>();
+  readonly #queue: (() => void)[] = [];
+  #running = 0;
+  #rr = 0;
+
+  constructor(opts: DownloaderOptions) {
+    this.#store = opts.store;
+    this.#parallel = Math.max(1, opts.parallel ?? 3);
+    this.#reserve = opts.reserveBytes ?? 256 * 1024 * 1024;
+    this.#idleMs = opts.idleMs ?? 30_000;
+    this.#maxStalls = opts.maxStalls ?? 4;
+    this.#onEvent = opts.onEvent ?? (() => {});
+    this.#backoff = opts.backoffMs ?? ((a) => Math.min(2000, 100 * 2 ** a));
+  }
+
+  /** Downloads of a digest in progress (for status views). */
+  active(): string[] {
+    return [...this.#inflight.keys()];
+  }
+
+  /**
+   * Make sure `src` is in the store. Concurrent calls for one digest share
+   * one download; the result says whether this call found it already stored.
+   */
+  ensure(src: BlobSource): Promise<DownloadResult> {
+    const cur = this.#inflight.get(src.sha256);
+    if (cur) return cur;
+    const p = this.#slot(() => this.#download(src)).finally(() => this.#inflight.delete(src.sha256));
+    this.#inflight.set(src.sha256, p);
+    return p;
+  }
+
+  async #slot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#parallel) await new Promise<void>((r) => this.#queue.push(r));
+    this.#running++;
+    try {
+      return await fn();
+    } finally {
+      this.#running--;
+      this.#queue.shift()?.();
+    }
+  }
+
+  async #download(src: BlobSource): Promise<DownloadResult> {
+    const what = src.what ?? src.sha256.slice(0, 12);
+    const final = this.#store.path(src.sha256);
+    const have = await this.#store.get(src.sha256);
+    if (have) return { sha256: src.sha256, size: have.size, path: final, received: 0, resumedFrom: 0, cached: true };
+    if (!src.urls.length) throw invalid(`${what}: no URL to download it from`);
+    if (!Number.isSafeInteger(src.size) || src.size <= 0) throw invalid(`${what}: declared size ${src.size} is not a positive integer`);
+
+    const part = this.#store.partialPath(src.sha256);
+    const fh = await open(part, 'a+').then(async (h) => (await h.close(), open(part, 'r+')));
+    let ok = false;
+    try {
+      let pos = (await fh.stat()).size;
+      if (pos > src.size) {
+        await fh.truncate(0);
+        pos = 0;
+      }
+      const free = await this.#store.freeBytes();
+      const need = src.size - pos;
+      if (free - need < this.#reserve) {
+        throw unavailable(`not enough free disk for ${what}: it needs ${fmtBytes(need)} more and ${fmtBytes(free)} is free on ${this.#store.root} (keeping ${fmtBytes(this.#reserve)} in reserve)`, {
+          hint: 'free some space (storm image gc removes layers nothing uses) and retry',
+        });
+      }
+      let hash = createHash('sha256');
+      if (pos > 0) await hashPrefix(fh, pos, hash);
+      const resumedFrom = pos;
+      this.#onEvent({ kind: 'started', sha256: src.sha256, what, size: src.size, from: pos });
+
+      let received = 0;
+      let stalls = 0;
+      let attempts = 0;
+      let lastErr: StormError | undefined;
+      const ruledOut = new Set<string>();
+      const start = this.#rr++;
+      let lastEmit = 0;
+      while (pos < src.size) {
+        const candidates = src.urls.filter((u) => !ruledOut.has(u));
+        if (!candidates.length) throw lastErr ?? unavailable(`${what}: no usable source`);
+        if (stalls >= this.#maxStalls || attempts >= 1000) {
+          throw unavailable(`${what}: download failed after ${attempts} attempts with ${fmtBytes(pos)} of ${fmtBytes(src.size)}: ${lastErr?.message ?? 'no progress'}`, {
+            hint: 'the partial download is kept; retry later to resume it',
+          });
+        }
+        const url = candidates[(start + attempts) % candidates.length]!;
+        attempts++;
+        const before = pos;
+        try {
+          const r = await this.#fetchInto(fh, url, pos, src.size, hash, (p) => {
+            const now = Date.now();
+            if (now - lastEmit >= 500) {
+              lastEmit = now;
+              this.#onEvent({ kind: 'progress', sha256: src.sha256, what, bytes: p, size: src.size, url });
+            }
+          });
+          if (r.restarted) hash = r.hash;
+          received += r.received;
+          pos = r.pos;
+          if (pos < src.size) throw unavailable(`${url}: the body ended after ${pos} of ${src.size} bytes (truncated)`);
+        } catch (e) {
+          const w = e as { restarted?: boolean; hash?: Hash; pos?: number; received?: number };
+          if (w.restarted && w.hash) hash = w.hash;
+          if (typeof w.pos === 'number') pos = w.pos;
+          if (typeof w.received === 'number') received += w.received;
+          const err = e instanceof MirrorError ? e.err : e instanceof FetchFailure ? e.err : toStormError(e);
+          lastErr = err;
+          if (e instanceof MirrorError || (e instanceof FetchFailure && e.mirror)) ruledOut.add(url);
+          if (pos > before) stalls = 0;
+          else stalls++;
+          this.#onEvent({ kind: 'retry', sha256: src.sha256, what, bytes: pos, url, reason: err.message });
+          if (pos <= before) await sleep(this.#backoff(stalls));
+        }
+      }
+      const digest = hash.digest('hex');
+      if (digest !== src.sha256) {
+        await fh.close().catch(() => {});
+        await this.#store.removePartial(src.sha256);
+        throw invalid(`${what}: digest mismatch: expected sha256 ${src.sha256}, got ${digest} (from ${src.urls[0]})`, {
+          hint: 'the image server holds a different file than the channel announced; nothing was stored',
+        });
+      }
+      await fh.sync();
+      await fh.close();
+      await chmod(part, 0o444);
+      await rename(part, final);
+      ok = true;
+      this.#onEvent({ kind: 'stored', sha256: src.sha256, what, size: src.size, received });
+      return { sha256: src.sha256, size: src.size, path: final, received, resumedFrom, cached: false };
+    } catch (e) {
+      const err = toStormError(e);
+      this.#onEvent({ kind: 'failed', sha256: src.sha256, what, error: err.message });
+      throw err;
+    } finally {
+      if (!ok) await fh.close().catch(() => {});
+    }
+  }
+
+  /** One HTTP exchange appending to the partial file from `pos`. */
+  async #fetchInto(fh: FileHandle, url: string, pos: number, size: number, hash: Hash, onBytes: (p: number) => void): Promise<{ pos: number; received: number; restarted: boolean; hash: Hash }> {
+    let restarted = false;
+    const { res, url: final } = await openUrl(url, { headers: pos > 0 ? { Range: `bytes=${pos}-` } : {}, idleMs: this.#idleMs }).catch((e) => {
+      throw new FetchFailure(toStormError(e), e instanceof StormError && e.code === 'invalid');
+    });
+    const status = res.statusCode ?? 0;
+    const cl = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
+    if (status === 206) {
+      const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
+      if (!cr || Number(cr[1]) !== pos) {
+        res.destroy();
+        throw new MirrorError(invalid(`${final}: asked for bytes from ${pos}, the server answered Content-Range "${res.headers['content-range'] ?? ''}"`));
+      }
+      if (cr[3] !== '*' && Number(cr[3]) !== size) {
+        res.destroy();
+        throw new MirrorError(invalid(`${final}: the server says the file is ${cr[3]} bytes, the appliance declares ${size}`));
+      }
+      if (cl !== undefined && cl !== Number(cr[2]) - Number(cr[1]) + 1) {
+        res.destroy();
+        throw new MirrorError(invalid(`${final}: Content-Length ${cl} does not match Content-Range ${res.headers['content-range']}`));
+      }
+    } else if (status === 200) {
+      if (cl !== undefined && cl !== size) {
+        res.destroy();
+        throw new MirrorError(invalid(`${final}: Content-Length ${cl} does not match the declared size ${size}`, { hint: 'the server is serving a different file than the channel announced' }));
+      }
+      if (pos > 0) {
+        // The server ignored Range: start over from byte 0, never append a whole body to a partial.
+        await fh.truncate(0);
+        hash = createHash('sha256');
+        pos = 0;
+        restarted = true;
+      }
+    } else {
+      res.resume();
+      if (status === 416) {
+        await fh.truncate(0);
+        throw Object.assign(new FetchFailure(unavailable(`${final}: HTTP 416 for bytes from ${pos}; starting over`), false), { restarted: true, hash: createHash('sha256'), pos: 0 });
+      }
+      if (status === 404 || status === 410) throw new MirrorError(notFound(`${final}: HTTP ${status}`));
+      throw new FetchFailure(unavailable(`${final}: HTTP ${status}`), status >= 400 && status < 500);
+    }
+    const w = new HashingWriter(fh, pos, hash, size, final, onBytes);
+    const from = pos;
+    try {
+      await pipeline(res, w);
+    } catch (e) {
+      await w.inflight;
+      await fh.truncate(w.pos);
+      const err = e instanceof MirrorError ? e : new FetchFailure(e instanceof StormError ? e : unavailable(`${final}: the connection closed after ${w.pos} of ${size} bytes (truncated)`), false);
+      throw Object.assign(err, { restarted, hash, pos: w.pos, received: w.pos - from });
+    }
+    return { pos: w.pos, received: w.pos - from, restarted, hash };
+  }
+}
+
+class FetchFailure extends Error {
+  constructor(readonly err: StormError, readonly mirror: boolean) {
+    super(err.message);
+  }
+}
+
+async function hashPrefix(fh: FileHandle, n: number, hash: Hash): Promise<void> {
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let off = 0;
+  while (off < n) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, n - off), off);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    off += bytesRead;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function fmtBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v} ${u[i]}`;
+}
+
