@@ -132,10 +132,12 @@ export function parseFeed(text: string | Buffer, file = 'feed.xml'): Feed {
     title: r.text(ch, 'title', 'rss/channel', { max: 200 }),
     description: r.text(ch, 'description', 'rss/channel', { optional: true }),
     link: r.text(ch, 'link', 'rss/channel', { optional: true, max: 2048 }),
-    lastBuildDate: r.text(ch, 'lastBuildDate', 'rss/channel', { optional: true }),
+    lastBuildDate: isoOrRaw(r.text(ch, 'lastBuildDate', 'rss/channel', { optional: true })),
     items: out,
   };
 }
+
+const isoOrRaw = (s: string) => (s && !Number.isNaN(Date.parse(s)) ? new Date(s).toISOString() : s);
 
 function blob(r: Reader, n: XmlNode, path: string): Blob {
   return {
@@ -301,7 +303,12 @@ export function serializeAppliance(a: Appliance): string {
   if (a.parameters.length) {
     x += '  <parameters>\n';
     for (const p of a.parameters) {
-      x += `    <parameter name="${esc(p.name)}" type="${p.type}"${p.default !== undefined ? ` default="${esc(p.default)}"` : ''} required="${p.required}">\n`;
+      const head = `    <parameter name="${esc(p.name)}" type="${p.type}"${p.default !== undefined ? ` default="${esc(p.default)}"` : ''} required="${p.required}"`;
+      if (!p.description && !p.choices?.length) {
+        x += `${head}/>\n`;
+        continue;
+      }
+      x += `${head}>\n`;
       if (p.description) x += `      <description>${esc(p.description)}</description>\n`;
       for (const c of p.choices ?? []) x += `      <choice>${esc(c)}</choice>\n`;
       x += '    </parameter>\n';

@@ -81,6 +81,13 @@ export async function publishChannel(dir: string, opts: { baseUrl: string; priva
     return { ...h, href: rel.split(sep).join('/'), mirrors: (ms as string[]).map((m) => (m.endsWith('/') ? new URL(rel.split(sep).join('/'), m).href : m)) };
   };
 
+  // An unchanged appliance keeps the date it was first published.
+  const previous = new Map<string, string>();
+  try {
+    for (const it of parseFeed(await readFile(join(dir, FEED_FILE)), FEED_FILE).items) previous.set(it.sha256, it.pubDate);
+  } catch {
+    /* no earlier feed, or one we cannot read: everything is new */
+  }
   const items: Feed['items'] = [];
   const apps: PublishResult['appliances'] = [];
   const seen = new Set<string>();
@@ -98,7 +105,7 @@ export async function publishChannel(dir: string, opts: { baseUrl: string; priva
     const sha256 = createHash('sha256').update(xml).digest('hex');
     const href = `appliances/${outName}`;
     apps.push({ id: app.id, version: app.version, file: href, sha256 });
-    const pub = typeof d.published === 'string' && !Number.isNaN(Date.parse(d.published)) ? new Date(d.published) : now;
+    const pub = typeof d.published === 'string' && !Number.isNaN(Date.parse(d.published)) ? new Date(d.published) : new Date(previous.get(sha256) ?? now.toISOString());
     items.push({ id: app.id, version: app.version, title: `${app.title} ${app.version}`, description: app.description, pubDate: pub.toISOString(), link: new URL(href, base).href, href, sha256, size: Buffer.byteLength(xml) });
   }
   const feed: Feed = {

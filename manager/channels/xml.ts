@@ -25,7 +25,11 @@ export function parseXml(text: string | Buffer, file: string, maxBytes: number):
   }
   if (s.trim() === '') throw invalid(`${file}: empty document, expected XML`);
   const v = XMLValidator.validate(s, { allowBooleanAttributes: false });
-  if (v !== true) throw invalid(`${file}: malformed XML at line ${v.err.line}, column ${v.err.col}: ${v.err.msg}`);
+  if (v !== true) {
+    const open = /^Invalid '\[(.*)\]' found/s.exec(v.err.msg);
+    const msg = open ? `unclosed elements ${open[1]!.replace(/[\s"]+/g, '').split(',').map((t) => `<${t}>`).join(', ')}` : v.err.msg;
+    throw invalid(`${file}: malformed XML at line ${v.err.line}, column ${v.err.col}: ${msg}`);
+  }
   const parser = new XMLParser({
     ignoreAttributes: false,
     attributeNamePrefix: '@',
