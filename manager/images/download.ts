@@ -6,8 +6,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { chmod, open, rename, type FileHandle } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { invalid, notFound, StormError, toStormError, unavailable } from '../../lib/errors.ts';
 import { open as openUrl } from '../channels/http.ts';
 import type { ImageStore } from './store.ts';
@@ -284,7 +284,7 @@ export class Downloader {
     const w = new HashingWriter(fh, pos, hash, size, final, onBytes);
     const from = pos;
     try {
-      await pipeline(res, w);
+      await drainInto(res, w);
     } catch (e) {
       await w.inflight;
       await fh.truncate(w.pos);
@@ -293,6 +293,35 @@ export class Downloader {
     }
     return { pos: w.pos, received: w.pos - from, restarted, hash };
   }
+}
+
+/**
+ * Pipe a response into the writer. When the body is cut, the chunks already
+ * received are still written (end, not destroy), so a resume loses nothing.
+ */
+function drainInto(res: IncomingMessage, w: HashingWriter): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let srcErr: Error | undefined;
+    let ended = false;
+    const cut = (e: Error) => {
+      srcErr ??= e;
+      if (ended) return;
+      ended = true;
+      res.unpipe(w);
+      w.end();
+    };
+    res.on('error', cut);
+    res.on('close', () => {
+      if (!res.complete) cut(new Error('connection closed'));
+    });
+    res.on('end', () => (ended = true));
+    w.on('finish', () => (srcErr ? reject(srcErr) : resolve()));
+    w.on('error', (e) => {
+      res.destroy();
+      reject(e);
+    });
+    res.pipe(w);
+  });
 }
 
 class FetchFailure extends Error {
