@@ -176,7 +176,9 @@ export class Downloader {
       let lastErr: StormError | undefined;
       const ruledOut = new Set<string>();
       const start = this.#rr++;
+      // At most one progress event a second and per percent: a slow download must not flood the event ring.
       let lastEmit = 0;
+      let lastPct = -1;
       while (pos < src.size) {
         const candidates = src.urls.filter((u) => !ruledOut.has(u));
         if (!candidates.length) throw lastErr ?? unavailable(`${what}: no usable source`);
@@ -191,8 +193,10 @@ export class Downloader {
         try {
           const r = await this.#fetchInto(fh, url, pos, src.size, hash, (p) => {
             const now = Date.now();
-            if (now - lastEmit >= 500) {
+            const pct = Math.floor((p / src.size) * 100);
+            if (now - lastEmit >= 1000 && pct > lastPct) {
               lastEmit = now;
+              lastPct = pct;
               this.#onEvent({ kind: 'progress', sha256: src.sha256, what, bytes: p, size: src.size, url });
             }
           });
@@ -222,7 +226,7 @@ export class Downloader {
           hint: 'the image server holds a different file than the channel announced; nothing was stored',
         });
       }
-      if (!process.env.NOSYNC) await fh.sync();
+      await fh.datasync();
       await fh.close();
       await chmod(part, 0o444);
       await rename(part, final);

@@ -59,8 +59,11 @@ export const applianceCommands: CommandDef[] = [
       const api = await ctx.api();
       let off: (() => void) | undefined;
       if (ctx.wait) {
+        // Only this appliance's files: another admin's pull must not show up here.
+        const shown = await api.call<Shown>('appliance.show', { ref: ctx.args[0], ...(typeof ctx.opts.channel === 'string' ? { channel: ctx.opts.channel } : {}) });
+        const mine = new Set(shown.blobs.map((b) => b.sha256));
         off = api.subscribe((e: StormEvent) => {
-          if (/^image\.(download|progress|retry|stored|failed)$/.test(e.kind)) ctx.progress(e.message);
+          if (/^image\.(download|progress|retry|stored|failed)$/.test(e.kind) && mine.has(String(e.data?.sha256))) ctx.progress(e.message);
         });
       }
       try {
