@@ -9,7 +9,11 @@ import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
 import { registerChannels } from './services/channels.ts';
 import { ChannelService } from './channels/catalog.ts';
+import { catalogApplianceSource } from './channels/appliance-source.ts';
 import { ImageService } from './images/service.ts';
+import { registerInstances } from './services/instances.ts';
+import { InstanceService, type HostDirectory } from './instances/service.ts';
+import { notFound } from '../lib/errors.ts';
 import { Store } from './store/store.ts';
 
 /** A running manager: the one owner of the state directory. */
@@ -42,6 +46,10 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
   registerChannels(registry, { channels, images });
+  // Until hosts are wired in, placement finds no host.
+  const hosts: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const instances = new InstanceService(store, hosts, catalogApplianceSource(channels, images), bus, log);
+  registerInstances(registry, instances, log);
 
   const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
   try {

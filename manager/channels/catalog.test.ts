@@ -72,7 +72,7 @@ test('subscribe to a signed channel: the catalog holds every appliance with reso
   assert.equal(web.blobs[0]!.urls[0], url + 'layers/jeos-1.0.img');
   assert.equal(web.appliance.services.dns?.name, 'www');
   assert.equal((await channels.find('test/mail@2.1')).appliance.volume?.mount, '/var/mail');
-  await assert.rejects(channels.find('nope'), /appliance nope is not in the catalog/);
+  await assert.rejects(channels.find('nope'), /appliance "nope" not found in the catalog/);
   await assert.rejects(channels.add({ url: feed }), /is already subscribed as "test"/);
 });
 

@@ -186,7 +186,7 @@ export class ChannelService {
     const ch = m[1] ?? channel;
     const [, , id, version] = m;
     let hits = (await this.appliances(ch)).filter((e) => e.id === id && (version === undefined || e.version === version));
-    if (!hits.length) throw notFound(`appliance ${ref} is not in the catalog${ch ? ` of channel ${ch}` : ''}`, { hint: 'run storm appliance list (and storm channel refresh if it was just published)' });
+    if (!hits.length) throw notFound(`appliance "${ref}" not found in the catalog${ch ? ` of channel ${ch}` : ''}`, { hint: 'run storm appliance list (and storm channel refresh if it was just published)' });
     const chans = [...new Set(hits.map((h) => h.channel))];
     if (chans.length > 1) throw conflict(`appliance ${ref} is offered by several channels (${chans.join(', ')})`, { hint: `name one: ${chans[0]}/${ref}` });
     hits = hits.sort((a, b) => compareVersions(a.version, b.version) || a.pubDate.localeCompare(b.pubDate));

@@ -18,7 +18,7 @@ export interface MethodDef<P = Record<string, unknown>, R = unknown> {
 export class Registry {
   readonly #methods = new Map<string, MethodDef<any, any>>();
 
-  add<P, R>(def: MethodDef<P, R>): void {
+  add<P = Record<string, unknown>, R = unknown>(def: MethodDef<P, R>): void {
     if (this.#methods.has(def.name)) throw new Error(`method ${def.name} registered twice`);
     this.#methods.set(def.name, def);
   }

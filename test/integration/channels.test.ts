@@ -176,5 +176,5 @@ test('channel CLI errors are clear and change nothing', async (t) => {
   assert.equal((await storm(['channel', 'list', '-o', 'json'], env)).stdout.trim(), '[]');
   const missing = await storm(['appliance', 'pull', 'nothing'], env);
   assert.equal(missing.code, 3);
-  assert.match(missing.stderr, /appliance nothing is not in the catalog/);
+  assert.match(missing.stderr, /appliance "nothing" not found in the catalog/);
 });

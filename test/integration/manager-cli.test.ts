@@ -81,3 +81,24 @@ test('usage errors name what was wrong and exit 2', () => {
   assert.match(storm(['--version']).stdout, /^storm \d+\.\d+\.\d+/);
   assert.equal(storm(['--help']).code, 0);
 });
+
+test('instance commands reach the instance service; errors are clear', async (t) => {
+  const state = tempDir(t);
+  const env = { ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: `127.0.0.1:${await freePort()}` };
+  await startManagerProcess(t, state, [], env);
+  const list = storm(['instance', 'list', '-o', 'json'], { env });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout), []);
+  const noApp = storm(['instance', 'create', 'web1'], { env });
+  assert.equal(noApp.code, 2);
+  assert.match(noApp.stderr, /missing --appliance/);
+  const create = storm(['instance', 'create', 'web1', '--appliance', 'nope'], { env });
+  assert.equal(create.code, 3, create.stderr);
+  assert.match(create.stderr, /appliance "nope" not found/);
+  const destroy = storm(['instance', 'destroy', 'web1'], { env });
+  assert.equal(destroy.code, 8, 'destructive verb without a terminal needs --yes');
+  assert.match(destroy.stderr, /--yes/);
+  const missing = storm(['instance', 'destroy', 'web1', '--yes', '-o', 'json'], { env });
+  assert.equal(missing.code, 3);
+  assert.equal(JSON.parse(missing.stderr).error.code, 'not_found');
+});

@@ -1,0 +1,81 @@
+/**
+ * What the instance service needs from one hypervisor. The stormd client
+ * implements it over mutual-TLS XML-RPC; `MemoryHostAgent` implements it in
+ * memory for fast tests. Both run the conformance suite in
+ * test/conformance/host-agent.case.ts.
+ */
+export interface LayerRef {
+  role: 'substrate' | 'appliance' | 'deployment' | 'disk';
+  sha256: string;
+  size: number;
+  url: string;
+}
+
+export interface HostCapacity {
+  memoryMiB: number;
+  freeMemoryMiB: number;
+  vcpus: number;
+  freeDiskBytes: number;
+}
+
+/** The instance layer's contents: what makes this instance itself. */
+export interface InstanceLayerSpec {
+  hostname: string;
+  domain: string;
+  files: Record<string, string>;
+  sizeMiB: number;
+}
+
+export interface DomainRequest {
+  name: string;
+  memoryMiB: number;
+  vcpus: number;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  /** Layer digests by role; the agent maps them to its cache files. */
+  layers: Partial<Record<LayerRef['role'], string>>;
+  instanceLayer: string;
+  mac: string;
+  bridge?: string;
+}
+
+export type DomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
+
+export interface HostAgent {
+  readonly host: string;
+  capacity(): Promise<HostCapacity>;
+  /** Digests of the layers this host holds. */
+  layers(): Promise<string[]>;
+  /** Fetch a layer into the host's cache by URL + digest (verified; idempotent). */
+  ensureLayer(ref: LayerRef): Promise<void>;
+  /** Build the instance layer; idempotent for the same id. */
+  createInstanceLayer(id: string, spec: InstanceLayerSpec): Promise<{ bytes: number }>;
+  /** Remove it; absent is fine (undo steps must be safe to repeat). */
+  removeInstanceLayer(id: string): Promise<void>;
+  define(req: DomainRequest): Promise<void>;
+  start(name: string): Promise<void>;
+  shutdown(name: string): Promise<void>;
+  poweroff(name: string): Promise<void>;
+  /** Undefine; absent is fine. */
+  undefine(name: string): Promise<void>;
+  state(name: string): Promise<DomainState>;
+  domains(): Promise<{ name: string; state: DomainState }[]>;
+  consoleTail(name: string, bytes: number): Promise<string>;
+  /** Snapshots of one instance layer (the instance's own state, cheap). */
+  snapshot(id: string, snap: string): Promise<void>;
+  restore(id: string, snap: string): Promise<void>;
+  deleteSnapshot(id: string, snap: string): Promise<void>;
+  snapshots(id: string): Promise<{ name: string; createdAt: string }[]>;
+  /** Offer the instance layer for another host to pull: where, and its digest. */
+  exportInstanceLayer(id: string): Promise<TransferRef>;
+  /** Pull an instance layer another host exported; verified by digest. */
+  importInstanceLayer(id: string, from: TransferRef): Promise<void>;
+}
+
+/** An instance layer in transit between hosts (migration moves only this). */
+export interface TransferRef {
+  url: string;
+  sha256: string;
+  size: number;
+}

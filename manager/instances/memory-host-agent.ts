@@ -1,0 +1,122 @@
+import { conflict, invalid, notFound } from '../../lib/errors.ts';
+import { createHash } from 'node:crypto';
+import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerRef, TransferRef } from './host-agent.ts';
+
+/** Exported instance layers, by URL: stands in for the network between memory hosts. */
+const transfers = new Map<string, InstanceLayerSpec>();
+
+/**
+ * HostAgent in memory: the fast stand-in for unit tests of the instance
+ * service. It runs the same conformance suite as the real stormd client.
+ */
+export class MemoryHostAgent implements HostAgent {
+  readonly cache = new Set<string>();
+  readonly instanceLayers = new Map<string, InstanceLayerSpec>();
+  readonly snaps = new Map<string, Map<string, { spec: InstanceLayerSpec; createdAt: string }>>();
+  readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string }>();
+  /** Inject a failure into the next call of a method (for undo tests). */
+  readonly failNext = new Set<keyof HostAgent>();
+  constructor(readonly host: string, readonly cap: HostCapacity = { memoryMiB: 8192, freeMemoryMiB: 8192, vcpus: 4, freeDiskBytes: 100e9 }) {}
+
+  #maybeFail(m: keyof HostAgent): void {
+    if (this.failNext.delete(m)) throw conflict(`injected failure in ${String(m)}`);
+  }
+  async capacity(): Promise<HostCapacity> {
+    const used = [...this.doms.values()].filter((d) => d.state === 'running').reduce((a, d) => a + d.req.memoryMiB, 0);
+    return { ...this.cap, freeMemoryMiB: this.cap.memoryMiB - used };
+  }
+  async layers(): Promise<string[]> {
+    return [...this.cache].sort();
+  }
+  async ensureLayer(ref: LayerRef): Promise<void> {
+    this.#maybeFail('ensureLayer');
+    if (!/^[0-9a-f]{64}$/.test(ref.sha256)) throw invalid(`bad digest ${ref.sha256}`);
+    this.cache.add(ref.sha256);
+  }
+  async createInstanceLayer(id: string, spec: InstanceLayerSpec): Promise<{ bytes: number }> {
+    this.#maybeFail('createInstanceLayer');
+    this.instanceLayers.set(id, spec);
+    return { bytes: 1024 * 1024 };
+  }
+  async removeInstanceLayer(id: string): Promise<void> {
+    this.instanceLayers.delete(id);
+  }
+  async define(req: DomainRequest): Promise<void> {
+    this.#maybeFail('define');
+    const cur = this.doms.get(req.name);
+    if (cur && cur.state === 'running') throw conflict(`domain ${req.name} is running`);
+    for (const d of Object.values(req.layers)) if (d && !this.cache.has(d)) throw notFound(`layer ${d} is not in the cache of ${this.host}`);
+    if (!this.instanceLayers.has(req.instanceLayer)) throw notFound(`instance layer ${req.instanceLayer} not found on ${this.host}`);
+    this.doms.set(req.name, { req, state: 'stopped', console: cur?.console ?? '' });
+  }
+  #dom(name: string) {
+    const d = this.doms.get(name);
+    if (!d) throw notFound(`domain ${name} not found on ${this.host}`);
+    return d;
+  }
+  async start(name: string): Promise<void> {
+    this.#maybeFail('start');
+    const d = this.#dom(name);
+    if (d.state === 'running') throw conflict(`domain ${name} is already running`);
+    d.state = 'running';
+    d.console += `boot ${name}\n`;
+  }
+  async shutdown(name: string): Promise<void> {
+    this.#dom(name).state = 'stopped';
+  }
+  async poweroff(name: string): Promise<void> {
+    const d = this.doms.get(name);
+    if (d) d.state = 'stopped';
+  }
+  async undefine(name: string): Promise<void> {
+    const d = this.doms.get(name);
+    if (d?.state === 'running') throw conflict(`domain ${name} is running; power it off first`);
+    this.doms.delete(name);
+  }
+  async state(name: string): Promise<DomainState> {
+    return this.doms.get(name)?.state ?? 'absent';
+  }
+  async domains(): Promise<{ name: string; state: DomainState }[]> {
+    return [...this.doms].map(([name, d]) => ({ name, state: d.state })).sort((a, b) => a.name.localeCompare(b.name));
+  }
+  async consoleTail(name: string, bytes: number): Promise<string> {
+    return this.#dom(name).console.slice(-bytes);
+  }
+
+  #layer(id: string): InstanceLayerSpec {
+    const l = this.instanceLayers.get(id);
+    if (!l) throw notFound(`instance layer ${id} not found on ${this.host}`);
+    return l;
+  }
+  async snapshot(id: string, snap: string): Promise<void> {
+    const spec = structuredClone(this.#layer(id));
+    const m = this.snaps.get(id) ?? new Map();
+    if (m.has(snap)) throw conflict(`snapshot ${snap} of ${id} exists`);
+    m.set(snap, { spec, createdAt: new Date().toISOString() });
+    this.snaps.set(id, m);
+  }
+  async restore(id: string, snap: string): Promise<void> {
+    const s = this.snaps.get(id)?.get(snap);
+    if (!s) throw notFound(`snapshot ${snap} of ${id} not found`);
+    this.instanceLayers.set(id, structuredClone(s.spec));
+  }
+  async deleteSnapshot(id: string, snap: string): Promise<void> {
+    if (!this.snaps.get(id)?.delete(snap)) throw notFound(`snapshot ${snap} of ${id} not found`);
+  }
+  async snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
+    return [...(this.snaps.get(id) ?? new Map())].map(([name, s]) => ({ name, createdAt: s.createdAt }));
+  }
+  async exportInstanceLayer(id: string): Promise<TransferRef> {
+    const spec = this.#layer(id);
+    const body = JSON.stringify(spec);
+    const url = `memory://${this.host}/${id}`;
+    transfers.set(url, structuredClone(spec));
+    return { url, sha256: createHash('sha256').update(body).digest('hex'), size: body.length };
+  }
+  async importInstanceLayer(id: string, from: TransferRef): Promise<void> {
+    const spec = transfers.get(from.url);
+    if (!spec) throw notFound(`nothing exported at ${from.url}`);
+    if (createHash('sha256').update(JSON.stringify(spec)).digest('hex') !== from.sha256) throw invalid(`instance layer from ${from.url} does not match its digest`);
+    this.instanceLayers.set(id, structuredClone(spec));
+  }
+}

@@ -1,0 +1,75 @@
+import { conflict } from '../../lib/errors.ts';
+import type { LayerRef } from './host-agent.ts';
+
+export const INSTANCE_STATES = ['pending', 'provisioning', 'running', 'stopped', 'failed', 'deleting'] as const;
+export type InstanceState = (typeof INSTANCE_STATES)[number];
+
+/** One instance as the store keeps it. JSON shape is stable (documented in docs/instances.md). */
+export interface InstanceRecord {
+  id: string;
+  name: string;
+  appliance: string;
+  version: string;
+  host: string;
+  state: InstanceState;
+  layers: Partial<Record<LayerRef['role'], string>>;
+  mac: string;
+  memoryMiB: number;
+  vcpus: number;
+  params: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+  error?: string;
+  /** Layers before the last update, for `storm update rollback`. */
+  previous?: { version: string; layers: Partial<Record<LayerRef['role'], string>> };
+}
+
+/** An appliance as provisioning needs it (resolved from the channel catalog). */
+export interface ApplianceSpec {
+  id: string;
+  version: string;
+  layers: LayerRef[];
+  kernel: string;
+  initrd: string;
+  memoryMiB: number;
+  vcpus: number;
+  cmdline?: string;
+}
+
+export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';
+
+/** Which actions each state allows: the one place lifecycle rules live. */
+const ALLOWED: Record<InstanceState, readonly Action[]> = {
+  pending: ['provision', 'destroy'],
+  provisioning: [],
+  running: ['stop', 'reboot', 'poweroff', 'destroy', 'migrate', 'snapshot', 'update'],
+  stopped: ['start', 'destroy', 'migrate', 'snapshot', 'restore', 'update'],
+  failed: ['destroy', 'start', 'update'],
+  deleting: ['destroy'],
+};
+
+/** Throws `conflict` naming the state and what is allowed, when `action` is not. */
+export function assertAllowed(inst: Pick<InstanceRecord, 'name' | 'state'>, action: Action): void {
+  const ok = ALLOWED[inst.state];
+  if (!ok.includes(action)) {
+    throw conflict(`cannot ${action} instance "${inst.name}": it is ${inst.state}`, {
+      hint: ok.length ? `from ${inst.state} you can: ${ok.join(', ')}` : 'wait for the current operation to finish',
+      details: { state: inst.state, action },
+    });
+  }
+}
+
+/** Libvirt domain name for an instance: the prefix marks domains STORM created. */
+export const DOMAIN_PREFIX = 'storm-';
+export const domainName = (id: string) => `${DOMAIN_PREFIX}${id}`;
+
+/** Instance names become hostnames: RFC 1123 labels only. */
+export function validName(name: string): boolean {
+  return /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name);
+}
+
+/** A locally administered unicast MAC from the instance id (stable across migration). */
+export function macFor(id: string): string {
+  const hex = id.replace(/[^0-9a-f]/g, '').padEnd(6, '0').slice(0, 6);
+  return `52:54:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
+}

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Store } from '../store/store.ts';
+import { EventBus } from '../events.ts';
+import { silentLogger } from '../../lib/logger.ts';
+import { StormError } from '../../lib/errors.ts';
+import { MemoryHostAgent } from './memory-host-agent.ts';
+import { InstanceService, type ApplianceSource, type HostDirectory } from './service.ts';
+import { domainName, type ApplianceSpec } from './model.ts';
+import { sha } from '../../test/conformance/host-agent.case.ts';
+
+const APP: ApplianceSpec = {
+  id: 'wiki', version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 256, vcpus: 1,
+  layers: [
+    { role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' },
+    { role: 'appliance', sha256: sha('wiki'), size: 50, url: 'http://x/wiki' },
+  ],
+};
+
+async function setup(t: import('node:test').TestContext) {
+  const dir = mkdtempSync(join(tmpdir(), 'inst-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await Store.open(join(dir, 'db'));
+  t.after(() => store.close());
+  const agents = new Map([['h1', new MemoryHostAgent('h1')], ['h2', new MemoryHostAgent('h2')]]);
+  const hosts: HostDirectory = { list: async () => [...agents.keys()].map((name) => ({ name, online: true })), agent: (n) => agents.get(n)! };
+  const apps: ApplianceSource = { resolve: async () => APP };
+  const bus = new EventBus();
+  const svc = new InstanceService(store, hosts, apps, bus, silentLogger);
+  return { store, agents, hosts, apps, bus, svc };
+}
+
+test('create, provision, stop, start, destroy: state machine and host agree', async (t) => {
+  const { svc, agents } = await setup(t);
+  const inst = await svc.create({ name: 'web1', appliance: 'wiki' });
+  assert.equal(inst.state, 'pending');
+  const up = await svc.provision('web1');
+  assert.equal(up.state, 'running');
+  const a = agents.get(up.host)!;
+  assert.equal(await a.state(domainName(up.id)), 'running');
+  await assert.rejects(svc.start('web1'), (e: StormError) => e.code === 'conflict' && /it is running/.test(e.message));
+  assert.equal((await svc.stop('web1')).state, 'stopped');
+  assert.equal((await svc.start('web1')).state, 'running');
+  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki' }), (e: StormError) => e.code === 'conflict');
+  await assert.rejects(svc.create({ name: 'Bad_Name', appliance: 'wiki' }), (e: StormError) => e.code === 'invalid');
+  await svc.destroy('web1');
+  assert.deepEqual(await a.domains(), []);
+  assert.equal(a.instanceLayers.size, 0);
+  assert.deepEqual(await svc.list(), []);
+});
+
+test('a failed step undoes the steps before it and leaves the instance failed', async (t) => {
+  const { svc, agents } = await setup(t);
+  const inst = await svc.create({ name: 'web2', appliance: 'wiki', host: 'h1' });
+  agents.get('h1')!.failNext.add('start');
+  await assert.rejects(svc.provision(inst.id), /injected failure in start/);
+  const after = await svc.get('web2');
+  assert.equal(after.state, 'failed');
+  assert.match(after.error ?? '', /injected/);
+  assert.deepEqual(await agents.get('h1')!.domains(), []);
+  assert.equal(agents.get('h1')!.instanceLayers.size, 0);
+});
+
+test('concurrent actions on one instance: the second is busy', async (t) => {
+  const { svc } = await setup(t);
+  await svc.create({ name: 'web3', appliance: 'wiki' });
+  const [a, b] = await Promise.allSettled([svc.provision('web3'), svc.destroy('web3')]);
+  assert.equal(a.status, 'fulfilled');
+  assert.equal(b.status, 'rejected');
+  assert.equal(((b as PromiseRejectedResult).reason as StormError).code, 'busy');
+});
+
+test('reconcile undoes an interrupted provision, finishes a destroy, reports orphans', async (t) => {
+  const { svc, agents, store, hosts, apps, bus } = await setup(t);
+  const inst = await svc.create({ name: 'web4', appliance: 'wiki', host: 'h1' });
+  // Simulate a crash after "define": journal entry open, domain defined, instance layer present.
+  const journal = store.collection<{ opId: string; op: string; instance: string; host: string; done: string[]; startedAt: string }>('journal');
+  await journal.put('op1', { opId: 'op1', op: 'provision', instance: inst.id, host: 'h1', done: ['layers', 'instance-layer', 'define'], startedAt: '' });
+  const h1 = agents.get('h1')!;
+  for (const l of APP.layers) await h1.ensureLayer(l);
+  await h1.createInstanceLayer(inst.id, { hostname: 'web4', domain: 'd', files: {}, sizeMiB: 1 });
+  await h1.define({ name: domainName(inst.id), memoryMiB: 1, vcpus: 1, kernel: '', initrd: '', cmdline: '', layers: {}, instanceLayer: inst.id, mac: '' });
+  // A domain that looks like ours but is unknown, and one that is not ours at all.
+  await h1.createInstanceLayer('zzz', { hostname: 'x', domain: 'd', files: {}, sizeMiB: 1 });
+  await h1.define({ name: 'storm-ghost', memoryMiB: 1, vcpus: 1, kernel: '', initrd: '', cmdline: '', layers: {}, instanceLayer: 'zzz', mac: '' });
+  await h1.define({ name: 'someone-elses-vm', memoryMiB: 1, vcpus: 1, kernel: '', initrd: '', cmdline: '', layers: {}, instanceLayer: 'zzz', mac: '' });
+
+  const fresh = new InstanceService(store, hosts, apps, bus, silentLogger);
+  const rep = await fresh.reconcile();
+  assert.deepEqual(rep.undone, [inst.id]);
+  assert.deepEqual(rep.orphans, [{ host: 'h1', domain: 'storm-ghost' }]);
+  assert.equal((await fresh.get('web4')).state, 'failed');
+  assert.equal(await h1.state(domainName(inst.id)), 'absent');
+  assert.equal(await h1.state('someone-elses-vm'), 'stopped', 'never touched');
+  assert.deepEqual(await journal.values(), []);
+  assert.equal((await fresh.list()).length, 1, 'no lost or duplicated record');
+});

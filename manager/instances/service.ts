@@ -1,0 +1,499 @@
+import { randomBytes } from 'node:crypto';
+import { conflict, invalid, toStormError, unavailable } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import { OperationLocks } from '../../lib/operation-lock.ts';
+import { Revert } from '../../lib/revert.ts';
+import type { EventBus } from '../events.ts';
+import type { Collection, Store } from '../store/store.ts';
+import type { DomainRequest, HostAgent } from './host-agent.ts';
+import { Journal, type JournalEntry } from './journal.ts';
+import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
+import { place, type Candidate } from './placement.ts';
+
+/** Where hosts come from (the hosts service) and how to reach each one. */
+export interface HostDirectory {
+  list(): Promise<{ name: string; online: boolean }[]>;
+  agent(name: string): HostAgent;
+}
+
+/** Where appliances come from (the channel catalog). */
+export interface ApplianceSource {
+  resolve(ref: string): Promise<ApplianceSpec>;
+}
+
+export interface CreateRequest {
+  name: string;
+  appliance: string;
+  host?: string;
+  params?: Record<string, string>;
+}
+
+export interface MigrationReport {
+  instance: string;
+  from: string;
+  to: string;
+  /** Bytes of the instance layer moved. */
+  instanceLayerBytes: number;
+  /** Bytes of shared layers the target had to fetch (0 when it held them). */
+  layerBytes: number;
+  bytesMoved: number;
+}
+
+export interface UpdatePlanEntry {
+  instance: string;
+  host: string;
+  from: string;
+  to: string;
+  changes: { role: string; from: string | undefined; to: string }[];
+}
+
+export interface UpdateReport {
+  appliance: string;
+  to: string;
+  canary?: string;
+  updated: string[];
+  failed: { instance: string; error: string }[];
+}
+
+export interface ReconcileReport {
+  finished: string[];
+  undone: string[];
+  /** Domains named like ours that no instance owns: reported, never touched. */
+  orphans: { host: string; domain: string }[];
+  /** Instances whose recorded state disagreed with the host, now corrected. */
+  corrected: { instance: string; from: InstanceState; to: InstanceState }[];
+}
+
+const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
+
+/**
+ * The life of an instance: provisioning with undo and an intent journal,
+ * lifecycle actions under a per-instance lock, and reconciliation.
+ */
+export class InstanceService {
+  readonly #c: Collection<InstanceRecord>;
+  readonly #journal: Journal;
+  readonly #locks = new OperationLocks();
+
+  constructor(
+    store: Store,
+    private readonly hosts: HostDirectory,
+    private readonly appliances: ApplianceSource,
+    private readonly bus: EventBus,
+    private readonly log: Logger,
+    private readonly opts: { domain: string; instanceLayerMiB?: number } = { domain: 'cloud.storm' },
+  ) {
+    this.#c = store.collection<InstanceRecord>('instances');
+    this.#journal = new Journal(store);
+  }
+
+  list(): Promise<InstanceRecord[]> {
+    return this.#c.values();
+  }
+
+  /** Find by name or id. */
+  async get(ref: string): Promise<InstanceRecord> {
+    const byId = await this.#c.get(ref);
+    if (byId) return byId;
+    const byName = (await this.#c.values()).find((i) => i.name === ref);
+    if (byName) return byName;
+    return this.#c.require(ref, 'instance');
+  }
+
+  async #save(inst: InstanceRecord, patch: Partial<InstanceRecord>): Promise<InstanceRecord> {
+    Object.assign(inst, patch, { updatedAt: new Date().toISOString() });
+    if (patch.error === undefined && 'error' in patch) delete inst.error;
+    await this.#c.put(inst.id, inst);
+    this.bus.emit({ kind: 'instance.state', object: `instance/${inst.name}`, message: `${inst.name} is ${inst.state}`, data: { id: inst.id, state: inst.state } });
+    return inst;
+  }
+
+  /** Validate, record as pending, choose a host; the workflow runs in `provision`. */
+  async create(req: CreateRequest): Promise<InstanceRecord> {
+    if (!validName(req.name)) throw invalid(`instance name "${req.name}" is not a valid hostname label`, { hint: 'use lower-case letters, digits and "-", at most 63 characters' });
+    if ((await this.#c.values()).some((i) => i.name === req.name)) throw conflict(`instance "${req.name}" already exists`);
+    const app = await this.appliances.resolve(req.appliance);
+    const host = req.host ?? (await this.#place(app));
+    const id = randomBytes(6).toString('hex');
+    const now = new Date().toISOString();
+    const inst: InstanceRecord = {
+      id, name: req.name, appliance: app.id, version: app.version, host, state: 'pending',
+      layers: Object.fromEntries(app.layers.map((l) => [l.role, l.sha256])), mac: macFor(id),
+      memoryMiB: app.memoryMiB, vcpus: app.vcpus, params: req.params ?? {}, createdAt: now, updatedAt: now,
+    };
+    await this.#c.put(id, inst);
+    this.bus.emit({ kind: 'instance.created', object: `instance/${inst.name}`, message: `${inst.name} created on ${host}` });
+    return inst;
+  }
+
+  async #place(app: ApplianceSpec): Promise<string> {
+    const all = await this.hosts.list();
+    const insts = await this.#c.values();
+    const cands: Candidate[] = await Promise.all(
+      all.map(async (h) => {
+        if (!h.online) return { host: h.name, online: false, capacity: { memoryMiB: 0, freeMemoryMiB: 0, vcpus: 0, freeDiskBytes: 0 }, layers: new Set<string>(), vcpusUsed: 0 };
+        const a = this.hosts.agent(h.name);
+        const [capacity, layers] = await Promise.all([a.capacity(), a.layers()]);
+        const vcpusUsed = insts.filter((i) => i.host === h.name).reduce((s, i) => s + i.vcpus, 0);
+        return { host: h.name, online: true, capacity, layers: new Set(layers), vcpusUsed };
+      }),
+    );
+    return place(cands, { memoryMiB: app.memoryMiB, vcpus: app.vcpus, layers: app.layers });
+  }
+
+  /** Run the provisioning workflow: every step journaled, with its undo registered. */
+  async provision(ref: string): Promise<InstanceRecord> {
+    const inst = await this.get(ref);
+    return this.#locks.run(inst.id, 'provision', async () => {
+      assertAllowed(inst, 'provision');
+      const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+      const agent = this.hosts.agent(inst.host);
+      const j = await this.#journal.begin('provision', inst.id, inst.host);
+      await this.#save(inst, { state: 'provisioning' });
+      const r = new Revert();
+      try {
+        for (const l of app.layers) await agent.ensureLayer(l);
+        await this.#journal.step(j, 'layers');
+        await agent.createInstanceLayer(inst.id, {
+          hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256,
+          files: { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) },
+        });
+        r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
+        await this.#journal.step(j, 'instance-layer');
+        const name = domainName(inst.id);
+        await agent.define(this.#domainRequest(inst, app));
+        r.add('define', () => agent.undefine(name));
+        await this.#journal.step(j, 'define');
+        await agent.start(name);
+        r.add('start', () => agent.poweroff(name));
+        await this.#journal.step(j, 'start');
+        r.success();
+        await this.#journal.end(j);
+        return await this.#save(inst, { state: 'running', error: undefined });
+      } catch (e) {
+        const err = toStormError(e);
+        const failed = await r.revert();
+        await this.#journal.end(j);
+        this.log.warn('provisioning failed; undone', { instance: inst.name, error: err.message, undoFailed: failed });
+        await this.#save(inst, { state: 'failed', error: err.message });
+        throw err;
+      }
+    });
+  }
+
+  #domainRequest(inst: InstanceRecord, app: ApplianceSpec): DomainRequest {
+    return {
+      name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel, initrd: app.initrd,
+      cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
+    };
+  }
+
+  async start(ref: string): Promise<InstanceRecord> {
+    return this.#act(ref, 'start', async (inst, a) => {
+      if ((await a.state(domainName(inst.id))) !== 'running') await a.start(domainName(inst.id));
+      return 'running';
+    });
+  }
+  async stop(ref: string): Promise<InstanceRecord> {
+    return this.#act(ref, 'stop', async (inst, a) => (await a.shutdown(domainName(inst.id)), 'stopped'));
+  }
+  async poweroff(ref: string): Promise<InstanceRecord> {
+    return this.#act(ref, 'poweroff', async (inst, a) => (await a.poweroff(domainName(inst.id)), 'stopped'));
+  }
+  async reboot(ref: string): Promise<InstanceRecord> {
+    return this.#act(ref, 'reboot', async (inst, a) => {
+      await a.poweroff(domainName(inst.id));
+      await a.start(domainName(inst.id));
+      return 'running';
+    });
+  }
+
+  async #act(ref: string, action: 'start' | 'stop' | 'poweroff' | 'reboot', fn: (i: InstanceRecord, a: HostAgent) => Promise<InstanceState>): Promise<InstanceRecord> {
+    const inst = await this.get(ref);
+    return this.#locks.run(inst.id, action, async () => {
+      assertAllowed(inst, action);
+      const next = await fn(inst, this.hosts.agent(inst.host));
+      return this.#save(inst, { state: next, error: undefined });
+    });
+  }
+
+  /** Snapshots of the instance layer: take, list, restore (instance stopped), delete. */
+  async snapshot(ref: string, snap: string): Promise<void> {
+    const inst = await this.get(ref);
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(snap)) throw invalid(`snapshot name "${snap}": use letters, digits, ".", "_" or "-" (at most 64)`);
+    await this.#locks.run(inst.id, 'snapshot', async () => {
+      assertAllowed(inst, 'snapshot');
+      await this.hosts.agent(inst.host).snapshot(inst.id, snap);
+      this.bus.emit({ kind: 'instance.snapshot', object: `instance/${inst.name}`, message: `snapshot ${snap} of ${inst.name} taken` });
+    });
+  }
+  async snapshots(ref: string): Promise<{ name: string; createdAt: string }[]> {
+    const inst = await this.get(ref);
+    return this.hosts.agent(inst.host).snapshots(inst.id);
+  }
+  async restore(ref: string, snap: string): Promise<void> {
+    const inst = await this.get(ref);
+    await this.#locks.run(inst.id, 'restore', async () => {
+      assertAllowed(inst, 'restore');
+      await this.hosts.agent(inst.host).restore(inst.id, snap);
+      this.bus.emit({ kind: 'instance.restore', object: `instance/${inst.name}`, message: `${inst.name} restored to snapshot ${snap}` });
+    });
+  }
+  async deleteSnapshot(ref: string, snap: string): Promise<void> {
+    const inst = await this.get(ref);
+    await this.#locks.run(inst.id, 'snapshot', () => this.hosts.agent(inst.host).deleteSnapshot(inst.id, snap));
+  }
+
+  /**
+   * Cold migration ("pack their bags"): stop, give the target whatever shared
+   * layers it lacks, move only the instance layer, define and start it there
+   * with the same identity and MAC, then clean the source. Undone until the
+   * switch; finished forward after it.
+   */
+  async migrate(ref: string, target: string): Promise<MigrationReport> {
+    const inst = await this.get(ref);
+    return this.#locks.run(inst.id, 'migrate', async () => {
+      assertAllowed(inst, 'migrate');
+      if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
+      if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
+      const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+      const src = this.hosts.agent(inst.host);
+      const dst = this.hosts.agent(target);
+      const name = domainName(inst.id);
+      const from = inst.host;
+      const wasRunning = inst.state === 'running';
+      const j = await this.#journal.begin('migrate', inst.id, from, { target, wasRunning });
+      const r = new Revert();
+      try {
+        if (wasRunning) {
+          await src.shutdown(name);
+          r.add('stop', () => src.start(name));
+        }
+        await this.#journal.step(j, 'stopped');
+        const held = new Set(await dst.layers());
+        let layerBytes = 0;
+        for (const l of app.layers) {
+          if (held.has(l.sha256)) continue;
+          await dst.ensureLayer(l);
+          layerBytes += l.size;
+        }
+        await this.#journal.step(j, 'layers');
+        const t = await src.exportInstanceLayer(inst.id);
+        await dst.importInstanceLayer(inst.id, t);
+        r.add('instance-layer', () => dst.removeInstanceLayer(inst.id));
+        await this.#journal.step(j, 'instance-layer');
+        await dst.define(this.#domainRequest(inst, app));
+        r.add('define', () => dst.undefine(name));
+        await this.#journal.step(j, 'define');
+        await this.#save(inst, { host: target });
+        await this.#journal.step(j, 'switch');
+        r.success();
+        await this.#finishMigration(inst, from, wasRunning, j);
+        const rep = { instance: inst.name, from, to: target, instanceLayerBytes: t.size, layerBytes, bytesMoved: t.size + layerBytes };
+        this.bus.emit({ kind: 'instance.migrated', object: `instance/${inst.name}`, message: `${inst.name} moved ${from} → ${target} (${rep.bytesMoved} bytes)`, data: { ...rep } });
+        return rep;
+      } catch (e) {
+        await r.revert();
+        await this.#journal.end(j);
+        throw e;
+      }
+    });
+  }
+
+  async #finishMigration(inst: InstanceRecord, from: string, wasRunning: boolean, j: JournalEntry): Promise<void> {
+    const name = domainName(inst.id);
+    if (wasRunning && (await this.hosts.agent(inst.host).state(name)) !== 'running') await this.hosts.agent(inst.host).start(name);
+    const src = this.hosts.agent(from);
+    await src.poweroff(name);
+    await src.undefine(name);
+    await src.removeInstanceLayer(inst.id);
+    await this.#journal.end(j);
+    await this.#save(inst, { state: wasRunning ? 'running' : 'stopped' });
+  }
+
+  /** Which instances of an appliance are not at the target version, and which layers change. */
+  async updatePlan(applianceRef: string): Promise<UpdatePlanEntry[]> {
+    const app = await this.appliances.resolve(applianceRef);
+    return (await this.#c.values())
+      .filter((i) => i.appliance === app.id && (i.version !== app.version || app.layers.some((l) => i.layers[l.role] !== l.sha256)))
+      .map((i) => ({
+        instance: i.name, host: i.host, from: i.version, to: app.version,
+        changes: app.layers.filter((l) => i.layers[l.role] !== l.sha256).map((l) => ({ role: l.role, from: i.layers[l.role], to: l.sha256 })),
+      }))
+      .sort((a, b) => a.instance.localeCompare(b.instance));
+  }
+
+  /**
+   * Roll a new appliance version out: a canary first, checked healthy, then the
+   * rest with bounded concurrency. Each instance keeps its instance layer.
+   */
+  async updateApply(applianceRef: string, opts: { concurrency?: number; healthy?: (i: InstanceRecord) => Promise<boolean> } = {}): Promise<UpdateReport> {
+    const app = await this.appliances.resolve(applianceRef);
+    const plan = await this.updatePlan(applianceRef);
+    const rep: UpdateReport = { appliance: app.id, to: app.version, updated: [], failed: [] };
+    const healthy = opts.healthy ?? (async (i: InstanceRecord) => i.state !== 'running' || (await this.hosts.agent(i.host).state(domainName(i.id))) === 'running');
+    const one = async (name: string) => {
+      try {
+        const inst = await this.#relayer(name, app.version, Object.fromEntries(app.layers.map((l) => [l.role, l.sha256])), app);
+        if (!(await healthy(inst))) throw unavailable(`${name} is not healthy after the update`);
+        rep.updated.push(name);
+      } catch (e) {
+        rep.failed.push({ instance: name, error: (e as Error).message });
+      }
+    };
+    const [canary, ...rest] = plan.map((p) => p.instance);
+    const wasRunning = new Map((await this.#c.values()).map((i) => [i.name, i.state === 'running']));
+    if (!canary) return rep;
+    rep.canary = canary;
+    await one(canary);
+    if (rep.failed.length) {
+      await this.rollback(canary, wasRunning.get(canary)).catch(() => {});
+      throw conflict(`canary ${canary} failed the update to ${app.id}@${app.version}: ${rep.failed[0]!.error}; rolled back, ${rest.length} instance(s) untouched`);
+    }
+    const queue = [...rest];
+    const workers = Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, async () => {
+      for (let n = queue.shift(); n !== undefined; n = queue.shift()) await one(n);
+    });
+    await Promise.all(workers);
+    this.bus.emit({ kind: 'update.applied', message: `${app.id}@${app.version}: ${rep.updated.length} updated, ${rep.failed.length} failed` });
+    return rep;
+  }
+
+  /** Put an instance back on the layers it had before its last update. */
+  async rollback(ref: string, start?: boolean): Promise<InstanceRecord> {
+    const inst = await this.get(ref);
+    if (!inst.previous) throw conflict(`instance ${inst.name} has no previous layer version to roll back to`);
+    const app = await this.appliances.resolve(`${inst.appliance}@${inst.previous.version}`);
+    return this.#relayer(inst.name, inst.previous.version, inst.previous.layers, app, start);
+  }
+
+  /** Swap an instance's shared layers (its own layer stays), restarting it if it ran. */
+  async #relayer(ref: string, version: string, layers: InstanceRecord['layers'], app: ApplianceSpec, start?: boolean): Promise<InstanceRecord> {
+    const inst = await this.get(ref);
+    return this.#locks.run(inst.id, 'update', async () => {
+      assertAllowed(inst, 'update');
+      const a = this.hosts.agent(inst.host);
+      const name = domainName(inst.id);
+      const wasRunning = start ?? inst.state === 'running';
+      const previous = { version: inst.version, layers: inst.layers };
+      for (const l of app.layers) if (layers[l.role] === l.sha256) await a.ensureLayer(l);
+      const j = await this.#journal.begin('update', inst.id, inst.host, { previous, wasRunning });
+      try {
+        await a.poweroff(name);
+        await a.undefine(name);
+        await this.#journal.step(j, 'undefine');
+        await a.define(this.#domainRequest({ ...inst, version, layers }, app));
+        await this.#save(inst, { version, layers, previous });
+        await this.#journal.step(j, 'define');
+        if (wasRunning) await a.start(name);
+        await this.#journal.end(j);
+        return await this.#save(inst, { state: wasRunning ? 'running' : 'stopped', error: undefined });
+      } catch (e) {
+        await this.#journal.end(j);
+        await this.#save(inst, { state: 'failed', error: `update to ${app.id}@${version} failed: ${(e as Error).message}` });
+        throw e;
+      }
+    });
+  }
+
+  /** Destroy: power off, undefine, remove its layer, forget it; journaled so a crash finishes it. */
+  async destroy(ref: string): Promise<void> {
+    const inst = await this.get(ref);
+    await this.#locks.run(inst.id, 'destroy', async () => {
+      assertAllowed(inst, 'destroy');
+      const j = await this.#journal.begin('destroy', inst.id, inst.host);
+      await this.#save(inst, { state: 'deleting' });
+      await this.#finishDestroy(inst, j);
+    });
+  }
+
+  async #finishDestroy(inst: InstanceRecord, j: JournalEntry): Promise<void> {
+    const a = this.hosts.agent(inst.host);
+    const name = domainName(inst.id);
+    await a.poweroff(name);
+    await a.undefine(name);
+    await this.#journal.step(j, 'undefine');
+    await a.removeInstanceLayer(inst.id);
+    await this.#journal.step(j, 'instance-layer');
+    await this.#c.del(inst.id);
+    await this.#journal.end(j);
+    this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
+  }
+
+  /**
+   * Compare journal and store with what the hosts report: finish interrupted
+   * destroys, undo interrupted provisioning, correct drifted states, report
+   * orphans. Domains without our prefix are never looked at.
+   */
+  async reconcile(): Promise<ReconcileReport> {
+    const rep: ReconcileReport = { finished: [], undone: [], orphans: [], corrected: [] };
+    for (const j of await this.#journal.open()) {
+      const inst = await this.#c.get(j.instance);
+      if (j.op === 'destroy') {
+        if (inst) await this.#finishDestroy(inst, j);
+        else await this.#journal.end(j);
+        rep.finished.push(j.instance);
+        continue;
+      }
+      if (j.op === 'migrate') {
+        const target = String(j.data?.target ?? '');
+        const wasRunning = Boolean(j.data?.wasRunning);
+        if (inst && j.done.includes('switch')) await this.#finishMigration(inst, j.host, wasRunning, j);
+        else {
+          const dst = this.hosts.agent(target);
+          await dst.poweroff(domainName(j.instance));
+          await dst.undefine(domainName(j.instance));
+          await dst.removeInstanceLayer(j.instance);
+          if (inst && wasRunning && (await this.hosts.agent(j.host).state(domainName(j.instance))) !== 'running') await this.hosts.agent(j.host).start(domainName(j.instance));
+          await this.#journal.end(j);
+        }
+        (j.done.includes('switch') ? rep.finished : rep.undone).push(j.instance);
+        continue;
+      }
+      if (j.op === 'update') {
+        // Redefine on whatever layers the record names (the define step saves them with it).
+        if (inst) {
+          const a = this.hosts.agent(inst.host);
+          const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+          await a.poweroff(domainName(inst.id));
+          await a.undefine(domainName(inst.id));
+          await a.define(this.#domainRequest(inst, app));
+          if (j.data?.wasRunning) await a.start(domainName(inst.id));
+          await this.#save(inst, { state: j.data?.wasRunning ? 'running' : 'stopped' });
+        }
+        await this.#journal.end(j);
+        rep.finished.push(j.instance);
+        continue;
+      }
+      // Provision interrupted: undo whatever may have happened (each undo is safe to repeat).
+      const a = this.hosts.agent(j.host);
+      const name = domainName(j.instance);
+      await a.poweroff(name);
+      await a.undefine(name);
+      await a.removeInstanceLayer(j.instance);
+      await this.#journal.end(j);
+      if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
+      rep.undone.push(j.instance);
+    }
+    const insts = await this.#c.values();
+    for (const h of await this.hosts.list()) {
+      if (!h.online) continue;
+      const doms = await this.hosts.agent(h.name).domains();
+      for (const d of doms) {
+        if (!d.name.startsWith(DOMAIN_PREFIX)) continue;
+        const inst = insts.find((i) => domainName(i.id) === d.name && i.host === h.name);
+        if (!inst) {
+          rep.orphans.push({ host: h.name, domain: d.name });
+          continue;
+        }
+        const want: InstanceState | undefined = d.state === 'running' ? 'running' : inst.state === 'running' ? 'stopped' : undefined;
+        if (want && want !== inst.state && (inst.state === 'running' || inst.state === 'stopped')) {
+          rep.corrected.push({ instance: inst.name, from: inst.state, to: want });
+          await this.#save(inst, { state: want });
+        }
+      }
+    }
+    if (rep.orphans.length) this.bus.emit({ kind: 'reconcile.orphans', level: 'warn', message: `${rep.orphans.length} domain(s) named like STORM's but unknown to it: ${rep.orphans.map((o) => `${o.host}/${o.domain}`).join(', ')}` });
+    return rep;
+  }
+}

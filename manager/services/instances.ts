@@ -1,0 +1,65 @@
+import { invalid } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/logger.ts';
+import type { InstanceRecord } from '../instances/model.ts';
+import type { InstanceService } from '../instances/service.ts';
+import { optStr, str, type Registry } from './registry.ts';
+
+function params(p: Record<string, unknown>): Record<string, string> {
+  const v = p.params ?? {};
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) throw invalid('instance.create: "params" must be an object of strings');
+  return v as Record<string, string>;
+}
+
+/** instance.*: the service methods the console, the CLI and SSH exec share. */
+export function registerInstances(reg: Registry, svc: InstanceService, log: Logger): void {
+  reg.add<Record<string, unknown>, InstanceRecord>({
+    name: 'instance.create',
+    mutates: true,
+    summary: 'create an instance and provision it in the background',
+    handler: async (p) => {
+      const host = optStr(p, 'host', 'instance.create');
+      const inst = await svc.create({ name: str(p, 'name', 'instance.create'), appliance: str(p, 'appliance', 'instance.create'), ...(host ? { host } : {}), params: params(p) });
+      // Provisioning is long work: callers follow it by state or events (--wait).
+      svc.provision(inst.id).catch((e) => log.warn('provisioning failed', { instance: inst.name, error: (e as Error).message }));
+      return inst;
+    },
+  });
+  reg.add({ name: 'instance.list', mutates: false, summary: 'all instances', handler: () => svc.list() });
+  reg.add<Record<string, unknown>, InstanceRecord>({ name: 'instance.show', mutates: false, summary: 'one instance', handler: (p) => svc.get(str(p, 'name', 'instance.show')) });
+  for (const verb of ['start', 'stop', 'reboot', 'poweroff'] as const) {
+    reg.add<Record<string, unknown>, InstanceRecord>({ name: `instance.${verb}`, mutates: true, summary: `${verb} an instance`, handler: (p) => svc[verb](str(p, 'name', `instance.${verb}`)) });
+  }
+  reg.add<Record<string, unknown>, { destroyed: string }>({
+    name: 'instance.destroy',
+    mutates: true,
+    summary: 'destroy an instance and its instance layer',
+    handler: async (p) => {
+      const name = str(p, 'name', 'instance.destroy');
+      await svc.destroy(name);
+      return { destroyed: name };
+    },
+  });
+  reg.add({ name: 'instance.snapshot.list', mutates: false, summary: 'snapshots of an instance layer', handler: (p) => svc.snapshots(str(p, 'name', 'instance.snapshot.list')) });
+  for (const [verb, fn] of [['take', 'snapshot'], ['restore', 'restore'], ['delete', 'deleteSnapshot']] as const) {
+    reg.add({
+      name: `instance.snapshot.${verb}`,
+      mutates: true,
+      summary: `${verb} a snapshot of an instance layer`,
+      handler: async (p) => {
+        const m = `instance.snapshot.${verb}`;
+        await svc[fn](str(p, 'name', m), str(p, 'snapshot', m));
+        return { instance: p.name, snapshot: p.snapshot, done: verb };
+      },
+    });
+  }
+  reg.add({ name: 'instance.migrate', mutates: true, summary: 'cold-migrate an instance to another host', handler: (p) => svc.migrate(str(p, 'name', 'instance.migrate'), str(p, 'host', 'instance.migrate')) });
+  reg.add({ name: 'update.plan', mutates: false, summary: 'instances not on the appliance version given', handler: (p) => svc.updatePlan(str(p, 'appliance', 'update.plan')) });
+  reg.add({
+    name: 'update.apply',
+    mutates: true,
+    summary: 'roll an appliance version out: canary, health check, the rest',
+    handler: (p) => svc.updateApply(str(p, 'appliance', 'update.apply'), { concurrency: typeof p.concurrency === 'number' ? p.concurrency : 2 }),
+  });
+  reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: (p) => svc.rollback(str(p, 'name', 'update.rollback')) });
+  reg.add({ name: 'instance.reconcile', mutates: true, summary: 'compare the store with the hosts and repair', handler: () => svc.reconcile() });
+}

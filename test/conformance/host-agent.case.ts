@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import type { HostAgent, LayerRef } from '../../manager/instances/host-agent.ts';
+import { StormError } from '../../lib/errors.ts';
+
+/** A layer the implementation under test can fetch: the factory serves it. */
+export interface AgentFixture {
+  agent: HostAgent;
+  layer: LayerRef;
+  kernel: string;
+  initrd: string;
+  cleanup?: () => Promise<void>;
+}
+
+export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * The HostAgent contract, run against every implementation (in memory, and the
+ * stormd client over XML-RPC) so that none drifts from what the service expects.
+ */
+export function hostAgentConformance(label: string, make: () => Promise<AgentFixture>): void {
+  test(`${label}: layers, instance layer and domain lifecycle`, async (t) => {
+    const f = await make();
+    t.after(() => f.cleanup?.());
+    const a = f.agent;
+    await a.ensureLayer(f.layer);
+    await a.ensureLayer(f.layer); // idempotent
+    assert.ok((await a.layers()).includes(f.layer.sha256));
+    await a.createInstanceLayer('conf1', { hostname: 'conf1', domain: 'cloud.storm', files: { '/etc/hostname': 'conf1\n' }, sizeMiB: 64 });
+    const name = `storm-conf-${Date.now().toString(36)}`;
+    await a.define({ name, memoryMiB: 128, vcpus: 1, kernel: f.kernel, initrd: f.initrd, cmdline: 'console=ttyS0', layers: { [f.layer.role]: f.layer.sha256 }, instanceLayer: 'conf1', mac: '52:54:00:00:00:01' });
+    assert.equal(await a.state(name), 'stopped');
+    await a.start(name);
+    assert.equal(await a.state(name), 'running');
+    assert.ok((await a.domains()).some((d) => d.name === name && d.state === 'running'));
+    await assert.rejects(a.undefine(name), (e: StormError) => e.code === 'conflict');
+    await a.poweroff(name);
+    assert.equal(await a.state(name), 'stopped');
+    await a.undefine(name);
+    await a.undefine(name); // absent is fine
+    assert.equal(await a.state(name), 'absent');
+    await a.removeInstanceLayer('conf1');
+    await a.removeInstanceLayer('conf1');
+  });
+
+  test(`${label}: errors carry codes`, async (t) => {
+    const f = await make();
+    t.after(() => f.cleanup?.());
+    await assert.rejects(f.agent.start('storm-does-not-exist'), (e: StormError) => e.code === 'not_found');
+    await assert.rejects(f.agent.consoleTail('storm-does-not-exist', 100), (e: StormError) => e.code === 'not_found');
+    await assert.rejects(
+      f.agent.define({ name: 'storm-nolayer', memoryMiB: 64, vcpus: 1, kernel: f.kernel, initrd: f.initrd, cmdline: '', layers: { substrate: sha('not cached') }, instanceLayer: 'none', mac: '52:54:00:00:00:02' }),
+      (e: StormError) => e.code === 'not_found',
+    );
+  });
+}

@@ -1,0 +1,117 @@
+import { StormError, invalid } from '../../../lib/errors.ts';
+import type { InstanceRecord } from '../../../manager/instances/model.ts';
+import { instanceRows } from '../../render/instances.ts';
+import type { CommandContext, CommandDef } from '../command.ts';
+
+const SETTLED = new Set(['running', 'stopped', 'failed']);
+
+/** Follow an instance until it settles (or the timeout), reporting state changes on stderr. */
+async function waitSettled(ctx: CommandContext, name: string): Promise<InstanceRecord> {
+  const api = await ctx.api();
+  const deadline = Date.now() + ctx.timeoutMs;
+  let last = '';
+  for (;;) {
+    const inst = await api.call<InstanceRecord>('instance.show', { name });
+    if (inst.state !== last) ctx.progress(`${name}: ${inst.state}`);
+    last = inst.state;
+    if (SETTLED.has(inst.state)) {
+      if (inst.state === 'failed') throw new StormError('conflict', `instance ${name} failed: ${inst.error ?? 'unknown error'}`, { hint: `see storm event list; destroy it with storm instance destroy ${name} --yes` });
+      return inst;
+    }
+    if (Date.now() > deadline) throw new StormError('timeout', `instance ${name} still ${inst.state} after ${ctx.timeoutMs / 1000} s`, { hint: 'it goes on in the background; storm instance show ' + name });
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function parseParams(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of (v as string[] | undefined) ?? []) {
+    const i = kv.indexOf('=');
+    if (i < 1) throw invalid(`--param "${kv}": expected KEY=VALUE`);
+    out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+const one = (verb: 'start' | 'stop' | 'reboot' | 'poweroff', summary: string): CommandDef => ({
+  noun: 'instance',
+  verb,
+  summary,
+  args: ['NAME'],
+  run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>(`instance.${verb}`, { name: ctx.args[0] }), rows: instanceRows }),
+});
+
+export const instanceCommands: CommandDef[] = [
+  {
+    noun: 'instance',
+    verb: 'create',
+    summary: 'create and provision an instance of an appliance',
+    args: ['NAME'],
+    options: {
+      appliance: { type: 'string', short: 'a', doc: 'appliance ID[@VERSION] (required)' },
+      host: { type: 'string', doc: 'place on this host (default: automatic placement)' },
+      param: { type: 'string', multiple: true, doc: 'KEY=VALUE parameter (repeatable)' },
+    },
+    run: async (ctx) => {
+      if (typeof ctx.opts.appliance !== 'string') throw invalid('missing --appliance ID[@VERSION]', { hint: 'storm appliance list shows what there is' });
+      const api = await ctx.api();
+      const created = await api.call<InstanceRecord>('instance.create', { name: ctx.args[0], appliance: ctx.opts.appliance, ...(ctx.opts.host ? { host: ctx.opts.host } : {}), params: parseParams(ctx.opts.param) });
+      ctx.progress(`${created.name}: created on ${created.host}`);
+      const data = ctx.wait ? await waitSettled(ctx, created.name) : created;
+      return { data, rows: instanceRows };
+    },
+  },
+  { noun: 'instance', verb: 'list', summary: 'list instances', run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord[]>('instance.list'), rows: instanceRows }) },
+  { noun: 'instance', verb: 'show', summary: 'show one instance', args: ['NAME'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('instance.show', { name: ctx.args[0] }), rows: instanceRows }) },
+  one('start', 'start a stopped instance'),
+  one('stop', 'shut an instance down gracefully'),
+  one('reboot', 'restart an instance'),
+  one('poweroff', 'cut an instance\'s power'),
+  {
+    noun: 'instance',
+    verb: 'destroy',
+    summary: 'destroy an instance and its instance layer',
+    args: ['NAME'],
+    dangerous: true,
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<{ destroyed: string }>('instance.destroy', { name: ctx.args[0] });
+      ctx.progress(`${ctx.args[0]}: destroyed`);
+      return { data, rows: { name: (d: { destroyed: string }) => d.destroyed, columns: [{ header: 'DESTROYED', get: (d: { destroyed: string }) => d.destroyed }] } };
+    },
+  },
+];
+
+const snapRows = {
+  name: (s: { name: string }) => s.name,
+  columns: [
+    { header: 'SNAPSHOT', get: (s: { name: string }) => s.name },
+    { header: 'CREATED', get: (s: { name: string; createdAt: string }) => s.createdAt },
+  ],
+};
+
+interface PlanEntry { instance: string; host: string; from: string; to: string; changes: { role: string; from?: string; to: string }[] }
+const planRows = {
+  name: (p: PlanEntry) => p.instance,
+  columns: [
+    { header: 'INSTANCE', get: (p: PlanEntry) => p.instance },
+    { header: 'HOST', get: (p: PlanEntry) => p.host },
+    { header: 'FROM', get: (p: PlanEntry) => p.from },
+    { header: 'TO', get: (p: PlanEntry) => p.to },
+    { header: 'LAYERS', get: (p: PlanEntry) => p.changes.map((c) => c.role).join(',') },
+  ],
+};
+
+export const instanceOpsCommands: CommandDef[] = [
+  { noun: 'snapshot', verb: 'list', summary: 'snapshots of an instance layer', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.list', { name: ctx.args[0] }), rows: snapRows }) },
+  { noun: 'snapshot', verb: 'take', summary: 'snapshot an instance layer', args: ['INSTANCE', 'SNAPSHOT'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.take', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  { noun: 'snapshot', verb: 'restore', summary: 'restore an instance layer (instance stopped)', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.restore', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  { noun: 'snapshot', verb: 'delete', summary: 'delete a snapshot', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.delete', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  { noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.migrate', { name: ctx.args[0], host: ctx.args[1] }) }) },
+  { noun: 'update', verb: 'plan', summary: 'which instances an appliance version would update, and which layers change', args: ['APPLIANCE[@VERSION]'], run: async (ctx) => ({ data: await (await ctx.api()).call<PlanEntry[]>('update.plan', { appliance: ctx.args[0] }), rows: planRows }) },
+  {
+    noun: 'update', verb: 'apply', summary: 'roll a version out: a canary, a health check, then the rest', args: ['APPLIANCE[@VERSION]'],
+    options: { concurrency: { type: 'string', doc: 'instances updated at once after the canary (default 2)' } },
+    run: async (ctx) => ({ data: await (await ctx.api()).call('update.apply', { appliance: ctx.args[0], concurrency: Number(ctx.opts.concurrency ?? 2) }) }),
+  },
+  { noun: 'update', verb: 'rollback', summary: 'put an instance back on its previous layer version', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('update.rollback', { name: ctx.args[0] }), rows: instanceRows }) },
+];
