@@ -269,6 +269,8 @@ export class Downloader {
   }
 }
 
+const SYNC_EVERY = 64 << 20;
+
 /**
  * Stream a body into the partial file at `pos`, hashing each chunk as it is
  * written. Writes are synchronous: a socket read is at most 64 KiB and lands
@@ -281,10 +283,12 @@ function receive(res: IncomingMessage, fh: FileHandle, start: number, hash: Hash
   return new Promise((resolve) => {
     let pos = start;
     let done = false;
+    let synced = start;
+    let syncing: Promise<void> | undefined;
     const stop = (e?: Error) => {
       if (done) return;
       done = true;
-      resolve(e ? { pos, error: e } : { pos });
+      void (syncing ?? Promise.resolve()).then(() => resolve(e ? { pos, error: e } : { pos }));
     };
     res.on('data', (c: Buffer) => {
       if (done) return;
@@ -303,6 +307,14 @@ function receive(res: IncomingMessage, fh: FileHandle, start: number, hash: Hash
       hash.update(c);
       pos += c.length;
       onBytes(pos);
+      // Start writeback as we go, so the datasync before entering the store has little left to flush.
+      if (pos - synced >= SYNC_EVERY && !syncing) {
+        synced = pos;
+        syncing = fh.datasync().then(
+          () => void (syncing = undefined),
+          () => void (syncing = undefined),
+        );
+      }
     });
     res.on('end', () => stop());
     res.on('error', (e) => stop(e));
