@@ -191,3 +191,29 @@ test('parallelism is bounded', async (t) => {
   assert.equal(stored().length, 5);
   assert.ok(peak <= 2, `at most 2 at once, saw ${peak}`);
 });
+
+test('large files hash in a worker: a cut, a restart and a mismatch all come out right', async (t) => {
+  const big = prng(17 << 20, 11);
+  let n = 0;
+  const srv = await server(t, (req, res) => {
+    n++;
+    if (req.url === '/bad') return serve(prng(big.length, 12))(req, res);
+    if (req.url === '/cut') return serve(big, { cutAt: 6 << 20 })(req, res);
+    if (req.url === '/good') return serve(big)(req, res);
+    serve(big, n === 1 ? { cutAt: 5 << 20 } : n === 2 ? { cutAt: 9 << 20 } : { ignoreRange: true })(req, res);
+  });
+  const { d, store, stored } = setup(t);
+  const r = await d.ensure({ sha256: sha256(big), size: big.length, urls: [`${srv.url}/big`] });
+  assert.equal(r.received, (9 << 20) + big.length, 'resumed at 5 MiB, cut at 9 MiB, then restarted whole');
+  assert.deepEqual(readFileSync(store.path(sha256(big))), big);
+  await assert.rejects(d.ensure({ sha256: sha256(prng(1, 1)), size: big.length, urls: [`${srv.url}/bad`], what: 'bad' }), /bad: digest mismatch/);
+  assert.deepEqual(stored(), [sha256(big)]);
+  // A download that gave up keeps its partial file; the next attempt hashes it and resumes.
+  const other = setup(t);
+  await assert.rejects(other.d.ensure({ sha256: sha256(big), size: big.length, urls: [`${srv.url}/cut`] }), /download failed after/);
+  assert.deepEqual(await other.store.listPartials(), [{ sha256: sha256(big), bytes: 6 << 20 }]);
+  const again = await other.d.ensure({ sha256: sha256(big), size: big.length, urls: [`${srv.url}/good`] });
+  assert.equal(again.resumedFrom, 6 << 20);
+  assert.equal(again.received, big.length - (6 << 20));
+  assert.deepEqual(readFileSync(other.store.path(sha256(big))), big);
+});

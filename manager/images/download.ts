@@ -4,13 +4,13 @@
  * bounded in parallelism, and checked for free disk before they start.
  * Nothing enters the store unless its SHA-256 matched.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import { chmod, open, rename, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { invalid, notFound, StormError, toStormError, unavailable } from '../../lib/errors.ts';
 import { open as openUrl } from '../channels/http.ts';
 import type { ImageStore } from './store.ts';
+import { streamHash, type StreamHash } from './stream-hash.ts';
 
 /** One file to fetch: its digest, size, and where (the channel's href first, then mirrors). */
 export interface BlobSource {
@@ -123,6 +123,7 @@ export class Downloader {
     const part = this.#store.partialPath(src.sha256);
     const fh = await open(part, 'a+').then(async (h) => (await h.close(), open(part, 'r+')));
     let ok = false;
+    let hash: StreamHash | undefined;
     try {
       let pos = (await fh.stat()).size;
       if (pos > src.size) {
@@ -136,7 +137,7 @@ export class Downloader {
           hint: 'free some space (storm image gc removes layers nothing uses) and retry',
         });
       }
-      let hash = createHash('sha256');
+      hash = streamHash(src.size);
       if (pos > 0) await hashPrefix(fh, pos, hash);
       const resumedFrom = pos;
       this.#onEvent({ kind: 'started', sha256: src.sha256, what, size: src.size, from: pos });
@@ -171,13 +172,11 @@ export class Downloader {
               this.#onEvent({ kind: 'progress', sha256: src.sha256, what, bytes: p, size: src.size, url });
             }
           });
-          if (r.restarted) hash = r.hash;
           received += r.received;
           pos = r.pos;
           if (pos < src.size) throw unavailable(`${url}: the body ended after ${pos} of ${src.size} bytes (truncated)`);
         } catch (e) {
-          const w = e as { restarted?: boolean; hash?: Hash; pos?: number; received?: number };
-          if (w.restarted && w.hash) hash = w.hash;
+          const w = e as { pos?: number; received?: number };
           if (typeof w.pos === 'number') pos = w.pos;
           if (typeof w.received === 'number') received += w.received;
           if (e instanceof DiskError) throw e.err;
@@ -190,7 +189,7 @@ export class Downloader {
           if (pos <= before) await sleep(this.#backoff(stalls));
         }
       }
-      const digest = hash.digest('hex');
+      const digest = await hash.digest();
       if (digest !== src.sha256) {
         await fh.close().catch(() => {});
         await this.#store.removePartial(src.sha256);
@@ -210,12 +209,13 @@ export class Downloader {
       this.#onEvent({ kind: 'failed', sha256: src.sha256, what, error: err.message });
       throw err;
     } finally {
+      hash?.close();
       if (!ok) await fh.close().catch(() => {});
     }
   }
 
   /** One HTTP exchange appending to the partial file from `pos`. */
-  async #fetchInto(fh: FileHandle, url: string, pos: number, size: number, hash: Hash, onBytes: (p: number) => void): Promise<{ pos: number; received: number; restarted: boolean; hash: Hash }> {
+  async #fetchInto(fh: FileHandle, url: string, pos: number, size: number, hash: StreamHash, onBytes: (p: number) => void): Promise<{ pos: number; received: number; restarted: boolean }> {
     let restarted = false;
     const { res, url: final } = await openUrl(url, { headers: pos > 0 ? { Range: `bytes=${pos}-` } : {}, idleMs: this.#idleMs }).catch((e) => {
       throw new FetchFailure(toStormError(e), e instanceof StormError && e.code === 'invalid');
@@ -244,7 +244,7 @@ export class Downloader {
       if (pos > 0) {
         // The server ignored Range: start over from byte 0, never append a whole body to a partial.
         await fh.truncate(0);
-        hash = createHash('sha256');
+        hash.reset();
         pos = 0;
         restarted = true;
       }
@@ -252,7 +252,8 @@ export class Downloader {
       res.resume();
       if (status === 416) {
         await fh.truncate(0);
-        throw Object.assign(new FetchFailure(unavailable(`${final}: HTTP 416 for bytes from ${pos}; starting over`), false), { restarted: true, hash: createHash('sha256'), pos: 0 });
+        hash.reset();
+        throw Object.assign(new FetchFailure(unavailable(`${final}: HTTP 416 for bytes from ${pos}; starting over`), false), { pos: 0 });
       }
       if (status === 404 || status === 410) throw new MirrorError(notFound(`${final}: HTTP ${status}`));
       throw new FetchFailure(unavailable(`${final}: HTTP ${status}`), status >= 400 && status < 500);
@@ -263,9 +264,9 @@ export class Downloader {
       await fh.truncate(rx.pos);
       const e = rx.error;
       const err = e instanceof MirrorError || e instanceof DiskError ? e : new FetchFailure(e instanceof StormError ? e : unavailable(`${final}: the connection closed after ${rx.pos} of ${size} bytes (truncated)`), false);
-      throw Object.assign(err, { restarted, hash, pos: rx.pos, received: rx.pos - from });
+      throw Object.assign(err, { pos: rx.pos, received: rx.pos - from });
     }
-    return { pos: rx.pos, received: rx.pos - from, restarted, hash };
+    return { pos: rx.pos, received: rx.pos - from, restarted };
   }
 }
 
@@ -279,7 +280,7 @@ const SYNC_EVERY = 64 << 20;
  * how far the file got, so hash and file always agree and a resume loses
  * nothing; a failed write is a DiskError, fatal for the download.
  */
-function receive(res: IncomingMessage, fh: FileHandle, start: number, hash: Hash, limit: number, url: string, onBytes: (pos: number) => void): Promise<{ pos: number; error?: Error }> {
+function receive(res: IncomingMessage, fh: FileHandle, start: number, hash: StreamHash, limit: number, url: string, onBytes: (pos: number) => void): Promise<{ pos: number; error?: Error }> {
   return new Promise((resolve) => {
     let pos = start;
     let done = false;
@@ -335,7 +336,7 @@ class FetchFailure extends Error {
   }
 }
 
-async function hashPrefix(fh: FileHandle, n: number, hash: Hash): Promise<void> {
+async function hashPrefix(fh: FileHandle, n: number, hash: StreamHash): Promise<void> {
   const buf = Buffer.allocUnsafe(1 << 20);
   let off = 0;
   while (off < n) {
