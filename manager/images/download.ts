@@ -137,8 +137,8 @@ export class Downloader {
           hint: 'free some space (storm image gc removes layers nothing uses) and retry',
         });
       }
-      hash = streamHash(src.size);
-      if (pos > 0) await hashPrefix(fh, pos, hash);
+      hash = streamHash(src.size, part);
+      if (pos > 0) await hash.prefix(fh, pos);
       const resumedFrom = pos;
       this.#onEvent({ kind: 'started', sha256: src.sha256, what, size: src.size, from: pos });
 
@@ -305,7 +305,7 @@ function receive(res: IncomingMessage, fh: FileHandle, start: number, hash: Stre
         stop(new DiskError(unavailable(`cannot write the partial download ${url}: ${(e as Error).message}`, { hint: 'check free space and the state directory' })));
         return;
       }
-      hash.update(c);
+      hash.wrote(c);
       pos += c.length;
       onBytes(pos);
       // Start writeback as we go, so the datasync before entering the store has little left to flush.
@@ -333,17 +333,6 @@ class DiskError extends Error {
 class FetchFailure extends Error {
   constructor(readonly err: StormError, readonly mirror: boolean) {
     super(err.message);
-  }
-}
-
-async function hashPrefix(fh: FileHandle, n: number, hash: StreamHash): Promise<void> {
-  const buf = Buffer.allocUnsafe(1 << 20);
-  let off = 0;
-  while (off < n) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, n - off), off);
-    if (bytesRead === 0) break;
-    hash.update(buf.subarray(0, bytesRead));
-    off += bytesRead;
   }
 }
 
