@@ -81,6 +81,7 @@ async function throughput(work: string): Promise<BenchResult> {
       }
     }
     const mibs = (s: number) => size / (1 << 20) / s;
+    console.log(`  runs (s): ours ${ours.map((s) => s.toFixed(2)).join(' ')}; curl -o ${curls.map((s) => s.toFixed(2)).join(' ')}`);
     return result({
       name: 'download-and-verify 1 GiB layer',
       value: mibs(median(ours)),
