@@ -88,6 +88,8 @@ export async function publishChannel(dir: string, opts: { baseUrl: string; priva
   } catch {
     /* no earlier feed, or one we cannot read: everything is new */
   }
+  // Nothing is written until every descriptor has passed: a bad one leaves the published channel as it was.
+  const outputs: [string, string | Buffer][] = [];
   const items: Feed['items'] = [];
   const apps: PublishResult['appliances'] = [];
   const seen = new Set<string>();
@@ -101,7 +103,7 @@ export async function publishChannel(dir: string, opts: { baseUrl: string; priva
     const xml = serializeAppliance(app);
     const outName = `${app.id}-${app.version}.xml`;
     parseAppliance(xml, outName); // what we publish must be what we accept
-    await writeAtomic(join(descDir, outName), xml);
+    outputs.push([join(descDir, outName), xml]);
     const sha256 = createHash('sha256').update(xml).digest('hex');
     const href = `appliances/${outName}`;
     apps.push({ id: app.id, version: app.version, file: href, sha256 });
@@ -117,8 +119,11 @@ export async function publishChannel(dir: string, opts: { baseUrl: string; priva
   };
   const feedXml = Buffer.from(serializeFeed(feed));
   parseFeed(feedXml, FEED_FILE);
+  const sig = opts.privateKeyPem ? signFeed(feedXml, opts.privateKeyPem) : undefined;
+  // Appliance XMLs first, then the feed that points at them, then its signature.
+  for (const [path, data] of outputs) await writeAtomic(path, data);
   await writeAtomic(join(dir, FEED_FILE), feedXml);
-  if (opts.privateKeyPem) await writeAtomic(join(dir, FEED_FILE + SIGNATURE_SUFFIX), signFeed(feedXml, opts.privateKeyPem));
+  if (sig) await writeAtomic(join(dir, FEED_FILE + SIGNATURE_SUFFIX), sig);
   return {
     dir,
     feed: join(dir, FEED_FILE),
