@@ -7,8 +7,12 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerChannels } from './services/channels.ts';
+import { ChannelService } from './channels/catalog.ts';
+import { catalogApplianceSource } from './channels/appliance-source.ts';
+import { ImageService } from './images/service.ts';
 import { registerInstances } from './services/instances.ts';
-import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
+import { InstanceService, type HostDirectory } from './instances/service.ts';
 import { notFound } from '../lib/errors.ts';
 import { registerDirectory } from './services/directory.ts';
 import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
@@ -46,6 +50,8 @@ export interface Manager {
   readonly joinUrl: string | undefined;
   /** Users, groups, hosts: LDAP and Kerberos (other code enrols instances through it). */
   readonly directory: DirectoryRuntime;
+  readonly channels: ChannelService;
+  readonly images: ImageService;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -65,10 +71,12 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
-  // Until hosts and channels are wired in, placement finds no host and no appliance.
+  const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
+  const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
+  registerChannels(registry, { channels, images });
+  // Until hosts are wired in, placement finds no host.
   const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
-  const instances = new InstanceService(store, hostDir, appliances, bus, log);
+  const instances = new InstanceService(store, hostDir, catalogApplianceSource(channels, images), bus, log);
   registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
@@ -185,6 +193,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     throw e;
   }
   await hosts.start();
+  channels.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
 
@@ -201,6 +210,8 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     hosts,
     joinUrl,
     directory,
+    channels,
+    images,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
@@ -208,6 +219,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
       clearInterval(maintain);
       hosts.stop();
       await enroll?.close();
+      channels.stop();
       await control.close();
       following.unsubscribe();
       enrolling.unsubscribe();

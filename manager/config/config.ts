@@ -57,6 +57,12 @@ export interface ManagerConfig {
   kadmindListen: string;
   /** kpasswd HOST:PORT (served by kadmind). */
   kpasswdListen: string;
+  /** Seconds between background channel refreshes (0: only on demand). */
+  channelRefreshSeconds: number;
+  /** Layer downloads running at once. */
+  imageParallel: number;
+  /** Free disk (MiB) that must remain after a layer download. */
+  imageReserveMiB: number;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -117,6 +123,12 @@ export const managerSchema: Schema<ManagerConfig> = {
   kdcListen: { type: 'string', default: '127.0.0.1:1088', env: 'STORM_KDC_LISTEN', flag: 'kdc-listen', doc: 'Kerberos KDC HOST:PORT (UDP+TCP)', validate: hostPort },
   kadmindListen: { type: 'string', default: '127.0.0.1:1749', env: 'STORM_KADMIND_LISTEN', flag: 'kadmind-listen', doc: 'kadmind HOST:PORT', validate: hostPort },
   kpasswdListen: { type: 'string', default: '127.0.0.1:1464', env: 'STORM_KPASSWD_LISTEN', flag: 'kpasswd-listen', doc: 'kpasswd HOST:PORT', validate: hostPort },
+  channelRefreshSeconds: {
+    type: 'int', default: 3600, env: 'STORM_CHANNEL_REFRESH', doc: 'seconds between background channel refreshes; 0 refreshes only on demand',
+    validate: (v) => (v >= 0 ? undefined : `expected 0 or more seconds, got ${v}`),
+  },
+  imageParallel: { type: 'int', default: 3, env: 'STORM_IMAGE_PARALLEL', doc: 'layer downloads running at once', validate: (v) => (v >= 1 && v <= 64 ? undefined : `expected 1..64, got ${v}`) },
+  imageReserveMiB: { type: 'int', default: 256, env: 'STORM_IMAGE_RESERVE_MIB', doc: 'free disk (MiB) a layer download must leave', validate: (v) => (v >= 0 ? undefined : `expected 0 or more, got ${v}`) },
 };
 
 /** The LDAP base DN in effect (configured, or derived from the domain). */

@@ -1,4 +1,7 @@
 import type { CommandDef } from '../command.ts';
+import { applianceCommands } from './appliance.ts';
+import { channelCommands } from './channel.ts';
+import { imageCommands } from './image.ts';
 import { instanceCommands, instanceOpsCommands } from './instance.ts';
 import { hostCommands, pkiCommands } from './host.ts';
 import { systemCommands } from './system.ts';
@@ -10,4 +13,4 @@ import { groupCommands } from './group.ts';
 import { principalCommands } from './principal.ts';
 
 /** Every `storm <noun> <verb>`, in help order. Each noun's commands live in their own file. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...userCommands, ...groupCommands, ...principalCommands];
+export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...channelCommands, ...applianceCommands, ...imageCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...userCommands, ...groupCommands, ...principalCommands];
