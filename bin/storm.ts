@@ -12,6 +12,7 @@ import { ControlClient } from '../manager/control/client.ts';
 import { startManager } from '../manager/main.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Manager } from '../manager/main.ts';
+import { startLocalStormd } from './local-stormd.ts';
 import { createConsole } from '../tui/console/app.ts';
 import { SshServer } from '../tui/ssh/server.ts';
 import { runCli } from '../tui/cli/cli.ts';
@@ -25,6 +26,20 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'libvirt-uri': { type: 'string', doc: 'libvirt URI for the local hypervisor' },
   'ssh-listen': { type: 'string', doc: 'admin SSH server HOST:PORT' },
   kernel: { type: 'string', doc: 'guest kernel image' },
+  'manager-address': { type: 'string', doc: "the manager's address for guests (storm.local)" },
+  'dns-listen': { type: 'string', doc: 'DNS server HOST:PORT (udp+tcp); empty: off' },
+  'dns-domain': { type: 'string', doc: "the cloud's DNS domain" },
+  'dns-upstream': { type: 'string', doc: 'forward other names to HOST:PORT; empty: REFUSED' },
+  'dhcp-interface': { type: 'string', doc: 'interface DHCP serves (run in its namespace); empty: off' },
+  'dhcp-subnet': { type: 'string', doc: 'guest network CIDR' },
+  'enroll-listen': { type: 'string', doc: 'stormd enrolment endpoint HOST:PORT' },
+  'ldap-listen': { type: 'string', doc: 'LDAP HOST:PORT (empty = off)' },
+  'ldaps-listen': { type: 'string', doc: 'LDAPS HOST:PORT (empty = off)' },
+  'ldap-base-dn': { type: 'string', doc: 'LDAP base DN (default from the domain)' },
+  'krb-realm': { type: 'string', doc: 'Kerberos realm (default: upper-cased domain)' },
+  'kdc-listen': { type: 'string', doc: 'Kerberos KDC HOST:PORT' },
+  'kadmind-listen': { type: 'string', doc: 'kadmind HOST:PORT' },
+  'kpasswd-listen': { type: 'string', doc: 'kpasswd HOST:PORT' },
 };
 
 function configFrom(ctx: CommandContext) {
@@ -110,8 +125,15 @@ const HOST_COMMANDS: CommandDef[] = [
       const m = await startManager({ config, log, path: env.PATH ?? '' });
       keepAlive(log);
       const { ssh } = await startSsh(m, log);
+      // The local hypervisor is part of the default; a failure is logged and shown as an event, not fatal.
+      const local = await startLocalStormd(m, log).catch((e: Error) => {
+        log.error('local stormd not started', { error: e.message });
+        m.bus.emit({ kind: 'host.local', level: 'error', message: `local stormd not started: ${e.message}` });
+        return undefined;
+      });
       const stopAll = async () => {
         await ssh?.close();
+        await local?.stop();
         await m.stop();
       };
       createConsole({
@@ -138,8 +160,50 @@ const HOST_COMMANDS: CommandDef[] = [
   },
 ];
 
+/**
+ * Read stdin to the end (bounded: a password, not a file). At a terminal it
+ * prompts on stderr and reads one line without echo instead.
+ */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return readHidden('Password: ');
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += chunk;
+    if (text.length > 64 * 1024) throw new Error('stdin is larger than 64 KiB');
+  }
+  return text;
+}
+
+function readHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let line = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', on);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line + '\n');
+    };
+    const on = (chunk: string) => {
+      for (const c of chunk) {
+        if (c === '\r' || c === '\n') return done();
+        if (c === '\u0003') return done(new Error('interrupted'));
+        if (c === '\u007f' || c === '\b') line = line.slice(0, -1);
+        else if (c >= ' ' && line.length < 1024) line += c;
+      }
+    };
+    stdin.on('data', on);
+  });
+}
+
 process.exitCode = await runCli(
   process.argv.slice(2),
-  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env },
+  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env, readStdin },
   { commands: [...HOST_COMMANDS, ...COMMANDS] },
 );

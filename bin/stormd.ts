@@ -1,18 +1,75 @@
-/** `stormd`: the hypervisor agent's composition root. */
+/** `stormd`: the hypervisor agent's composition root (argv → config → start). */
+import { parseArgs } from 'node:util';
+import { parseHostPort } from '../lib/config.ts';
+import { readEnv } from '../lib/env.ts';
+import { EXIT_CODES, invalid, toStormError } from '../lib/errors.ts';
+import { createLogger, type Level } from '../lib/logger.ts';
 import { VERSION } from '../lib/version.ts';
+import { STORMD_DEFAULT_PORT } from '../stormd/api/methods.ts';
+import { join } from '../stormd/join.ts';
+import { startStormd } from '../stormd/main.ts';
 
 const USAGE = `stormd ${VERSION}: the STORM hypervisor agent
 
 Usage:
-  stormd start --state DIR --listen HOST:PORT   serve the manager over mutual-TLS XML-RPC
-  stormd join --manager URL --token TOKEN       enrol with a manager (one-time token)
+  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--log-level L]
+        serve the manager over mutual-TLS XML-RPC (default listen 127.0.0.1:${STORMD_DEFAULT_PORT})
+  stormd join --manager URL --token TOKEN [--state DIR]
+        enrol with a manager using the one-time token from \`storm host add\`
   stormd --version | --help
+
+State directory: --state, then STORMD_STATE, then /var/lib/stormd.
+Exit codes as storm's: 0 ok, 2 invalid, 4 conflict, 6 unauthorized, 7 unreachable, 9 timeout.
 `;
 
+const env = readEnv();
 const argv = process.argv.slice(2);
-if (argv.includes('--version')) process.stdout.write(`stormd ${VERSION}\n`);
-else if (argv.length === 0 || argv.includes('--help') || argv[0] === 'help') process.stdout.write(USAGE);
-else {
-  process.stderr.write(`error: unknown command "${argv[0]}"\n  hint: run stormd --help\n`);
-  process.exitCode = 2;
+
+async function main(): Promise<number> {
+  if (argv.includes('--version')) return void process.stdout.write(`stormd ${VERSION}\n`), 0;
+  if (argv.length === 0 || argv.includes('--help') || argv[0] === 'help') return void process.stdout.write(USAGE), argv.length === 0 ? 2 : 0;
+  const cmd = argv[0];
+  let values: Record<string, string | undefined>;
+  try {
+    values = parseArgs({
+      args: argv.slice(1),
+      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' } },
+      strict: true,
+    }).values as Record<string, string | undefined>;
+  } catch (e) {
+    throw invalid((e as Error).message, { hint: 'run stormd --help' });
+  }
+  const state = values.state ?? env.STORMD_STATE ?? '/var/lib/stormd';
+  if (cmd === 'join') {
+    if (!values.manager || !values.token) throw invalid('stormd join needs --manager URL and --token TOKEN', { hint: 'both are printed by `storm host add NAME ADDRESS` on the manager' });
+    const r = await join({ manager: values.manager, token: values.token, state });
+    process.stdout.write(`joined as ${r.name} (certificate ${r.serial}, expires ${r.notAfter}); state ${state}\n`);
+    return 0;
+  }
+  if (cmd === 'start') {
+    const listen = values.listen ?? env.STORMD_LISTEN ?? `127.0.0.1:${STORMD_DEFAULT_PORT}`;
+    const hp = parseHostPort(listen);
+    if (!hp) throw invalid(`--listen: expected HOST:PORT, got "${listen}"`);
+    const level = (values['log-level'] ?? env.STORMD_LOG_LEVEL ?? 'info') as Level;
+    if (!['debug', 'info', 'warn', 'error'].includes(level)) throw invalid(`--log-level: expected debug|info|warn|error, got "${level}"`);
+    const log = createLogger({ level, base: { svc: 'stormd' } });
+    const d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri: values['libvirt-uri'] ?? env.STORMD_LIBVIRT_URI ?? 'qemu:///system', path: env.PATH ?? '', log });
+    const a = d.server.address();
+    process.stdout.write(`stormd ready: ${d.name} listening on ${a.host}:${a.port}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => void d.stop().finally(resolve);
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    return 0;
+  }
+  throw invalid(`unknown command "${cmd}"`, { hint: 'run stormd --help' });
+}
+
+try {
+  process.exitCode = await main();
+} catch (e) {
+  const err = toStormError(e);
+  process.stderr.write(`error: ${err.message}\n${err.hint ? `  hint: ${err.hint}\n` : ''}`);
+  process.exitCode = EXIT_CODES[err.code] ?? 1;
 }

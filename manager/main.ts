@@ -7,10 +7,30 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerChannels } from './services/channels.ts';
+import { ChannelService } from './channels/catalog.ts';
+import { catalogApplianceSource } from './channels/appliance-source.ts';
+import { ImageService } from './images/service.ts';
 import { registerInstances } from './services/instances.ts';
-import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
+import { InstanceService, type HostDirectory } from './instances/service.ts';
 import { notFound } from '../lib/errors.ts';
+import { registerDirectory } from './services/directory.ts';
+import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
+import { followInstancesInDirectory, reconcileDirectory } from './directory/follow.ts';
 import { Store } from './store/store.ts';
+import { parseHostPort } from '../lib/config.ts';
+import type { Health } from '../lib/health.ts';
+import type { NetService } from './netsvc/service.ts';
+import { DnsService } from './netsvc/dns/service.ts';
+import { reverseZoneFor } from './netsvc/dns/zone.ts';
+import { DhcpService, interfaceAddress } from './netsvc/dhcp/service.ts';
+import { InstanceNetwork, followInstances } from './netsvc/instance-network.ts';
+import { registerDns } from './services/dns.ts';
+import { registerDhcp } from './services/dhcp.ts';
+import { Pki } from './pki/pki.ts';
+import { EnrollServer } from './hosts/enroll-server.ts';
+import { Hosts } from './hosts/hosts.ts';
+import { registerHosts, registerPki } from './services/hosts.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -18,6 +38,20 @@ export interface Manager {
   readonly registry: Registry;
   readonly bus: EventBus;
   readonly store: Store;
+  /** Instances call dns.setHost/removeHost as they come and go. */
+  readonly dns: DnsService;
+  readonly dhcp: DhcpService;
+  /** Provisioning calls network.attach(name, mac) (reservation + A/PTR) and detach at destroy. */
+  readonly network: InstanceNetwork;
+  /** The CA: issue instance certificates, get the manager's TLS material. */
+  readonly pki: Pki;
+  readonly hosts: Hosts;
+  /** The enrolment URL stormd join uses; undefined when its port was taken. */
+  readonly joinUrl: string | undefined;
+  /** Users, groups, hosts: LDAP and Kerberos (other code enrols instances through it). */
+  readonly directory: DirectoryRuntime;
+  readonly channels: ChannelService;
+  readonly images: ImageService;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -37,19 +71,129 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
-  // Until hosts and channels are wired in, placement finds no host and no appliance.
-  const hosts: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
-  const instances = new InstanceService(store, hosts, appliances, bus, log);
+  const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
+  const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
+  registerChannels(registry, { channels, images });
+  // Until hosts are wired in, placement finds no host.
+  const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const instances = new InstanceService(store, hostDir, catalogApplianceSource(channels, images), bus, log);
   registerInstances(registry, instances, log);
+
+  // The instances' network services: off unless configured (dnsListen, dhcpInterface).
+  const dhcpAddress = config.dhcpInterface ? interfaceAddress(config.dhcpInterface) : undefined;
+  const managerAddress = config.managerAddress || dhcpAddress || '127.0.0.1';
+  const reverse = reverseZoneFor(config.dhcpSubnet);
+  const dns = new DnsService({
+    store,
+    log: log.child({ svc: 'dns' }),
+    domain: config.dnsDomain,
+    managerAddress,
+    reverseZones: reverse ? [reverse] : [],
+    ttl: config.dnsTtl,
+    listen: config.dnsListen ? parseHostPort(config.dnsListen) : undefined,
+    upstream: config.dnsUpstream ? parseHostPort(config.dnsUpstream) : undefined,
+  });
+  const [poolStart, poolEnd] = config.dhcpPool.split('-') as [string, string];
+  const dhcp = new DhcpService({
+    store,
+    log: log.child({ svc: 'dhcp' }),
+    interface: config.dhcpInterface,
+    listen: parseHostPort(config.dhcpListen)!,
+    subnet: config.dhcpSubnet,
+    domain: config.dnsDomain,
+    defaults: { start: poolStart, end: poolEnd, router: config.dhcpRouter, dns: [], leaseTime: config.dhcpLeaseTime },
+    exclude: [managerAddress],
+    onEvent: (kind, message, data) => bus.emit({ kind, message, data, ...(typeof data.mac === 'string' ? { object: data.mac } : {}) }),
+  });
+  const network = new InstanceNetwork({ dns, dhcp, domain: config.dnsDomain });
+  // Every instance gets a DHCP reservation for its MAC and NAME.<domain> A/PTR while it exists.
+  const following = followInstances({ bus, instances, network, reservations: () => dhcp.reservations() });
+  // The directory (LDAP + Kerberos): users and groups from storm user|group, a host entry,
+  // host/ principal and keytab for every instance while it exists.
+  let directory: DirectoryRuntime;
+  try {
+    directory = await createDirectory({ config, store, bus, log, path });
+  } catch (e) {
+    following.unsubscribe();
+    await store.close();
+    throw e;
+  }
+  const enrolling = followInstancesInDirectory({ bus, directory: directory.directory, domain: config.dnsDomain });
+  const netServices: NetService[] = [dns, dhcp, ...directory.services];
+  for (const svc of netServices) {
+    try {
+      await svc.start();
+    } catch (e) {
+      // A service that cannot start is reported (status, doctor), not fatal: the admin can still fix it from the console.
+      log.error(`${svc.name} did not start`, { error: (e as Error).message });
+      bus.emit({ kind: `${svc.name}.failed`, level: 'error', message: (e as Error).message });
+    }
+  }
+  registerDns(registry, { dns, bus });
+  registerDhcp(registry, { dhcp, bus });
+  registerDirectory(registry, directory.directory, directory.services);
+  // Instances created or destroyed while the manager was down get (or lose) their host entries now.
+  await reconcileDirectory({ directory: directory.directory, instances, domain: config.dnsDomain, bus }).catch((e) =>
+    log.error('directory reconcile failed', { error: (e as Error).message }),
+  );
+  registry.add<Record<string, never>, Health[]>({
+    name: 'netsvc.status',
+    mutates: false,
+    summary: 'health of the network services (dns, dhcp, ldap, kerberos)',
+    handler: async () => netServices.map((s) => s.status()),
+  });
+
+  let pki: Pki;
+  try {
+    pki = await Pki.open({ dir: `${config.state}/pki`, store, log: log.child({ svc: 'pki' }), managerNames: config.managerNames });
+  } catch (e) {
+    following.unsubscribe();
+    enrolling.unsubscribe();
+    for (const svc of netServices) await svc.stop();
+    await store.close();
+    throw e;
+  }
+  // LDAP StartTLS and LDAPS present the manager's certificate, renewed with it.
+  const ldapTls = () => {
+    const t = pki.managerTls();
+    return { key: t.key, cert: t.cert, ca: t.ca };
+  };
+  await directory.ldap.setTls(ldapTls());
+  pki.onChange(() => void directory.ldap.setTls(ldapTls()));
+  let joinUrl: string | undefined;
+  const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
+  registerHosts(registry, hosts);
+  registerPki(registry, pki);
+  // The enrolment endpoint is optional: a taken port is reported, not fatal (the rest of the manager still works).
+  let enroll: EnrollServer | undefined;
+  const el = parseHostPort(config.enrollListen)!;
+  try {
+    enroll = await EnrollServer.start({ host: el.host, port: el.port, tls: () => pki.managerTls(), log: log.child({ svc: 'enroll' }), enroll: (t, c) => hosts.enroll(t, c) });
+    const h = el.host === '0.0.0.0' || el.host === '::' ? config.managerNames[0] ?? 'localhost' : el.host;
+    joinUrl = `https://${h.includes(':') ? `[${h}]` : h}:${enroll.port}`;
+    pki.onChange(() => enroll?.reload());
+  } catch (e) {
+    log.warn('enrolment endpoint not serving', { listen: config.enrollListen, error: (e as Error).message });
+    bus.emit({ kind: 'manager.enroll', level: 'warn', message: `enrolment endpoint ${config.enrollListen} not serving: ${(e as Error).message}` });
+  }
+  // Renew the manager's certificate and the CRL before they expire.
+  const maintain = setInterval(() => void pki.maintain().catch((e) => log.error('pki maintenance failed', { error: (e as Error).message })), 6 * 3600_000);
+  maintain.unref();
 
   const control = new ControlServer(controlSocketPath(config.state), registry, bus, log);
   try {
     await control.listen();
   } catch (e) {
+    clearInterval(maintain);
+    await enroll?.close();
+    following.unsubscribe();
+    enrolling.unsubscribe();
+    for (const svc of netServices) await svc.stop();
     await store.close();
     throw e;
   }
+  await hosts.start();
+  channels.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
 
@@ -59,11 +203,28 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     registry,
     bus,
     store,
+    dns,
+    dhcp,
+    network,
+    pki,
+    hosts,
+    joinUrl,
+    directory,
+    channels,
+    images,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
       stopped = true;
+      clearInterval(maintain);
+      hosts.stop();
+      await enroll?.close();
+      channels.stop();
       await control.close();
+      following.unsubscribe();
+      enrolling.unsubscribe();
+      await Promise.all([following.idle(), enrolling.idle()]);
+      for (const svc of [...netServices].reverse()) await svc.stop();
       await store.close();
       log.info('manager stopped');
     },

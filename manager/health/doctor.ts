@@ -118,5 +118,26 @@ export async function doctor(input: DoctorInput): Promise<Health[]> {
     probe('kernel', () => checkCloudKernel(config.kernel)),
     probe('krb5kdc', () => checkBinary('krb5kdc', 'krb5kdc', path, 'krb5-kdc krb5-admin-server')),
     probe('ssh-port', () => checkPort('ssh-port', config.sshListen, input.managerRunning)),
+    probe('enroll-port', () => checkPort('enroll-port', config.enrollListen, input.managerRunning)),
+    probe('ca', () => checkCa(join(config.state, 'pki'))),
+    ...(config.ldapListen ? [probe('ldap-port', () => checkPort('ldap-port', config.ldapListen, input.managerRunning))] : []),
+    probe('kdc-port', () => checkPort('kdc-port', config.kdcListen, input.managerRunning)),
   ]);
+}
+
+/** The CA: present with an owner-only key, not near expiry (created on the manager's first start). */
+export async function checkCa(dir: string): Promise<Health> {
+  const { stat } = await import('node:fs/promises');
+  const { X509Certificate } = await import('node:crypto');
+  let key;
+  try {
+    key = await stat(join(dir, 'ca.key'));
+  } catch {
+    return healthy('ca', `no CA yet in ${dir}: the manager creates it on first start`);
+  }
+  if ((key.mode & 0o077) !== 0) return unhealthy('ca', `${join(dir, 'ca.key')} is readable by others (mode ${(key.mode & 0o777).toString(8)})`, `chmod 600 ${join(dir, 'ca.key')}`);
+  const ca = new X509Certificate(await readFile(join(dir, 'ca.pem'), 'utf8'));
+  const left = (new Date(ca.validTo).getTime() - Date.now()) / 86_400_000;
+  if (left < 90) return unhealthy('ca', `the CA expires ${ca.validTo} (${Math.floor(left)} days)`, 'plan a new CA: every hypervisor must then be enrolled again', { validTo: ca.validTo });
+  return healthy('ca', `CA in ${dir}, valid until ${ca.validTo}`, { validTo: ca.validTo, fingerprint256: ca.fingerprint256 });
 }

@@ -3,6 +3,13 @@ import { EventBus } from '../../manager/events.ts';
 import { Registry, str, type CallContext } from '../../manager/services/registry.ts';
 import { registerSystem } from '../../manager/services/system.ts';
 import { notFound } from '../../lib/errors.ts';
+import { loadConfig } from '../../lib/config.ts';
+import { managerSchema, type ManagerConfig } from '../../manager/config/config.ts';
+
+/** Manager defaults with a libvirt that is never reached and a state directory nothing can create. */
+export function fixtureConfig(state: string): Readonly<ManagerConfig> {
+  return loadConfig(managerSchema, { env: { STORM_LIBVIRT_URI: 'qemu:///system?socket=/nonexistent', STORM_SSH_LISTEN: '127.0.0.1:1' }, flags: { state } });
+}
 
 type Obj = Record<string, unknown>;
 
@@ -25,7 +32,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   const bus = new EventBus();
   const calls: Fixture['calls'] = [];
   registerSystem(reg, {
-    config: { state: opts.state ?? '/dev/null/storm-fixture-state', logLevel: 'info', libvirtUri: 'qemu:///system?socket=/nonexistent', sshListen: '127.0.0.1:1', kernel: '' },
+    config: fixtureConfig(opts.state ?? '/dev/null/storm-fixture-state'),
     bus,
     path: '/usr/sbin:/usr/bin:/sbin:/bin',
     startedAt: new Date(),
@@ -69,18 +76,19 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
       },
     });
     act('update.rollback', (i) => (i.version = '1.2'));
+    const info = (memFree: number, diskFree: number) => ({ name: 'x', version: '0.1.0', hostname: 'x', cpus: 4, cpuModel: 'qemu', memoryBytes: 8 * 2 ** 30, freeMemoryBytes: memFree * 2 ** 30, diskFreeBytes: diskFree * 2 ** 30, diskTotalBytes: 100 * 2 ** 30, libvirtUri: 'qemu:///system', libvirtVersion: '9.0.0', accel: 'tcg', crlNumber: 1 });
     list('host.list', () => [
-      { name: 'hv1', state: 'up', address: '127.0.0.1:7001', cpuPercent: 40, memUsed: 2, memTotal: 8, diskPercent: 70, instances: 2 },
-      { name: 'hv2', state: 'up', address: '127.0.0.1:7002', cpuPercent: 60, memUsed: 6, memTotal: 8, diskPercent: 30, instances: 1 },
+      { name: 'hv1', address: '127.0.0.1:7001', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(6, 30) },
+      { name: 'hv2', address: '127.0.0.1:7002', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(2, 70) },
     ]);
-    list('channel.list', () => [{ name: 'example', url: 'http://127.0.0.1:8080/feed.rss', appliances: 2, updated: '2026-11-26T08:00:00Z', state: 'ok' }]);
-    list('appliance.list', () => [{ name: 'nginx', version: '1.2', versions: ['1.1', '1.2'], channel: 'example', layerCount: 3, cached: true, summary: 'web server' }]);
-    list('layer.list', () => [{ name: 'debian-substrate', kind: 'substrate', version: '12', size: 52428800, cached: true, shared: 2, digest: 'sha256:abc' }]);
-    list('dns.record.list', () => [{ name: 'web-0.storm.local', type: 'A', value: '10.77.0.10', ttl: 60 }]);
-    list('dhcp.lease.list', () => [{ mac: '52:54:00:aa:bb:cc', address: '10.77.0.10', hostname: 'web-0', state: 'bound', expires: '2026-11-26T10:00:00Z' }]);
-    list('user.list', () => [{ name: 'alice', uidNumber: 10001, groups: ['admins'], fullName: 'Alice Admin' }]);
-    list('group.list', () => [{ name: 'admins', gidNumber: 10000, members: ['alice'] }]);
-    list('principal.list', () => [{ name: 'alice@STORM.LOCAL', kind: 'user', expires: 'never', kvno: 1 }]);
+    list('channel.list', () => [{ name: 'example', url: 'http://127.0.0.1:8080/feed.rss', title: 'Example', appliances: 2, lastSuccess: new Date().toISOString() }]);
+    list('appliance.list', () => [{ channel: 'example', id: 'nginx', version: '1.2', kind: 'appliance', title: 'web server', blobs: [{ size: 52428800 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' }]);
+    list('image.list', () => [{ sha256: 'ab'.repeat(32), size: 52428800, usedBy: ['example/nginx@1.2'], storedAt: '2026-11-26T08:00:00Z' }]);
+    list('dns.record.list', () => [{ name: 'web-0.storm.internal', type: 'A', value: '10.77.0.10', ttl: 60, owner: 'instance' }]);
+    list('dhcp.lease.list', () => [{ ip: '10.77.0.10', mac: '52:54:00:aa:bb:cc', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true }]);
+    list('user.list', () => [{ name: 'alice', uidNumber: 10001, gidNumber: 10000, cn: 'Alice Admin', locked: false, hasPassword: true, groups: ['admins'], home: '/home/alice', shell: '/bin/sh', dn: 'uid=alice' }]);
+    list('group.list', () => [{ name: 'admins', gidNumber: 10000, members: ['alice'], dn: 'cn=admins' }]);
+    list('principal.list', () => [{ name: 'alice@STORM.INTERNAL', kind: 'user' }]);
   }
   return { reg, bus, calls, instances, api: (ctx = {}) => new LocalApi(reg, bus, { actor: ctx.actor ?? 'test', readOnly: ctx.readOnly ?? false }) };
 }

@@ -78,7 +78,7 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
   let client: StormApi | undefined;
   try {
     const words = argv.filter((a) => !a.startsWith('-'));
-    if (argv.includes('--version') || words[0] === 'version') {
+    if (argv[0] === '--version' || words[0] === 'version') {
       io.stdout(`storm ${VERSION}\n`);
       return 0;
     }

@@ -29,18 +29,18 @@ function open(t: import('node:test').TestContext, f: Fixture, o: { view?: string
 
 /** One row of expected text per view, from the fixture's data. */
 const EXPECT: Record<string, RegExp> = {
-  dashboard: /cpu[\s\S]*memory[\s\S]*disk[\s\S]*running\s+2/,
+  dashboard: /memory[\s\S]*disk[\s\S]*total 3[\s\S]*running\s+2[\s\S]*│\s+50%\s+││\s+50%\s+│[\s\S]*hv2\s+online\s+cpu\s+-\s+mem\s+75%\s+disk\s+30%/,
   instances: /web-0\s+running\s+nginx@1\.2\s+hv1\s+60m/,
-  hosts: /hv1\s+up\s+127\.0\.0\.1:7001\s+40%\s+25%\s+70%/,
-  channels: /example\s+http:\/\/127\.0\.0\.1:8080\/feed\.rss/,
-  appliances: /nginx\s+1\.2\s+example\s+3\s+yes\s+web server/,
-  layers: /debian-substrate\s+substrate\s+12\s+50M\s+yes\s+2/,
+  hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+8\.0G\s+30\.0G\s+tcg/,
+  channels: /example\s+ok\s+2\s+unsigned/,
+  appliances: /example\s+nginx\s+1\.2\s+appliance\s+50(\.0)? ?M/,
+  layers: /abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
   updates: /web-0\s+nginx\s+hv1\s+1\.2\s+1\.3\s+appliance/,
-  dns: /web-0\.storm\.local\s+A\s+10\.77\.0\.10\s+60/,
-  dhcp: /52:54:00:aa:bb:cc\s+10\.77\.0\.10\s+web-0\s+bound/,
-  users: /alice\s+10001\s+admins\s+Alice Admin/,
+  dns: /web-0\.storm\.internal\s+A\s+10\.77\.0\.10\s+instance/,
+  dhcp: /10\.77\.0\.10\s+52:54:00:aa:bb:cc\s+web-0\s+bound/,
+  users: /alice\s+10001\s+10000\s+Alice Admin\s+active\s+admins/,
   groups: /admins\s+10000\s+alice/,
-  principals: /alice@STORM\.LOCAL\s+user\s+never/,
+  principals: /alice@STORM\.INTERNAL\s+user/,
   events: /TIME\s+KIND\s+OBJECT\s+MESSAGE/,
   health: /COMPONENT\s+STATUS\s+REASON/,
 };

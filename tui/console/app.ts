@@ -185,15 +185,17 @@ export function createConsole(o: ConsoleOptions): Console {
       dHostText.top = 0;
       dHostText.setContent(clean(d.hosts ?? 'loading…'));
     } else {
+      // Average over the hosts that report the figure; a figure no host reports gets no gauge.
       const avg = (what: 'cpu' | 'mem' | 'disk') => {
         const ps = (d.hosts as unknown[]).map((h) => percent(h, what)).filter((p): p is number => p !== undefined);
-        return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : 0;
+        return ps.length ? ps.reduce((a, b) => a + b, 0) / ps.length : undefined;
       };
-      setGauges(dGauges, [
-        { label: 'cpu', percent: avg('cpu'), stroke: 'green' },
-        { label: 'memory', percent: avg('mem'), stroke: 'cyan' },
-        { label: 'disk', percent: avg('disk'), stroke: 'magenta' },
-      ]);
+      const gauges: GaugeSpec[] = [];
+      for (const [what, label, stroke] of [['cpu', 'cpu', 'green'], ['mem', 'memory', 'cyan'], ['disk', 'disk', 'magenta']] as const) {
+        const p = avg(what);
+        if (p !== undefined) gauges.push({ label, percent: p, stroke });
+      }
+      setGauges(dGauges, gauges);
       dHostText.top = 6;
       dHostText.setContent(clean(
         d.hosts.length === 0

@@ -14,7 +14,7 @@ export const METHODS = {
   doctor: 'system.doctor',
   events: 'events.recent',
   methods: 'system.methods',
-  // hosts: [{name, address, state, cpuPercent?, memPercent?, diskPercent?, instances?}]
+  // hosts: HostRecord[] (the dashboard's gauges read info.memoryBytes/freeMemoryBytes, info.diskTotalBytes/diskFreeBytes)
   hosts: 'host.list',
   hostRemove: 'host.remove',
   // channels and the appliance catalog
@@ -22,8 +22,8 @@ export const METHODS = {
   channelRefresh: 'channel.refresh',
   channelRemove: 'channel.remove',
   appliances: 'appliance.list', // params {channel?}
-  // layers and the cache: [{name, digest, kind, version, size, cached, shared}]
-  layers: 'layer.list', // params {appliance?}
+  // layers in the image store: [{sha256, size, usedBy, storedAt}]
+  layers: 'image.list',
   // instances (manager/services/instances.ts): InstanceRecord[]
   instances: 'instance.list', // params {host?}
   instanceCreate: 'instance.create', // {name, appliance, host?, params}

@@ -67,94 +67,17 @@ export function percent(o: unknown, what: 'cpu' | 'mem' | 'disk'): number | unde
   const used = pick(o, `${what}Used`, `${what}.used`);
   const total = pick(o, `${what}Total`, `${what}.total`);
   if (typeof used === 'number' && typeof total === 'number' && total > 0) return Math.max(0, Math.min(100, (used / total) * 100));
+  // A host record's stormd info: total and free bytes.
+  const [t, f] = what === 'mem' ? ['info.memoryBytes', 'info.freeMemoryBytes'] : what === 'disk' ? ['info.diskTotalBytes', 'info.diskFreeBytes'] : ['', ''];
+  const tv = t ? field(o, t) : undefined;
+  const fv = f ? field(o, f) : undefined;
+  if (typeof tv === 'number' && typeof fv === 'number' && tv > 0) return Math.max(0, Math.min(100, ((tv - fv) / tv) * 100));
   return undefined;
 }
 
 const pct = (what: 'cpu' | 'mem' | 'disk') => (o: Obj) => {
   const p = percent(o, what);
   return p === undefined ? '' : `${Math.round(p)}%`;
-};
-
-export const hostRows: RowSpec<Obj> = {
-  name: nameOf,
-  columns: [
-    col('NAME', ['name']),
-    col('STATE', ['state', 'status', 'health.status']),
-    col('ADDRESS', ['address', 'url']),
-    { header: 'CPU', get: pct('cpu') },
-    { header: 'MEM', get: pct('mem') },
-    { header: 'DISK', get: pct('disk') },
-    col('INSTANCES', ['instances', 'instanceCount']),
-    col('REASON', ['reason', 'health.reason'], { wide: true }),
-  ],
-};
-
-export const channelRows: RowSpec<Obj> = {
-  name: nameOf,
-  columns: [
-    col('NAME', ['name']),
-    col('URL', ['url']),
-    col('APPLIANCES', ['appliances', 'applianceCount']),
-    col('UPDATED', ['updated', 'lastFetched', 'fetchedAt']),
-    col('STATE', ['state', 'status', 'error']),
-  ],
-};
-
-export const applianceRows: RowSpec<Obj> = {
-  name: nameOf,
-  columns: [
-    col('NAME', ['name']),
-    col('VERSION', ['version', 'latest']),
-    col('VERSIONS', ['versions'], { wide: true }),
-    col('CHANNEL', ['channel']),
-    col('LAYERS', ['layerCount', 'layers']),
-    col('CACHED', ['cached']),
-    col('SUMMARY', ['summary', 'description', 'title']),
-  ],
-};
-
-export const layerRows: RowSpec<Obj> = {
-  name: nameOf,
-  columns: [
-    col('NAME', ['name']),
-    col('KIND', ['kind', 'type']),
-    col('VERSION', ['version']),
-    { header: 'SIZE', get: (o) => bytes(pick(o, 'size', 'bytes')) },
-    col('CACHED', ['cached']),
-    col('SHARED', ['shared', 'users', 'refs']),
-    col('DIGEST', ['digest', 'sha256'], { wide: true }),
-  ],
-};
-
-export const dnsRecordRows: RowSpec<Obj> = {
-  name: nameOf,
-  columns: [col('NAME', ['name', 'fqdn']), col('TYPE', ['type']), col('VALUE', ['value', 'address', 'data', 'target']), col('TTL', ['ttl'])],
-};
-
-export const dhcpLeaseRows: RowSpec<Obj> = {
-  name: (o) => text(pick(o, 'mac', 'name', 'address')),
-  columns: [
-    col('MAC', ['mac']),
-    col('ADDRESS', ['address', 'ip']),
-    col('HOSTNAME', ['hostname', 'name']),
-    col('STATE', ['state', 'kind']),
-    col('EXPIRES', ['expires', 'expiresAt', 'until']),
-  ],
-};
-
-export const userRows: RowSpec<Obj> = {
-  name: (o) => text(pick(o, 'name', 'uid')),
-  columns: [col('NAME', ['name', 'uid']), col('UID', ['uidNumber']), col('GROUPS', ['groups', 'memberOf']), col('FULL NAME', ['fullName', 'cn', 'gecos'])],
-};
-
-export const groupRows: RowSpec<Obj> = {
-  name: (o) => text(pick(o, 'name', 'cn')),
-  columns: [col('NAME', ['name', 'cn']), col('GID', ['gidNumber', 'gid']), col('MEMBERS', ['members', 'memberUid'])],
-};
-
-export const principalRows: RowSpec<Obj> = {
-  name: (o) => text(pick(o, 'name', 'principal')),
-  columns: [col('PRINCIPAL', ['name', 'principal']), col('KIND', ['kind', 'type']), col('EXPIRES', ['expires', 'expiresAt']), col('KVNO', ['kvno'], { wide: true })],
 };
 
 /** Instance counts by state, for the dashboard: [["running", 3], ...] most first. */

@@ -1,5 +1,9 @@
 import * as R from '../../render/resources.ts';
 import { instanceRows } from '../../render/instances.ts';
+import { hostRows } from '../../render/hosts.ts';
+import { applianceRows, channelRows, imageRows } from '../../render/channels.ts';
+import { dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
+import { groupRows, principalRows, userRows } from '../../render/directory.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
 
@@ -47,20 +51,28 @@ export const updatesView: TableView<Obj> = {
   },
 };
 export const hostsView: TableView<Obj> = {
-  kind: 'table', id: 'hosts', title: 'Hosts', rows: R.hostRows, method: METHODS.hosts,
+  kind: 'table', id: 'hosts', title: 'Hosts', rows: hostRows as never, method: METHODS.hosts,
   drill: { view: 'instances', params: (_r, name) => ({ host: name }) },
 };
 export const channelsView: TableView<Obj> = {
-  kind: 'table', id: 'channels', title: 'Channels', rows: R.channelRows, method: METHODS.channels,
+  kind: 'table', id: 'channels', title: 'Channels', rows: channelRows as never, method: METHODS.channels,
   drill: { view: 'appliances', params: (_r, name) => ({ channel: name }) },
 };
 export const appliancesView: TableView<Obj> = {
-  kind: 'table', id: 'appliances', title: 'Appliances', rows: R.applianceRows, method: METHODS.appliances,
-  drill: { view: 'layers', params: (_r, name) => ({ appliance: name }) },
+  kind: 'table', id: 'appliances', title: 'Appliances', rows: applianceRows as never, method: METHODS.appliances,
+  // An appliance's files in the image store (which are cached, which shared with others).
+  drill: { view: 'layers', params: (r) => ({ appliance: (r as { id?: unknown }).id }) },
 };
-export const layersView: TableView<Obj> = { kind: 'table', id: 'layers', title: 'Layers and cache', rows: R.layerRows, method: METHODS.layers };
-export const dnsView: TableView<Obj> = { kind: 'table', id: 'dns', title: 'DNS records', rows: R.dnsRecordRows, method: METHODS.dnsRecords };
-export const dhcpView: TableView<Obj> = { kind: 'table', id: 'dhcp', title: 'DHCP leases', rows: R.dhcpLeaseRows, method: METHODS.dhcpLeases };
-export const usersView: TableView<Obj> = { kind: 'table', id: 'users', title: 'LDAP users', rows: R.userRows, method: METHODS.users };
-export const groupsView: TableView<Obj> = { kind: 'table', id: 'groups', title: 'LDAP groups', rows: R.groupRows, method: METHODS.groups };
-export const principalsView: TableView<Obj> = { kind: 'table', id: 'principals', title: 'Kerberos principals', rows: R.principalRows, method: METHODS.principals };
+export const layersView: TableView<Obj> = {
+  kind: 'table', id: 'layers', title: 'Layers and cache', rows: imageRows as never, method: METHODS.layers,
+  load: async (api, p) => {
+    const all = await api.call<Obj[]>(METHODS.layers);
+    const app = typeof p.appliance === 'string' ? p.appliance : undefined;
+    return app ? all.filter((i) => Array.isArray(i.usedBy) && i.usedBy.some((u) => String(u).includes(app))) : all;
+  },
+};
+export const dnsView: TableView<Obj> = { kind: 'table', id: 'dns', title: 'DNS records', rows: dnsRecordRows as never, method: METHODS.dnsRecords };
+export const dhcpView: TableView<Obj> = { kind: 'table', id: 'dhcp', title: 'DHCP leases', rows: leaseRows as never, method: METHODS.dhcpLeases };
+export const usersView: TableView<Obj> = { kind: 'table', id: 'users', title: 'LDAP users', rows: userRows as never, method: METHODS.users };
+export const groupsView: TableView<Obj> = { kind: 'table', id: 'groups', title: 'LDAP groups', rows: groupRows as never, method: METHODS.groups };
+export const principalsView: TableView<Obj> = { kind: 'table', id: 'principals', title: 'Kerberos principals', rows: principalRows as never, method: METHODS.principals };
