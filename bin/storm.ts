@@ -30,6 +30,7 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'dhcp-interface': { type: 'string', doc: 'interface DHCP serves (run in its namespace); empty: off' },
   'dhcp-subnet': { type: 'string', doc: 'guest network CIDR' },
   'enroll-listen': { type: 'string', doc: 'stormd enrolment endpoint HOST:PORT' },
+  'api-listen': { type: 'string', doc: "appliances' XML-RPC API HOST:PORT (mutual TLS); empty: off" },
 };
 
 function configFrom(ctx: CommandContext) {

@@ -24,6 +24,8 @@ import { Pki } from './pki/pki.ts';
 import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
+import { ApplianceApi } from './rpc/api.ts';
+import { registerApi } from './services/api.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -39,6 +41,8 @@ export interface Manager {
   /** The CA: issue instance certificates, get the manager's TLS material. */
   readonly pki: Pki;
   readonly hosts: Hosts;
+  /** The appliances' XML-RPC API: instance certificates (instanceCredentials), grants, setDirectory for LDAP/Kerberos. */
+  readonly applianceApi: ApplianceApi;
   /** The enrolment URL stormd join uses; undefined when its port was taken. */
   readonly joinUrl: string | undefined;
   /** An in-process API for a console or SSH session with its own context. */
@@ -51,19 +55,26 @@ export interface ManagerDeps {
   log: Logger;
   /** PATH to look up host tools with (from the env snapshot). */
   path: string;
+  /** Hosts and appliances for instances, until the hosts and channel services are wired in (tests inject memory ones). */
+  instanceBackends?: { hosts: HostDirectory; appliances: ApplianceSource };
 }
 
 /** Start the manager: open the store, register services, serve the control socket. */
-export async function startManager({ config, log, path }: ManagerDeps): Promise<Manager> {
+export async function startManager({ config, log, path, instanceBackends }: ManagerDeps): Promise<Manager> {
   mkdirSync(config.state, { recursive: true, mode: 0o700 });
   const store = await Store.open(`${config.state}/db`);
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
   // Until hosts and channels are wired in, placement finds no host and no appliance.
-  const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const appliances: ApplianceSource = { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
-  const instances = new InstanceService(store, hostDir, appliances, bus, log);
+  const hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const appliances: ApplianceSource = instanceBackends?.appliances ?? { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
+  // The API (which issues instance certificates) starts after the CA; provisioning reaches it through this late binding.
+  let applianceApi: ApplianceApi | undefined;
+  const instances = new InstanceService(store, hostDir, appliances, bus, log, {
+    domain: config.dnsDomain,
+    instanceFiles: async (inst) => (applianceApi ? applianceApi.instanceFiles(inst) : {}),
+  });
   registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
@@ -110,7 +121,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   registry.add<Record<string, never>, Health[]>({
     name: 'netsvc.status',
     mutates: false,
-    summary: 'health of the network services (dns, dhcp)',
+    summary: 'health of the network services (dns, dhcp, api)',
     handler: async () => netServices.map((s) => s.status()),
   });
 
@@ -138,6 +149,22 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     log.warn('enrolment endpoint not serving', { listen: config.enrollListen, error: (e as Error).message });
     bus.emit({ kind: 'manager.enroll', level: 'warn', message: `enrolment endpoint ${config.enrollListen} not serving: ${(e as Error).message}` });
   }
+  // The appliances' API: certificates follow the instances even when the port cannot be had (reported, not fatal).
+  const api = await ApplianceApi.open({
+    store, bus, log: log.child({ svc: 'api' }), pki, instances, dns, domain: config.dnsDomain, managerAddress,
+    listen: config.apiListen ? parseHostPort(config.apiListen) : undefined, apiUrl: config.apiUrl,
+    dnsListen: config.dnsListen ? parseHostPort(config.dnsListen) : undefined,
+  });
+  applianceApi = api;
+  api.follow();
+  netServices.push(api);
+  try {
+    await api.start();
+  } catch (e) {
+    log.error('api did not start', { listen: config.apiListen, error: (e as Error).message });
+    bus.emit({ kind: 'api.failed', level: 'error', message: `appliance API ${config.apiListen} not serving: ${(e as Error).message}` });
+  }
+  registerApi(registry, { api, bus, store, instances });
   // Renew the manager's certificate and the CRL before they expire.
   const maintain = setInterval(() => void pki.maintain().catch((e) => log.error('pki maintenance failed', { error: (e as Error).message })), 6 * 3600_000);
   maintain.unref();
@@ -148,6 +175,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   } catch (e) {
     clearInterval(maintain);
     await enroll?.close();
+    await api.stop();
     await store.close();
     throw e;
   }
@@ -166,6 +194,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     network,
     pki,
     hosts,
+    applianceApi: api,
     joinUrl,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {

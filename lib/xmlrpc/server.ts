@@ -43,6 +43,8 @@ export interface RpcServerOptions {
   allow: readonly Role[];
   maxBodyBytes?: number;
   path?: string;
+  /** Told about every request from an admitted peer (audit): the method when it decoded, and the outcome. */
+  onCall?: (e: { peer: Peer; method?: string; error?: StormError }) => void;
 }
 
 const peerKey = Symbol('storm.peer');
@@ -153,6 +155,7 @@ export class RpcServer {
       const f = toFault(e);
       send(encodeFault(f.faultCode, f.faultString));
     };
+    let method: string | undefined;
     try {
       // The handshake checks ran when the connection opened; a CRL installed since then still counts.
       if (!peer || this.#crl.serials.has(peer.serial)) {
@@ -173,9 +176,11 @@ export class RpcServer {
           res.writeHead(413, { connection: 'close' }).end();
           res.once('finish', () => socket.destroy());
         } else socket.destroy();
+        this.#audit(peer, undefined, err);
         return;
       }
       const call = await decodeCall(body);
+      method = call.method;
       const value = await this.#o.methods.call(call.method, call.params, { peer });
       let xml: string;
       try {
@@ -184,10 +189,20 @@ export class RpcServer {
         throw new StormError('internal', `${call.method}: result cannot be encoded: ${(e as Error).message}`);
       }
       send(xml);
+      this.#audit(peer, method);
     } catch (e) {
       const err = toStormError(e);
       if (err.code === 'internal') this.#o.log.error('method failed', { error: err.message });
       if (!res.headersSent) fault(err);
+      if (peer) this.#audit(peer, method, err);
+    }
+  }
+
+  #audit(peer: Peer, method: string | undefined, error?: StormError): void {
+    try {
+      this.#o.onCall?.({ peer, ...(method !== undefined ? { method } : {}), ...(error ? { error } : {}) });
+    } catch (e) {
+      this.#o.log.error('audit hook failed', { error: (e as Error).message });
     }
   }
 

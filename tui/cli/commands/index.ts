@@ -5,6 +5,7 @@ import { systemCommands } from './system.ts';
 import { dnsCommands } from './dns.ts';
 import { dhcpCommands } from './dhcp.ts';
 import { layerCommands } from './layer.ts';
+import { grantCommands } from './grant.ts';
 
 /** Every `storm <noun> <verb>`, in help order. Each noun's commands live in their own file. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands];
+export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...grantCommands];
