@@ -67,6 +67,8 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
 
 /** Refuse struct members a method does not take (a forged "id" is refused, not ignored). */
 function only(p: Record<string, unknown>, allowed: readonly string[], method: string): void {
+  // A struct member named __proto__ becomes the object's prototype in the decoder: refuse it outright.
+  if (Object.getPrototypeOf(p) !== Object.prototype) throw invalid(`${method}: the parameter must be a plain struct`);
   const extra = Object.keys(p).filter((k) => !allowed.includes(k));
   if (extra.length) {
     throw invalid(`${method}: unexpected parameter${extra.length > 1 ? 's' : ''} ${extra.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}`, {
@@ -214,7 +216,7 @@ export function apiMethods(d: ApiDeps): MethodTable {
         const appliance = optString(p, 'appliance', 'instance.create', 128);
         if (!name || !appliance) throw invalid('instance.create: "name" and "appliance" are required');
         const parameters = p.parameters ?? {};
-        if (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters) || parameters instanceof Date || Buffer.isBuffer(parameters)) throw invalid('instance.create: "parameters" must be a struct of strings');
+        if (typeof parameters !== 'object' || parameters === null || Object.getPrototypeOf(parameters) !== Object.prototype) throw invalid('instance.create: "parameters" must be a struct of strings');
         const entries = Object.entries(parameters as Record<string, unknown>);
         if (entries.length > 64) throw invalid('instance.create: at most 64 parameters');
         for (const [k, v] of entries) {
