@@ -40,7 +40,8 @@ test('an instance reads its own configuration and registers MX with the certific
   assert.equal(url, `https://127.0.0.1:${lab.m.applianceApi.port}/RPC2`);
   const me = { url, ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
 
-  // The documented example runs as is: config, status, MX.
+  // The documented example (docs/xmlrpc-api.md carries this very file) runs as is: config, status, MX.
+  assert.ok(readFileSync(join(PACKAGE_ROOT, 'docs', 'xmlrpc-api.md'), 'utf8').includes(readFileSync(EXAMPLE, 'utf8').trim()), 'docs/xmlrpc-api.md must show docs/examples/storm-api-client.py verbatim');
   const ex = await exec('python3', [EXAMPLE, etc], { timeoutMs: 60_000 });
   assert.equal(ex.code, 0, ex.stderr);
   const out = JSON.parse(ex.stdout);
