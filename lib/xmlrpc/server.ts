@@ -45,6 +45,8 @@ export interface RpcServerOptions {
   path?: string;
   /** Told about every request from an admitted peer (audit): the method when it decoded, and the outcome. */
   onCall?: (e: { peer: Peer; method?: string; error?: StormError }) => void;
+  /** Told about every refused connection (audit): why, from where. */
+  onRefuse?: (e: { why: string; remote: string | undefined }) => void;
 }
 
 const peerKey = Symbol('storm.peer');
@@ -84,7 +86,11 @@ export class RpcServer {
     http.on('request', (req, res) => void server.#handle(req, res));
     http.prependListener('secureConnection', (s: TLSSocket) => server.#admit(s as Guarded));
     // Node verifies the chain after the handshake and closes without an alert: say why in our log.
-    http.on('tlsClientError', (e: NodeJS.ErrnoException, s: TLSSocket) => o.log.warn('refused a peer', { why: s.authorizationError ? `certificate not accepted: ${String(s.authorizationError)}` : `${e.code ?? 'TLS'}: ${e.message.split('\n')[0]}`, remote: s.remoteAddress }));
+    http.on('tlsClientError', (e: NodeJS.ErrnoException, s: TLSSocket) => {
+      const why = s.authorizationError ? `certificate not accepted: ${String(s.authorizationError)}` : `${e.code ?? 'TLS'}: ${e.message.split('\n')[0]}`;
+      o.log.warn('refused a peer', { why, remote: s.remoteAddress });
+      server.#refused(why, s.remoteAddress);
+    });
     // Slow or idle peers cannot hold sockets forever.
     http.headersTimeout = 10_000;
     http.requestTimeout = 60_000;
@@ -130,6 +136,7 @@ export class RpcServer {
   #admit(s: Guarded): void {
     const refuse = (why: string) => {
       this.#o.log.warn('refused a peer', { why, remote: s.remoteAddress });
+      this.#refused(why, s.remoteAddress);
       s.destroy();
     };
     try {
@@ -195,6 +202,14 @@ export class RpcServer {
       if (err.code === 'internal') this.#o.log.error('method failed', { error: err.message });
       if (!res.headersSent) fault(err);
       if (peer) this.#audit(peer, method, err);
+    }
+  }
+
+  #refused(why: string, remote: string | undefined): void {
+    try {
+      this.#o.onRefuse?.({ why, remote });
+    } catch (e) {
+      this.#o.log.error('audit hook failed', { error: (e as Error).message });
     }
   }
 

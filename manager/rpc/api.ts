@@ -141,6 +141,10 @@ export class ApplianceApi implements NetService {
         allow: ['instance'],
         maxBodyBytes: API_MAX_BODY_BYTES,
         onCall: (c) => this.#audit(c),
+        onRefuse: (r) => {
+          this.#refused++;
+          this.#o.bus.emit({ kind: 'api.refused', level: 'warn', message: `refused a connection from ${r.remote ?? '?'}: ${r.why.slice(0, 200)}`, data: { ...r } });
+        },
       });
     } catch (e) {
       this.#error = (e as Error).message;

@@ -145,6 +145,8 @@ test('no, foreign, stormd, manager, revoked and destroyed-instance certificates 
   const ca = join(etc1, 'ca.crt');
   const as = (etc: string) => ({ url, ca, cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') });
   ok(await pyCall({ ...as(etc1), method: 'config.get' }));
+  const events: StormEvent[] = [];
+  t.after(lab.m.bus.subscribe((e) => events.push(e)));
 
   refused(await pyCall({ url, ca, method: 'config.get' }));
   const pki = lab.m.pki;
@@ -180,6 +182,9 @@ test('no, foreign, stormd, manager, revoked and destroyed-instance certificates 
   const etc3 = lab.etc(again);
   assert.equal(ok(await pyCall({ ...as(etc3), method: 'config.get' })).id, again.id);
   refused(await pyCall({ ...as(etc2), method: 'config.get' }));
+  // Refused connections are events too (who could not get in, and why).
+  assert.ok(events.some((e) => e.kind === 'api.refused' && /role stormd/.test(e.message)), JSON.stringify(events.filter((e) => e.kind === 'api.refused').map((e) => e.message)));
+  assert.ok(events.some((e) => e.kind === 'api.call' && e.data?.code === 'unauthorized'));
 });
 
 test('the API port taken is reported, not fatal; apiListen empty turns it off', async (t) => {
