@@ -15,7 +15,10 @@ import type { Pki } from '../pki/pki.ts';
 import type { Store } from '../store/store.ts';
 import { Credentials, type InstanceCredentials } from './credentials.ts';
 import { Grants } from './grants.ts';
-import { apiMethods, forgetInstance, type ApiDeps, type DirectoryEndpoints, type KeytabProvider } from './methods.ts';
+import { apiMethods, forgetInstance, printable, type ApiDeps, type DirectoryEndpoints, type KeytabProvider } from './methods.ts';
+
+/** A method name as an event shows it: as is when it looks like one, quoted and cut otherwise. */
+const methodLabel = (m: string | undefined) => (m === undefined ? '(undecodable request)' : /^[A-Za-z0-9._-]{1,64}$/.test(m) ? m : JSON.stringify(printable(m, 64)));
 
 /** Requests larger than this are refused with 413 (the API's calls are small). */
 export const API_MAX_BODY_BYTES = 64 * 1024;
@@ -143,7 +146,7 @@ export class ApplianceApi implements NetService {
         onCall: (c) => this.#audit(c),
         onRefuse: (r) => {
           this.#refused++;
-          this.#o.bus.emit({ kind: 'api.refused', level: 'warn', message: `refused a connection from ${r.remote ?? '?'}: ${r.why.slice(0, 200)}`, data: { ...r } });
+          this.#o.bus.emit({ kind: 'api.refused', level: 'warn', message: `refused a connection from ${r.remote ?? '?'}: ${printable(r.why)}`, data: { remote: r.remote, why: printable(r.why, 1000) } });
         },
       });
     } catch (e) {
@@ -171,8 +174,8 @@ export class ApplianceApi implements NetService {
     this.#calls++;
     if (c.error) this.#refused++;
     const who = this.creds.nameOf(c.peer.serial) ?? c.peer.commonName;
-    const what = c.method ?? '(undecodable request)';
-    const outcome = c.error ? `: ${c.error.code} (${c.error.message.slice(0, 200)})` : '';
+    const what = methodLabel(c.method);
+    const outcome = c.error ? `: ${c.error.code} (${printable(c.error.message)})` : '';
     this.#o.bus.emit({
       kind: 'api.call',
       level: c.error ? (c.error.code === 'unauthorized' ? 'warn' : 'info') : 'info',

@@ -63,7 +63,13 @@ export interface ApiDeps {
 /** Longest status message kept. */
 export const MAX_STATUS_MESSAGE = 1024;
 const STATUS = /^[a-z][a-z0-9-]{0,31}$/;
-const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+/** Caller-controlled text in an event line: no control characters (terminal escapes), bounded. */
+export function printable(s: string, max = 200): string {
+  const cut = s.length > max ? `${s.slice(0, max)}…` : s;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
 
 /** Refuse struct members a method does not take (a forged "id" is refused, not ignored). */
 function only(p: Record<string, unknown>, allowed: readonly string[], method: string): void {
@@ -154,7 +160,7 @@ export function apiMethods(d: ApiDeps): MethodTable {
         const rep: StatusReport = { instance: inst.name, id: inst.id, status, message, at: new Date().toISOString() };
         await statuses.put(inst.id, rep);
         const level = /fail|error|down/.test(status) ? 'error' : /degrad|warn/.test(status) ? 'warn' : 'info';
-        d.bus.emit({ kind: 'instance.report', level, object: `instance/${inst.name}`, message: `${inst.name} reports ${status}${message ? `: ${message}` : ''}`, data: { ...rep } });
+        d.bus.emit({ kind: 'instance.report', level, object: `instance/${inst.name}`, message: `${inst.name} reports ${status}${message ? `: ${printable(message)}` : ''}`, data: { ...rep } });
         return rep;
       },
     },

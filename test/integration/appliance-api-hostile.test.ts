@@ -34,6 +34,8 @@ test(`hostile requests (seed ${SEED}) get faults or closed connections, never a 
     grants: await admin.call('grant.list'),
   });
   const before = await snapshot();
+  const events: { kind: string; message: string }[] = [];
+  t.after(lab.m.bus.subscribe((e) => events.push(e)));
   const post = (body: string | Buffer) => rpcPost(port, creds, body as string);
   /** A fault (XML with faultCode), an HTTP error status, or a closed connection: anything but a result or a hang. */
   const refusedOrFault = (r: Awaited<ReturnType<typeof rpcPost>>, what: string) => {
@@ -83,6 +85,8 @@ test(`hostile requests (seed ${SEED}) get faults or closed connections, never a 
     ['unknown method', encodeCall('system.listMethods', [])],
     ['proto method', encodeCall('__proto__', [])],
     ['constructor method', encodeCall('constructor', [])],
+    ['escapes in the method name', '<?xml version="1.0"?><methodCall><methodName>x&#27;[2J\u009b31m</methodName><params></params></methodCall>'],
+    ['escapes in a status message', encodeCall('status.report', [{ status: 'ok', message: 'a\u009b2Jb' }])],
     ['long method name', encodeCall('a.' + 'b'.repeat(60_000), [])],
   ];
   for (const [what, body] of cases) refusedOrFault(await post(body), what);
@@ -137,6 +141,11 @@ test(`hostile requests (seed ${SEED}) get faults or closed connections, never a 
     assert.ok(['ready', 'ok'].includes(rep.status) || /^[a-z][a-z0-9-]*$/.test(rep.status), JSON.stringify(rep));
     assert.doesNotMatch(rep.message, /root:|lol|\u001b|hacked/);
   }
+  // Events (what the console shows) never carry the caller's control characters.
+  const audit = events.filter((e) => e.kind.startsWith('api.') || e.kind === 'instance.report');
+  assert.ok(audit.length > cases.length, `expected an event per request, got ${audit.length}`);
+  for (const e of audit) assert.doesNotMatch(e.message, /[\u0000-\u001f\u007f-\u009f]/, e.message);
+  assert.ok(audit.some((e) => e.message.includes('"x?[2J?31m"')), audit.map((e) => e.message).join('\n').slice(0, 2000));
   const ok = await post(encodeCall('config.get', [{}]));
   assert.ok(!('error' in ok) && ok.status === 200 && /web1\.storm\.internal/.test(ok.body), JSON.stringify(ok));
 });
