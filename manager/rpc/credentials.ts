@@ -22,6 +22,8 @@ export interface CredentialRecord {
   notAfter: string;
   issuedAt: string;
   revokedAt?: string;
+  /** After certificate.renew: the certificate it replaces, still accepted until the new one is first used. */
+  previousSerial?: string;
 }
 
 /** What an instance layer carries to call the API. */
@@ -63,8 +65,9 @@ export class Credentials {
 
   async #ensure(inst: { id: string; name: string }): Promise<CredentialRecord> {
     const have = await this.#c.get(inst.id);
-    if (have && !have.revokedAt && have.name === inst.name && this.#pki.check(have.cert, 'instance').ok) return have;
+    if (have && !have.revokedAt && have.key && have.name === inst.name && this.#pki.check(have.cert, 'instance').ok) return have;
     if (have && !have.revokedAt && !this.#pki.isRevoked(have.serial)) await this.#pki.revoke(have.serial, 'superseded');
+    if (have?.previousSerial && !this.#pki.isRevoked(have.previousSerial)) await this.#pki.revoke(have.previousSerial, 'superseded');
     const issued = await this.#pki.issueInstance(inst.name);
     const rec: CredentialRecord = { id: inst.id, name: inst.name, serial: normSerial(issued.serial), key: issued.key, cert: issued.cert, notAfter: issued.notAfter, issuedAt: new Date().toISOString() };
     await this.#c.put(inst.id, rec);
@@ -77,14 +80,50 @@ export class Credentials {
   /** key + cert + CA for the instance layer (`instanceCredentials(id)`). */
   async forInstance(id: string): Promise<InstanceCredentials> {
     const r = await this.#c.get(id);
-    if (!r || r.revokedAt) throw notFound(`instance ${id} has no API certificate`, { hint: 'it is issued when the instance is created; provisioning issues one if missing' });
+    if (!r || r.revokedAt || !r.key) throw notFound(`instance ${id} has no API certificate whose key the manager holds`, { hint: 'it is issued when the instance is created; provisioning issues one if missing' });
     return { key: r.key, cert: r.cert, ca: this.#pki.caCertPem };
   }
 
-  /** Who holds this serial, if it is a live instance certificate of ours. */
+  /** Who holds this serial, if it is a live instance certificate of ours (or the one a renewal is replacing). */
   bySerial(serial: string): CredentialRecord | undefined {
-    const r = this.#bySerial.get(normSerial(serial));
-    return r && !r.revokedAt && !this.#pki.isRevoked(r.serial) ? r : undefined;
+    const s = normSerial(serial);
+    const r = this.#bySerial.get(s);
+    if (!r || r.revokedAt || this.#pki.isRevoked(s)) return undefined;
+    return r.serial === s || r.previousSerial === s ? r : undefined;
+  }
+
+  /**
+   * A new certificate for the instance's own key (CSR; the key never leaves
+   * it). The old one keeps working until the new one is first used (`used`),
+   * so an instance that fails to store the new one is not locked out.
+   */
+  async renew(id: string, csrPem: string): Promise<CredentialRecord> {
+    await this.#pending.get(id)?.catch(() => undefined);
+    const have = await this.#c.get(id);
+    if (!have || have.revokedAt) throw notFound(`instance ${id} has no API certificate`);
+    const issued = await this.#pki.issueFromCsr(csrPem, { role: 'instance', commonName: have.name, san: {} });
+    // A renewal before the previous one was used replaces it: that one is revoked now.
+    if (have.previousSerial && !this.#pki.isRevoked(have.previousSerial)) await this.#pki.revoke(have.previousSerial, 'superseded');
+    const rec: CredentialRecord = { id, name: have.name, serial: normSerial(issued.serial), key: '', cert: issued.certPem, notAfter: issued.notAfter, issuedAt: new Date().toISOString(), previousSerial: have.serial };
+    await this.#c.put(id, rec);
+    this.#bySerial.set(rec.serial, rec);
+    this.#bySerial.set(have.serial, rec);
+    this.#log.info('renewed an instance certificate', { instance: rec.name, serial: rec.serial, previous: have.serial });
+    return rec;
+  }
+
+  /** A call came with this serial: if it is a renewed certificate's first use, retire the one it replaced. */
+  async used(serial: string): Promise<void> {
+    const s = normSerial(serial);
+    const r = this.#bySerial.get(s);
+    if (!r || r.serial !== s || !r.previousSerial) return;
+    const old = r.previousSerial;
+    const next = { ...r };
+    delete next.previousSerial;
+    await this.#c.put(r.id, next);
+    this.#bySerial.set(s, next);
+    this.#bySerial.set(old, { ...next, revokedAt: new Date().toISOString() });
+    if (!this.#pki.isRevoked(old)) await this.#pki.revoke(old, 'superseded by renewal');
   }
 
   /** Name of whoever was issued this serial, revoked or not (for audit lines). */
@@ -98,6 +137,7 @@ export class Credentials {
     const r = await this.#c.get(id);
     if (!r) return undefined;
     if (!this.#pki.isRevoked(r.serial)) await this.#pki.revoke(r.serial, reason);
+    if (r.previousSerial && !this.#pki.isRevoked(r.previousSerial)) await this.#pki.revoke(r.previousSerial, reason);
     await this.#c.del(id);
     // Keep the serial → name mapping so audit lines for late callers still name them.
     this.#bySerial.set(r.serial, { ...r, key: '', revokedAt: new Date().toISOString() });

@@ -4,6 +4,7 @@
  * an instance, and unknown struct members are refused, so a forged "id" or
  * "name" never reaches a lookup. Every input is validated before use.
  */
+import { X509Certificate } from 'node:crypto';
 import { invalid, unauthorized, unavailable } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { MethodTable, type MethodContext, type RpcMethod } from '../../lib/xmlrpc/methods.ts';
@@ -99,6 +100,15 @@ function optInt(p: Record<string, unknown>, key: string, method: string, min: nu
   return v;
 }
 
+/** What an instance needs to know to renew in time: renew when a third of the lifetime is left. */
+function certInfo(r: { serial: string; cert: string; notAfter: string } | undefined): { serial: string; notAfter: string; renewAfter: string } | Record<string, never> {
+  if (!r) return {};
+  const x = new X509Certificate(r.cert);
+  const from = Date.parse(x.validFrom);
+  const to = Date.parse(x.validTo);
+  return { serial: r.serial, notAfter: r.notAfter, renewAfter: new Date(to - (to - from) / 3).toISOString() };
+}
+
 /** A DNS name as given: lower case, no trailing dot. */
 const dnsName = (s: string) => s.trim().toLowerCase().replace(/\.$/, '');
 
@@ -116,6 +126,7 @@ export function apiMethods(d: ApiDeps): MethodTable {
       throw unauthorized(`certificate ${ctx.peer.serial} belongs to an instance that no longer exists`);
     }
     if (inst.id !== cred.id || inst.name !== cred.name) throw unauthorized(`certificate ${ctx.peer.serial} does not belong to a live instance`);
+    await d.creds.used(ctx.peer.serial);
     return inst;
   };
   const fqdnOf = (inst: InstanceRecord) => `${inst.name}.${d.domain}`;
@@ -139,6 +150,7 @@ export function apiMethods(d: ApiDeps): MethodTable {
           version: inst.version,
           parameters: inst.params,
           ...(inst.createdBy ? { createdBy: inst.createdBy } : {}),
+          certificate: certInfo(d.creds.bySerial(ctx.peer.serial)),
           manager: { address: m.address, name: 'storm.local', api: m.api },
           services: {
             ...(m.dns ? { dns: { server: m.address, port: m.dns.port, domain: d.domain } } : {}),
@@ -198,6 +210,19 @@ export function apiMethods(d: ApiDeps): MethodTable {
         const gone = await d.dns.removeRecord({ name: `${owner}.`, type: 'MX', owner: ownerOf(inst) });
         for (const r of gone) d.bus.emit({ kind: 'dns.record.removed', object: r.name, message: `MX ${r.name} → ${r.value} removed by ${inst.name}` });
         return gone;
+      },
+    },
+    {
+      name: 'certificate.renew',
+      summary: 'a new certificate for the key in a CSR (PEM); the current one works until the new one is first used',
+      handler: async (p, ctx) => {
+        only(p, ['csr'], 'certificate.renew');
+        const csr = optString(p, 'csr', 'certificate.renew', 16 * 1024);
+        if (!csr) throw invalid('certificate.renew: "csr" (a PEM certificate request) is required', { hint: 'openssl req -new -key instance.key -subj /CN=x (the subject is ignored: the manager sets it)' });
+        const inst = await caller(ctx);
+        const rec = await d.creds.renew(inst.id, csr);
+        d.bus.emit({ kind: 'api.renewed', object: `instance/${inst.name}`, message: `${inst.name} renewed its API certificate (serial ${rec.serial}, until ${rec.notAfter})` });
+        return { cert: rec.cert, ...certInfo(rec) };
       },
     },
     {

@@ -8,7 +8,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { certFacts } from '../../lib/tls/x509.ts';
 import { join } from 'node:path';
 import { run as exec } from '../../lib/exec.ts';
 import { run } from '../../lib/exec.ts';
@@ -199,4 +200,37 @@ test('the API port taken is reported, not fatal; apiListen empty turns it off', 
   assert.ok(second.agent.instanceLayers.get(w.id)?.files['/etc/storm/instance.crt']?.includes('BEGIN CERTIFICATE'));
   const off = await startApiLab(t, { 'api-listen': '' });
   assert.equal((await off.m.api({ actor: 'test', readOnly: false }).call<{ status: string }>('api.status')).status, 'undetected');
+});
+
+test('certificate.renew: a new certificate for the instance’s own key; the old one is retired when the new one is first used', async (t) => {
+  const lab = await startApiLab(t);
+  const web1 = await lab.create('web1');
+  const etc = lab.etc(web1);
+  const url = readFileSync(join(etc, 'manager'), 'utf8').trim();
+  const old = { url, ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
+  const cfg = ok(await pyCall({ ...old, method: 'config.get' }));
+  assert.ok(Date.parse(cfg.certificate.renewAfter) < Date.parse(cfg.certificate.notAfter));
+
+  // The instance makes a new key and CSR itself (openssl here); the subject it asks for is ignored.
+  const newKey = join(lab.dir, 'new.key');
+  assert.equal((await exec('openssl', ['genrsa', '-out', newKey, '2048'])).code, 0);
+  const csr = await exec('openssl', ['req', '-new', '-key', newKey, '-subj', '/O=STORM/OU=manager/CN=web2']);
+  assert.equal(csr.code, 0, csr.stderr);
+  fault(await pyCall({ ...old, method: 'certificate.renew', params: [{ csr: 'not a csr' }] }), 'invalid');
+  const r = ok(await pyCall({ ...old, method: 'certificate.renew', params: [{ csr: csr.stdout }] }));
+  const certPath = join(lab.dir, 'new.crt');
+  writeFileSync(certPath, r.cert);
+  const f = certFacts(r.cert);
+  assert.deepEqual([f.role, f.commonName], ['instance', 'web1']);
+
+  // Until the new one is used, the old one still works (a lost response does not lock the instance out).
+  assert.equal(ok(await pyCall({ ...old, method: 'config.get' })).name, 'web1');
+  const fresh = { ...old, cert: certPath, key: newKey };
+  assert.equal(ok(await pyCall({ ...fresh, method: 'config.get' })).certificate.serial, r.serial);
+  refused(await pyCall({ ...old, method: 'config.get' }));
+  assert.equal(ok(await pyCall({ ...fresh, method: 'config.get' })).name, 'web1');
+  // Destroying the instance revokes the renewed certificate too.
+  assert.equal((await stormAsync(['instance', 'destroy', 'web1', '--yes'], lab.env)).code, 0);
+  await lab.m.applianceApi.idle();
+  refused(await pyCall({ ...fresh, method: 'config.get' }));
 });
