@@ -101,12 +101,18 @@ function optInt(p: Record<string, unknown>, key: string, method: string, min: nu
 }
 
 /** What an instance needs to know to renew in time: renew when a third of the lifetime is left. */
+const certInfos = new Map<string, { serial: string; notAfter: string; renewAfter: string }>();
 function certInfo(r: { serial: string; cert: string; notAfter: string } | undefined): { serial: string; notAfter: string; renewAfter: string } | Record<string, never> {
   if (!r) return {};
+  const known = certInfos.get(r.serial);
+  if (known) return known;
+  if (certInfos.size > 10_000) certInfos.clear();
   const x = new X509Certificate(r.cert);
   const from = Date.parse(x.validFrom);
   const to = Date.parse(x.validTo);
-  return { serial: r.serial, notAfter: r.notAfter, renewAfter: new Date(to - (to - from) / 3).toISOString() };
+  const info = { serial: r.serial, notAfter: r.notAfter, renewAfter: new Date(to - (to - from) / 3).toISOString() };
+  certInfos.set(r.serial, info);
+  return info;
 }
 
 /** A DNS name as given: lower case, no trailing dot. */
