@@ -17,6 +17,9 @@ import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { mintCertificate, newKeyPair, newSerial } from '../../manager/pki/forge-util.ts';
 import type { InstanceRecord } from '../../manager/instances/model.ts';
 import type { StormEvent } from '../../manager/events.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startManagerProcess, storm } from '../helpers/storm.ts';
 import { pemFiles, pyCall, startApiLab, stormAsync, type PyResult } from '../helpers/appliance-api.ts';
 
 const EXAMPLE = join(PACKAGE_ROOT, 'docs', 'examples', 'storm-api-client.py');
@@ -233,4 +236,24 @@ test('certificate.renew: a new certificate for the instance’s own key; the old
   assert.equal((await stormAsync(['instance', 'destroy', 'web1', '--yes'], lab.env)).code, 0);
   await lab.m.applianceApi.idle();
   refused(await pyCall({ ...fresh, method: 'config.get' }));
+});
+
+test('a manager process serves the API on --api-listen and manages grants from the CLI', async (t) => {
+  const state = tempDir(t);
+  const port = await freePort();
+  const env = { ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: `127.0.0.1:${await freePort()}`, STORM_ENROLL_LISTEN: '127.0.0.1:0' };
+  await startManagerProcess(t, state, ['--api-listen', `127.0.0.1:${port}`], env);
+  const st = storm(['api', 'status', '-o', 'json'], { env });
+  assert.equal(st.code, 0, st.stderr);
+  const h = JSON.parse(st.stdout);
+  assert.equal(h.status, 'healthy', st.stdout);
+  assert.equal(h.facts.url, `https://127.0.0.1:${port}/RPC2`);
+  // Nobody without an instance certificate gets in.
+  const r = await pyCall({ url: h.facts.url, ca: join(state, 'pki', 'ca.pem'), method: 'config.get' });
+  refused(r);
+  const bad = storm(['grant', 'add', 'nosuch', 'mail'], { env });
+  assert.equal(bad.code, 3, bad.stderr);
+  assert.match(bad.stderr, /nosuch/);
+  assert.equal(storm(['grant', 'list', '-o', 'json'], { env }).stdout.trim(), '[]');
+  assert.match(storm(['api', 'reports'], { env }).stdout, /^INSTANCE\s+STATUS/);
 });
