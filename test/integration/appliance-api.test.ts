@@ -174,12 +174,16 @@ test('no, foreign, stormd, manager, revoked and destroyed-instance certificates 
   refused(await pyCall({ ...as(etc1), method: 'config.get' }));
 
   // instance destroy revokes the destroyed instance's certificate.
-  ok(await pyCall({ ...as(etc2), method: 'config.get' }));
+  ok(await pyCall({ ...as(etc2), method: 'mx.register' }));
+  assert.equal((await stormAsync(['grant', 'add', 'web2', 'mail'], lab.env)).code, 0);
   const serial2 = (await lab.m.applianceApi.creds.list()).find((c) => c.name === 'web2')!.serial;
   const d = await stormAsync(['instance', 'destroy', 'web2', '--yes'], lab.env);
   assert.equal(d.code, 0, d.stderr);
   await lab.m.applianceApi.idle();
   assert.ok(pki.isRevoked(serial2));
+  // Its MX records and grants went with it.
+  assert.deepEqual((await lab.m.dns.listRecords()).filter((r) => r.owner === 'instance:web2'), []);
+  assert.equal((await stormAsync(['grant', 'list', '-o', 'json'], lab.env)).stdout.trim(), '[]');
   refused(await pyCall({ ...as(etc2), method: 'config.get' }));
   // A new instance with the old name gets a new certificate; the old one stays refused.
   const again = await lab.create('web2');
