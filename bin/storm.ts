@@ -30,6 +30,13 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'dhcp-interface': { type: 'string', doc: 'interface DHCP serves (run in its namespace); empty: off' },
   'dhcp-subnet': { type: 'string', doc: 'guest network CIDR' },
   'enroll-listen': { type: 'string', doc: 'stormd enrolment endpoint HOST:PORT' },
+  'ldap-listen': { type: 'string', doc: 'LDAP HOST:PORT (empty = off)' },
+  'ldaps-listen': { type: 'string', doc: 'LDAPS HOST:PORT (empty = off)' },
+  'ldap-base-dn': { type: 'string', doc: 'LDAP base DN (default from the domain)' },
+  'krb-realm': { type: 'string', doc: 'Kerberos realm (default: upper-cased domain)' },
+  'kdc-listen': { type: 'string', doc: 'Kerberos KDC HOST:PORT' },
+  'kadmind-listen': { type: 'string', doc: 'kadmind HOST:PORT' },
+  'kpasswd-listen': { type: 'string', doc: 'kpasswd HOST:PORT' },
   'api-listen': { type: 'string', doc: "appliances' XML-RPC API HOST:PORT (mutual TLS); empty: off" },
 };
 
@@ -114,8 +121,50 @@ const HOST_COMMANDS: CommandDef[] = [
   },
 ];
 
+/**
+ * Read stdin to the end (bounded: a password, not a file). At a terminal it
+ * prompts on stderr and reads one line without echo instead.
+ */
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) return readHidden('Password: ');
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += chunk;
+    if (text.length > 64 * 1024) throw new Error('stdin is larger than 64 KiB');
+  }
+  return text;
+}
+
+function readHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.setEncoding('utf8');
+    let line = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', on);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line + '\n');
+    };
+    const on = (chunk: string) => {
+      for (const c of chunk) {
+        if (c === '\r' || c === '\n') return done();
+        if (c === '\u0003') return done(new Error('interrupted'));
+        if (c === '\u007f' || c === '\b') line = line.slice(0, -1);
+        else if (c >= ' ' && line.length < 1024) line += c;
+      }
+    };
+    stdin.on('data', on);
+  });
+}
+
 process.exitCode = await runCli(
   process.argv.slice(2),
-  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env },
+  { stdout: (s) => void process.stdout.write(s), stderr: (s) => void process.stderr.write(s), stdinIsTty: Boolean(process.stdin.isTTY), env, readStdin },
   { commands: [...HOST_COMMANDS, ...COMMANDS] },
 );

@@ -24,7 +24,11 @@ export function run(file: string, args: readonly string[], opts: { timeoutMs?: n
         else resolve({ code: e ? (typeof e.code === 'number' ? e.code : 1) : 0, stdout, stderr });
       },
     );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    if (opts.input !== undefined) {
+      // A child may exit without reading its input (EPIPE): that is its exit code's story, not a crash.
+      child.stdin?.on('error', () => {});
+      child.stdin?.end(opts.input);
+    }
   });
 }
 

@@ -2,14 +2,21 @@ import { mkdirSync } from 'node:fs';
 import type { Logger } from '../lib/logger.ts';
 import { controlSocketPath } from '../lib/paths.ts';
 import { LocalApi, type StormApi } from './api.ts';
-import type { ManagerConfig } from './config/config.ts';
+import { krbRealm, ldapBaseDn, type ManagerConfig } from './config/config.ts';
 import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { registerSystem } from './services/system.ts';
+import { registerChannels } from './services/channels.ts';
+import { ChannelService } from './channels/catalog.ts';
+import { catalogApplianceSource } from './channels/appliance-source.ts';
+import { ImageService } from './images/service.ts';
 import { registerInstances } from './services/instances.ts';
 import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
 import { notFound } from '../lib/errors.ts';
+import { registerDirectory } from './services/directory.ts';
+import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
+import { followInstancesInDirectory, reconcileDirectory } from './directory/follow.ts';
 import { Store } from './store/store.ts';
 import { parseHostPort } from '../lib/config.ts';
 import type { Health } from '../lib/health.ts';
@@ -45,6 +52,10 @@ export interface Manager {
   readonly applianceApi: ApplianceApi;
   /** The enrolment URL stormd join uses; undefined when its port was taken. */
   readonly joinUrl: string | undefined;
+  /** Users, groups, hosts: LDAP and Kerberos (other code enrols instances through it). */
+  readonly directory: DirectoryRuntime;
+  readonly channels: ChannelService;
+  readonly images: ImageService;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -66,9 +77,12 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   const bus = new EventBus();
   const registry = new Registry();
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
-  // Until hosts and channels are wired in, placement finds no host and no appliance.
+  const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
+  const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
+  registerChannels(registry, { channels, images });
+  // Until hosts are wired in, placement finds no host (tests inject memory hosts and appliances).
   const hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const appliances: ApplianceSource = instanceBackends?.appliances ?? { resolve: async (ref) => { throw notFound(`appliance "${ref}" not found`, { hint: 'storm appliance list shows the catalog' }); } };
+  const appliances: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels, images);
   // The API (which issues instance certificates) starts after the CA; provisioning reaches it through this late binding.
   let applianceApi: ApplianceApi | undefined;
   const instances = new InstanceService(store, hostDir, appliances, bus, log, {
@@ -106,7 +120,18 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   const network = new InstanceNetwork({ dns, dhcp, domain: config.dnsDomain });
   // Every instance gets a DHCP reservation for its MAC and NAME.<domain> A/PTR while it exists.
   const following = followInstances({ bus, instances, network, reservations: () => dhcp.reservations() });
-  const netServices: NetService[] = [dns, dhcp];
+  // The directory (LDAP + Kerberos): users and groups from storm user|group, a host entry,
+  // host/ principal and keytab for every instance while it exists.
+  let directory: DirectoryRuntime;
+  try {
+    directory = await createDirectory({ config, store, bus, log, path });
+  } catch (e) {
+    following.unsubscribe();
+    await store.close();
+    throw e;
+  }
+  const enrolling = followInstancesInDirectory({ bus, directory: directory.directory, domain: config.dnsDomain });
+  const netServices: NetService[] = [dns, dhcp, ...directory.services];
   for (const svc of netServices) {
     try {
       await svc.start();
@@ -118,10 +143,15 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   }
   registerDns(registry, { dns, bus });
   registerDhcp(registry, { dhcp, bus });
+  registerDirectory(registry, directory.directory, directory.services);
+  // Instances created or destroyed while the manager was down get (or lose) their host entries now.
+  await reconcileDirectory({ directory: directory.directory, instances, domain: config.dnsDomain, bus }).catch((e) =>
+    log.error('directory reconcile failed', { error: (e as Error).message }),
+  );
   registry.add<Record<string, never>, Health[]>({
     name: 'netsvc.status',
     mutates: false,
-    summary: 'health of the network services (dns, dhcp, api)',
+    summary: 'health of the network services (dns, dhcp, ldap, kerberos, api)',
     handler: async () => netServices.map((s) => s.status()),
   });
 
@@ -129,10 +159,19 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   try {
     pki = await Pki.open({ dir: `${config.state}/pki`, store, log: log.child({ svc: 'pki' }), managerNames: config.managerNames });
   } catch (e) {
+    following.unsubscribe();
+    enrolling.unsubscribe();
     for (const svc of netServices) await svc.stop();
     await store.close();
     throw e;
   }
+  // LDAP StartTLS and LDAPS present the manager's certificate, renewed with it.
+  const ldapTls = () => {
+    const t = pki.managerTls();
+    return { key: t.key, cert: t.cert, ca: t.ca };
+  };
+  await directory.ldap.setTls(ldapTls());
+  pki.onChange(() => void directory.ldap.setTls(ldapTls()));
   let joinUrl: string | undefined;
   const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
   registerHosts(registry, hosts);
@@ -157,6 +196,19 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   });
   applianceApi = api;
   api.follow();
+  // config.get tells instances where the directory is (as guests reach the manager); keytab.get hands out their own host keytab.
+  const realm = krbRealm(config);
+  const portOf = (hp: string) => parseHostPort(hp)?.port;
+  const at = (port: number | undefined) => `${managerAddress.includes(':') ? `[${managerAddress}]` : managerAddress}:${port}`;
+  api.setDirectory(
+    () => ({
+      ...(config.ldapListen || config.ldapsListen
+        ? { ldap: { uri: config.ldapListen ? `ldap://${at(portOf(config.ldapListen))}` : `ldaps://${at(portOf(config.ldapsListen))}`, baseDn: ldapBaseDn(config) } }
+        : {}),
+      ...(directory.kerberos.kdcPid !== undefined ? { kerberos: { realm, kdc: at(portOf(config.kdcListen)), adminServer: at(portOf(config.kadmindListen)) } } : {}),
+    }),
+    { hostKeytab: async (i) => ({ principal: `host/${i.fqdn}@${realm}`, keytab: directory.directory.keytabFor({ instance: i.name }, i.fqdn) }) },
+  );
   netServices.push(api);
   try {
     await api.start();
@@ -175,11 +227,14 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   } catch (e) {
     clearInterval(maintain);
     await enroll?.close();
-    await api.stop();
+    following.unsubscribe();
+    enrolling.unsubscribe();
+    for (const svc of netServices) await svc.stop();
     await store.close();
     throw e;
   }
   await hosts.start();
+  channels.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
 
@@ -196,6 +251,9 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     hosts,
     applianceApi: api,
     joinUrl,
+    directory,
+    channels,
+    images,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
@@ -203,9 +261,11 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       clearInterval(maintain);
       hosts.stop();
       await enroll?.close();
+      channels.stop();
       await control.close();
       following.unsubscribe();
-      await following.idle();
+      enrolling.unsubscribe();
+      await Promise.all([following.idle(), enrolling.idle()]);
       for (const svc of [...netServices].reverse()) await svc.stop();
       await store.close();
       log.info('manager stopped');

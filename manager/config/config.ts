@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { loadConfig, parseHostPort, type Schema } from '../../lib/config.ts';
 import type { EnvSnapshot } from '../../lib/env.ts';
 import { defaultStateDir } from '../../lib/paths.ts';
+import { normalizeDn } from '../netsvc/ldap/dn.ts';
 
 /** The manager's configuration, frozen after validation and passed to constructors. */
 export interface ManagerConfig {
@@ -46,6 +47,26 @@ export interface ManagerConfig {
   joinTokenTtl: number;
   /** Seconds between health polls of an online hypervisor (failures back off up to 60 s). */
   hostPollSeconds: number;
+  /** LDAP (with StartTLS) HOST:PORT; empty turns LDAP off. */
+  ldapListen: string;
+  /** LDAPS HOST:PORT (served once the manager has a certificate); empty turns it off. */
+  ldapsListen: string;
+  /** LDAP base DN; empty means derived from dnsDomain (storm.internal → dc=storm,dc=internal). */
+  ldapBaseDn: string;
+  /** Kerberos realm; empty means the upper-cased dnsDomain. */
+  krbRealm: string;
+  /** krb5kdc HOST:PORT (UDP and TCP). */
+  kdcListen: string;
+  /** kadmind HOST:PORT. */
+  kadmindListen: string;
+  /** kpasswd HOST:PORT (served by kadmind). */
+  kpasswdListen: string;
+  /** Seconds between background channel refreshes (0: only on demand). */
+  channelRefreshSeconds: number;
+  /** Layer downloads running at once. */
+  imageParallel: number;
+  /** Free disk (MiB) that must remain after a layer download. */
+  imageReserveMiB: number;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -89,7 +110,42 @@ export const managerSchema: Schema<ManagerConfig> = {
   managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', doc: 'names and IPs in the manager certificate (comma-separated)' },
   joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
   hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },
+  ldapListen: { type: 'string', default: '127.0.0.1:1389', env: 'STORM_LDAP_LISTEN', flag: 'ldap-listen', doc: 'LDAP server HOST:PORT (StartTLS once the manager has a certificate); empty = off', validate: optHostPort },
+  ldapsListen: { type: 'string', default: '127.0.0.1:1636', env: 'STORM_LDAPS_LISTEN', flag: 'ldaps-listen', doc: 'LDAPS server HOST:PORT (needs the manager certificate); empty = off', validate: optHostPort },
+  ldapBaseDn: { type: 'string', default: '', env: 'STORM_LDAP_BASE_DN', flag: 'ldap-base-dn', doc: 'LDAP base DN (default: from dnsDomain, dc=storm,dc=internal)',
+    validate: (v) => {
+      if (v === '') return undefined;
+      try {
+        return normalizeDn(v) === '' ? 'expected a DN like dc=storm,dc=local' : undefined;
+      } catch (e) {
+        return `expected a DN like dc=storm,dc=local: ${(e as Error).message}`;
+      }
+    },
+  },
+  krbRealm: {
+    type: 'string', default: '', env: 'STORM_KRB_REALM', flag: 'krb-realm', doc: 'Kerberos realm (default: the upper-cased dnsDomain)',
+    validate: (v) => (v === '' || /^[A-Z0-9](?:[A-Z0-9.-]{0,253}[A-Z0-9])?$/.test(v) ? undefined : `expected an upper-case realm like STORM.LOCAL, got "${v}"`),
+  },
+  kdcListen: { type: 'string', default: '127.0.0.1:1088', env: 'STORM_KDC_LISTEN', flag: 'kdc-listen', doc: 'Kerberos KDC HOST:PORT (UDP+TCP)', validate: hostPort },
+  kadmindListen: { type: 'string', default: '127.0.0.1:1749', env: 'STORM_KADMIND_LISTEN', flag: 'kadmind-listen', doc: 'kadmind HOST:PORT', validate: hostPort },
+  kpasswdListen: { type: 'string', default: '127.0.0.1:1464', env: 'STORM_KPASSWD_LISTEN', flag: 'kpasswd-listen', doc: 'kpasswd HOST:PORT', validate: hostPort },
+  channelRefreshSeconds: {
+    type: 'int', default: 3600, env: 'STORM_CHANNEL_REFRESH', doc: 'seconds between background channel refreshes; 0 refreshes only on demand',
+    validate: (v) => (v >= 0 ? undefined : `expected 0 or more seconds, got ${v}`),
+  },
+  imageParallel: { type: 'int', default: 3, env: 'STORM_IMAGE_PARALLEL', doc: 'layer downloads running at once', validate: (v) => (v >= 1 && v <= 64 ? undefined : `expected 1..64, got ${v}`) },
+  imageReserveMiB: { type: 'int', default: 256, env: 'STORM_IMAGE_RESERVE_MIB', doc: 'free disk (MiB) a layer download must leave', validate: (v) => (v >= 0 ? undefined : `expected 0 or more, got ${v}`) },
 };
+
+/** The LDAP base DN in effect (configured, or derived from the domain). */
+export function ldapBaseDn(c: Pick<ManagerConfig, 'ldapBaseDn' | 'dnsDomain'>): string {
+  return c.ldapBaseDn || c.dnsDomain.split('.').map((l) => `dc=${l}`).join(',');
+}
+
+/** The Kerberos realm in effect (configured, or the upper-cased domain). */
+export function krbRealm(c: Pick<ManagerConfig, 'krbRealm' | 'dnsDomain'>): string {
+  return c.krbRealm || c.dnsDomain.toUpperCase();
+}
 
 /** Build the manager config: defaults → <state>/config.json → env → flags. */
 export function managerConfig(env: EnvSnapshot, flags: Record<string, unknown>): Readonly<ManagerConfig> {

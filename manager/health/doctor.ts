@@ -120,6 +120,8 @@ export async function doctor(input: DoctorInput): Promise<Health[]> {
     probe('ssh-port', () => checkPort('ssh-port', config.sshListen, input.managerRunning)),
     probe('enroll-port', () => checkPort('enroll-port', config.enrollListen, input.managerRunning)),
     probe('ca', () => checkCa(join(config.state, 'pki'))),
+    ...(config.ldapListen ? [probe('ldap-port', () => checkPort('ldap-port', config.ldapListen, input.managerRunning))] : []),
+    probe('kdc-port', () => checkPort('kdc-port', config.kdcListen, input.managerRunning)),
   ]);
 }
 

@@ -44,7 +44,7 @@ export class ApplianceApi implements NetService {
   #error: string | undefined;
   #calls = 0;
   #refused = 0;
-  #directory: DirectoryEndpoints = {};
+  #directory: () => DirectoryEndpoints = () => ({});
   #keytab: KeytabProvider | undefined;
   #unsubscribe: (() => void)[] = [];
   #chain: Promise<unknown> = Promise.resolve();
@@ -59,9 +59,9 @@ export class ApplianceApi implements NetService {
     return new ApplianceApi(o, await Credentials.open(o.store, o.pki, o.log));
   }
 
-  /** Wire the directory (LDAP/Kerberos endpoints for config.get, and the keytab maker). */
-  setDirectory(endpoints: DirectoryEndpoints, keytab?: KeytabProvider): void {
-    this.#directory = endpoints;
+  /** Wire the directory (LDAP/Kerberos endpoints for config.get, read per call, and the keytab maker). */
+  setDirectory(endpoints: DirectoryEndpoints | (() => DirectoryEndpoints), keytab?: KeytabProvider): void {
+    this.#directory = typeof endpoints === 'function' ? endpoints : () => endpoints;
     this.#keytab = keytab;
   }
 
@@ -131,7 +131,7 @@ export class ApplianceApi implements NetService {
       creds: this.creds,
       grants: this.grants,
       manager: () => ({ address: this.#o.managerAddress, api: this.url, dns: this.#o.dnsListen }),
-      directory: () => this.#directory,
+      directory: () => this.#directory(),
       keytab: () => this.#keytab,
     });
     try {

@@ -14,7 +14,7 @@ import { startManager, type Manager } from '../../manager/main.ts';
 import { MemoryHostAgent } from '../../manager/instances/memory-host-agent.ts';
 import type { ApplianceSpec, InstanceRecord } from '../../manager/instances/model.ts';
 import { sha } from '../conformance/host-agent.case.ts';
-import { freeTcpUdpPort } from './ports.ts';
+import { freePort, freeTcpUdpPort } from './ports.ts';
 import { STORM_BIN } from './storm.ts';
 import { tempDir } from './tmp.ts';
 
@@ -47,14 +47,18 @@ export async function startApiLab(t: TestContext, extra: Record<string, unknown>
   const state = join(dir, 'state');
   const dnsPort = await freeTcpUdpPort();
   const config = managerConfig({ PATH: process.env.PATH }, {
-    state, 'enroll-listen': '127.0.0.1:0', 'api-listen': '127.0.0.1:0', 'manager-address': '127.0.0.1', 'dns-listen': `127.0.0.1:${dnsPort}`, ...extra,
+    state, 'enroll-listen': '127.0.0.1:0', 'api-listen': '127.0.0.1:0', 'manager-address': '127.0.0.1', 'dns-listen': `127.0.0.1:${dnsPort}`,
+    // The directory's servers on free ports (LDAPS off): labs run side by side.
+    'ldap-listen': `127.0.0.1:${await freePort()}`, 'ldaps-listen': '', 'kdc-listen': `127.0.0.1:${await freeTcpUdpPort()}`,
+    'kadmind-listen': `127.0.0.1:${await freePort()}`, 'kpasswd-listen': `127.0.0.1:${await freeTcpUdpPort()}`,
+    ...extra,
   });
   const agent = new MemoryHostAgent('h1');
   const m = await startManager({
     config, log: silentLogger, path: process.env.PATH ?? '',
     instanceBackends: {
       hosts: { list: async () => [{ name: 'h1', online: true }], agent: () => agent },
-      appliances: { resolve: async (ref) => { const id = ref.split('@')[0]!; if (id === 'wiki' || id === 'mail') return app(id); throw notFound(`appliance "${ref}" not found`); } },
+      appliances: { resolve: async (ref: string) => { const id = ref.split('@')[0]!; if (id === 'wiki' || id === 'mail') return app(id); throw notFound(`appliance "${ref}" not found`); } },
     },
   });
   t.after(() => m.stop());

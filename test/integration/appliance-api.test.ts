@@ -18,7 +18,7 @@ import { mintCertificate, newKeyPair, newSerial } from '../../manager/pki/forge-
 import type { InstanceRecord } from '../../manager/instances/model.ts';
 import type { StormEvent } from '../../manager/events.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { startManagerProcess, storm } from '../helpers/storm.ts';
 import { pemFiles, pyCall, startApiLab, stormAsync, type PyResult } from '../helpers/appliance-api.ts';
 
@@ -95,10 +95,31 @@ test('an instance reads its own configuration and registers MX with the certific
   const reports = await lab.m.api({ actor: 'test', readOnly: false }).call<{ instance: string; status: string; message: string }[]>('api.reports');
   assert.deepEqual(reports.map((r) => [r.instance, r.status, r.message]), [['web1', 'ready', 'services started'], ['web2', 'degraded', 'disk 91% full']]);
   assert.ok(events.some((e) => e.kind === 'instance.report' && e.object === 'instance/web2' && e.level === 'warn'));
+  // keytab.get: the instance's own host keytab from the manager's Kerberos (enrolled when the instance was created).
+  let got = await pyCall({ ...me, method: 'keytab.get' });
+  // The directory enrols the instance on the same event that issued its certificate: wait for it if it is behind.
+  for (let i = 0; i < 100 && 'fault' in got && got.error.code === 'not_found'; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    got = await pyCall({ ...me, method: 'keytab.get' });
+  }
+  const kt = ok(got) as { principal: string; keytab: string };
+  assert.equal(kt.principal, 'host/web1.storm.internal@STORM.INTERNAL');
+  const ktFile = join(lab.dir, 'web1.keytab');
+  writeFileSync(ktFile, Buffer.from(kt.keytab, 'base64'));
+  const kl = await exec('klist', ['-k', ktFile]);
+  assert.equal(kl.code, 0, kl.stderr);
+  assert.match(kl.stdout, /host\/web1\.storm\.internal@STORM\.INTERNAL/);
+  assert.doesNotMatch(kl.stdout, /web2/);
+  assert.equal((ok(await pyCall({ ...other, method: 'keytab.get' })) as { principal: string }).principal, 'host/web2.storm.internal@STORM.INTERNAL');
+  const svcs = ok(await pyCall({ ...me, method: 'config.get' })).services;
+  assert.equal(svcs.kerberos.realm, 'STORM.INTERNAL');
+  assert.match(svcs.kerberos.kdc, /^127\.0\.0\.1:\d+$/);
+  assert.deepEqual(Object.keys(svcs.ldap).sort(), ['baseDn', 'uri']);
+  assert.equal(svcs.ldap.baseDn, 'dc=storm,dc=internal');
+  // Without a Kerberos provider the method says so.
+  lab.m.applianceApi.setDirectory({});
   fault(await pyCall({ ...me, method: 'keytab.get' }), 'unavailable', /no Kerberos/);
-  lab.m.applianceApi.setDirectory({ kerberos: { realm: 'STORM.INTERNAL', kdc: '127.0.0.1:88' } }, { hostKeytab: async (i) => ({ principal: `host/${i.fqdn}@STORM.INTERNAL`, keytab: Buffer.from([5, 2, 0, 1]) }) });
-  assert.deepEqual(ok(await pyCall({ ...me, method: 'keytab.get' })), { principal: 'host/web1.storm.internal@STORM.INTERNAL', keytab: Buffer.from([5, 2, 0, 1]).toString('base64') });
-  assert.deepEqual(ok(await pyCall({ ...me, method: 'config.get' })).services.kerberos, { realm: 'STORM.INTERNAL', kdc: '127.0.0.1:88' });
+  assert.deepEqual(Object.keys(ok(await pyCall({ ...me, method: 'config.get' })).services), ['dns']);
 
   // Every call is an event: who, what, when.
   const calls = events.filter((e) => e.kind === 'api.call');
@@ -245,7 +266,10 @@ test('certificate.renew: a new certificate for the instance’s own key; the old
 test('a manager process serves the API on --api-listen and manages grants from the CLI', async (t) => {
   const state = tempDir(t);
   const port = await freePort();
-  const env = { ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: `127.0.0.1:${await freePort()}`, STORM_ENROLL_LISTEN: '127.0.0.1:0' };
+  const env = {
+    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: `127.0.0.1:${await freePort()}`, STORM_ENROLL_LISTEN: '127.0.0.1:0',
+    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: `127.0.0.1:${await freeTcpUdpPort()}`, STORM_KADMIND_LISTEN: `127.0.0.1:${await freePort()}`, STORM_KPASSWD_LISTEN: `127.0.0.1:${await freeTcpUdpPort()}`,
+  };
   await startManagerProcess(t, state, ['--api-listen', `127.0.0.1:${port}`], env);
   const st = storm(['api', 'status', '-o', 'json'], { env });
   assert.equal(st.code, 0, st.stderr);

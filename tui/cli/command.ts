@@ -19,6 +19,8 @@ export interface CliIo {
   stderr: (s: string) => void;
   stdinIsTty: boolean;
   env: EnvSnapshot;
+  /** All of stdin as text (for --password-stdin); absent where there is no stdin to read. */
+  readStdin?: () => Promise<string>;
 }
 
 export interface CommandContext {

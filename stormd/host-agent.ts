@@ -1,0 +1,378 @@
+/**
+ * stormd's side of the manager's HostAgent contract (manager/instances/
+ * host-agent.ts), as one object over the hypervisor driver, the layer cache
+ * and the instance layers. The XML-RPC server maps each method 1:1; every
+ * argument is plain JSON, checked here, and every failure is a StormError
+ * with a code. Types are repeated structurally (stormd may not import the
+ * manager); the lead can move them into stormd/api/.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, rename, stat, statfs } from 'node:fs/promises';
+import { cpus, freemem, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { StormError, invalid, notFound } from '../lib/errors.ts';
+import { run } from '../lib/exec.ts';
+import type { Health } from '../lib/health.ts';
+import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
+import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
+import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
+
+export type AgentLayerRole = 'substrate' | 'appliance' | 'deployment' | 'disk';
+export interface AgentLayerRef {
+  role: AgentLayerRole;
+  sha256: string;
+  size: number;
+  url: string;
+}
+export interface AgentCapacity {
+  memoryMiB: number;
+  freeMemoryMiB: number;
+  vcpus: number;
+  freeDiskBytes: number;
+}
+export interface AgentInstanceLayerSpec {
+  hostname: string;
+  domain: string;
+  files: Record<string, string>;
+  sizeMiB: number;
+}
+export interface AgentDomainRequest {
+  name: string;
+  memoryMiB: number;
+  vcpus: number;
+  /** A cached digest, or an absolute path on this hypervisor. */
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  layers: Partial<Record<AgentLayerRole, string>>;
+  /** Image format per layer (from the appliance XML); raw when absent. Never probed from the file. */
+  formats?: Partial<Record<AgentLayerRole, 'raw' | 'qcow2'>>;
+  /** Instance id whose instance layer is attached as sdd. */
+  instanceLayer: string;
+  mac: string;
+  bridge?: string;
+}
+export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
+export interface AgentHostInfo extends AgentCapacity {
+  host: string;
+  cpuModel: string;
+  hypervisor: Health;
+  /** kvm when KVM is usable, qemu (TCG) otherwise. */
+  virtType: 'kvm' | 'qemu';
+  layerCache: { layers: number; bytes: number };
+}
+export interface AgentTransferRef {
+  url: string;
+  sha256: string;
+  size: number;
+}
+
+export interface LocalHostAgentOptions {
+  host: string;
+  /** stormd's state directory; must be traversable by libvirt-qemu (docs/hypervisor.md). */
+  stateDir: string;
+  driver: HypervisorDriver;
+  /** Bridge for guests when a request names none; no NIC when both are absent. */
+  defaultBridge?: string;
+  /** Base URL under which the server offers exported instance layers (`<base>/<id>/<sha256>`). */
+  exportBaseUrl?: string;
+  fetch?: LayerCacheOptions;
+  shutdownTimeoutMs?: number;
+}
+
+const ROLE_ORDER = ['substrate', 'deployment', 'appliance'] as const;
+
+export class LocalHostAgent {
+  readonly host: string;
+  readonly cache: LayerCache;
+  readonly instances: InstanceLayers;
+  readonly #o: LocalHostAgentOptions;
+  readonly #imports: LayerCache;
+
+  constructor(o: LocalHostAgentOptions) {
+    this.#o = o;
+    this.host = o.host;
+    this.cache = new LayerCache(join(o.stateDir, 'layers'), o.fetch);
+    this.instances = new InstanceLayers(join(o.stateDir, 'instances'));
+    // Migrations land here first (verified like any layer), then move into place.
+    this.#imports = new LayerCache(join(o.stateDir, 'imports'), o.fetch);
+  }
+
+  async health(): Promise<Health> {
+    return this.#o.driver.health();
+  }
+
+  /**
+   * Host info as data: capacity, CPU model, the hypervisor's health (libvirt
+   * version, KVM or TCG) and the cache's size. Never throws for a sick
+   * libvirt: that is in `hypervisor.status`.
+   */
+  async info(): Promise<AgentHostInfo> {
+    const [capacity, hypervisor, layers] = await Promise.all([this.capacity(), this.health(), this.cache.list()]);
+    return {
+      host: this.host,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      ...capacity,
+      hypervisor,
+      virtType: hypervisor.facts?.virtType === 'kvm' ? 'kvm' : 'qemu',
+      layerCache: { layers: layers.length, bytes: layers.reduce((n, l) => n + l.size, 0) },
+    };
+  }
+
+  async capacity(): Promise<AgentCapacity> {
+    await mkdir(this.#o.stateDir, { recursive: true, mode: 0o755 });
+    const fs = await statfs(this.#o.stateDir);
+    return {
+      memoryMiB: Math.floor(totalmem() / 1048576),
+      freeMemoryMiB: Math.floor(freemem() / 1048576),
+      vcpus: cpus().length,
+      freeDiskBytes: Number(fs.bavail) * Number(fs.bsize),
+    };
+  }
+
+  /** Layer downloads in flight: `{sha256, received, total}` (poll for progress gauges). */
+  downloads(): { sha256: string; received: number; total: number | undefined }[] {
+    return this.cache.downloads();
+  }
+
+  async layers(): Promise<string[]> {
+    return (await this.cache.list()).map((l) => l.sha256);
+  }
+
+  async ensureLayer(ref: AgentLayerRef): Promise<void> {
+    if (!ref || typeof ref !== 'object') throw invalid('layer ref must be an object');
+    checkDigest(ref.sha256);
+    if (typeof ref.url !== 'string') throw invalid('layer url must be a string');
+    await this.cache.ensure(ref.url, ref.sha256, Number.isSafeInteger(ref.size) ? { size: ref.size } : {});
+  }
+
+  /**
+   * Remove cached layers nobody references: `referenced` (what the manager
+   * still wants) plus every layer a domain defined here uses, so a layer under
+   * a guest is never removed even if the manager forgot it.
+   */
+  async removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }> {
+    if (!Array.isArray(referenced)) throw invalid('referenced must be a list of digests');
+    const keep = new Set(referenced.map((d) => checkDigest(d)));
+    for (const d of await this.#o.driver.list()) {
+      const spec = await this.#o.driver.inspect(d.name).catch(() => undefined);
+      const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.flatMap((x) => [x.path, x.backing?.path]) ?? [])];
+      // A traditional disk is an overlay whose backing file is the cached layer.
+      for (const disk of spec?.disks ?? []) if (disk.format === 'qcow2' && !disk.backing) paths.push(await backingFile(disk.path));
+      for (const p of paths) {
+        if (p && dirname(p) === this.cache.dir) keep.add(p.slice(this.cache.dir.length + 1));
+      }
+    }
+    return this.cache.removeUnreferenced(keep);
+  }
+
+  async createInstanceLayer(id: string, spec: AgentInstanceLayerSpec): Promise<{ bytes: number }> {
+    checkInstanceId(id);
+    if (!spec || typeof spec !== 'object') throw invalid('instance layer spec must be an object');
+    const path = this.instances.path(id);
+    const have = await stat(path).catch(() => undefined);
+    if (have) return { bytes: have.size }; // idempotent for one id
+    const sizeMiB = Number.isInteger(spec.sizeMiB) ? spec.sizeMiB : 256;
+    const files: Record<string, string> = { ...(spec.files ?? {}) };
+    if (typeof spec.domain === 'string' && spec.domain) files['/etc/storm/domain'] ??= `${spec.domain}\n`;
+    const info = await this.instances.create(id, { hostname: spec.hostname, files }, { sizeMiB, swapMiB: Math.max(1, Math.min(32, Math.floor(sizeMiB / 4))) });
+    return { bytes: (await stat(info.path)).size };
+  }
+
+  async removeInstanceLayer(id: string): Promise<void> {
+    await this.instances.remove(id);
+  }
+
+  async #artefact(field: string, v: string): Promise<string> {
+    if (typeof v !== 'string') throw invalid(`${field} must be a digest or an absolute path`);
+    if (!SHA256_RE.test(v)) return v; // an absolute path; the driver validates it
+    const l = await this.cache.get(v);
+    if (!l) throw notFound(`${field} ${v} is not in this hypervisor's layer cache`, { hint: 'ensure the layer first' });
+    return l.path;
+  }
+
+  /** The DomainSpec this request means on this hypervisor (layer digests → cache files). */
+  async domainSpec(req: AgentDomainRequest): Promise<DomainSpec> {
+    if (!req || typeof req !== 'object') throw invalid('domain request must be an object');
+    validateName(req.name); // refuse a bad request before looking anything up
+    if (!req.layers || typeof req.layers !== 'object') throw invalid('layers must be an object of role → digest');
+    const disks: DiskSpec[] = [];
+    const fmt = (role: AgentLayerRole): 'raw' | 'qcow2' => {
+      const f = req.formats?.[role];
+      if (f === undefined) return 'raw';
+      if (f !== 'raw' && f !== 'qcow2') throw invalid(`formats.${role} must be raw or qcow2`);
+      return f;
+    };
+    const layer = async (role: AgentLayerRole) => {
+      const sha = req.layers[role];
+      if (sha === undefined) return undefined;
+      checkDigest(sha);
+      const l = await this.cache.get(sha);
+      if (!l) throw notFound(`${role} layer ${sha} is not in this hypervisor's layer cache`, { hint: 'ensure the layer first' });
+      return l.path;
+    };
+    if (req.layers.disk !== undefined) {
+      if (ROLE_ORDER.some((r) => req.layers[r] !== undefined)) throw invalid('a traditional disk cannot be combined with layers');
+      // A traditional appliance's one disk: a per-instance qcow2 overlay on the cached
+      // image (~5 ms for any size), so the cache file is never written.
+      const base = (await layer('disk'))!;
+      const overlay = join(dirname(this.instances.path(checkInstanceId(req.instanceLayer))), 'disk.qcow2');
+      if (!(await stat(overlay).catch(() => undefined))) {
+        await mkdir(dirname(overlay), { recursive: true, mode: 0o755 });
+        const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', fmt('disk'), '-b', base, overlay]);
+        if (r.code !== 0) throw new StormError('internal', `could not create the disk overlay for ${req.instanceLayer}: ${r.stderr.trim()}`);
+      }
+      disks.push({ role: 'traditional', path: overlay, format: 'qcow2', readonly: false, backing: { path: base, format: fmt('disk') } });
+    } else {
+      for (const r of ROLE_ORDER) {
+        const p = await layer(r);
+        if (p) disks.push({ role: r, path: p, format: fmt(r), readonly: true });
+      }
+      const inst = this.instances.path(checkInstanceId(req.instanceLayer));
+      if (!(await stat(inst).catch(() => undefined))) throw notFound(`no instance layer ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer first' });
+      disks.push({ role: 'instance', path: inst, format: 'qcow2', readonly: false });
+    }
+    const bridge = req.bridge ?? this.#o.defaultBridge;
+    const consoleDir = join(this.#o.stateDir, 'console');
+    await mkdir(consoleDir, { recursive: true, mode: 0o755 });
+    return {
+      name: req.name,
+      memoryMiB: req.memoryMiB,
+      vcpus: req.vcpus,
+      kernel: await this.#artefact('kernel', req.kernel),
+      initrd: await this.#artefact('initrd', req.initrd),
+      cmdline: req.cmdline,
+      disks,
+      ...(bridge ? { network: { bridge, mac: req.mac } } : {}),
+      consoleLog: join(consoleDir, `${typeof req.name === 'string' ? req.name.replace(/[^A-Za-z0-9_.-]/g, '_') : 'invalid'}.log`),
+    };
+  }
+
+  async define(req: AgentDomainRequest): Promise<void> {
+    await this.#o.driver.define(await this.domainSpec(req));
+  }
+
+  async start(name: string): Promise<void> {
+    await this.#o.driver.start(name);
+  }
+
+  async shutdown(name: string): Promise<void> {
+    await this.#o.driver.shutdown(name, { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
+  }
+
+  async poweroff(name: string): Promise<void> {
+    await this.#o.driver.poweroff(name);
+  }
+
+  async undefine(name: string): Promise<void> {
+    try {
+      await this.#o.driver.undefine(name);
+    } catch (e) {
+      if (e instanceof StormError && e.code === 'not_found') return; // absent is fine
+      throw e;
+    }
+  }
+
+  async state(name: string): Promise<AgentDomainState> {
+    try {
+      return agentState(await this.#o.driver.state(name));
+    } catch (e) {
+      if (e instanceof StormError && e.code === 'not_found') return 'absent';
+      throw e;
+    }
+  }
+
+  async domains(): Promise<{ name: string; state: AgentDomainState }[]> {
+    return (await this.#o.driver.list()).map((d) => ({ name: d.name, state: agentState(d) }));
+  }
+
+  consoleTail(name: string, bytes: number): Promise<string> {
+    return this.#o.driver.consoleTail(name, bytes);
+  }
+
+  async snapshot(id: string, snap: string): Promise<void> {
+    await this.instances.snapshot(id, snap);
+  }
+
+  restore(id: string, snap: string): Promise<void> {
+    return this.instances.restore(id, snap);
+  }
+
+  deleteSnapshot(id: string, snap: string): Promise<void> {
+    return this.instances.deleteSnapshot(id, snap);
+  }
+
+  snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
+    return this.instances.snapshots(id);
+  }
+
+  /** Digest and size of an instance layer, and where the server offers it (instance shut off). */
+  async exportInstanceLayer(id: string): Promise<AgentTransferRef> {
+    const path = this.instances.path(id);
+    const st = await stat(path).catch(() => undefined);
+    if (!st) throw notFound(`no instance layer ${id} on this hypervisor`);
+    if (!this.#o.exportBaseUrl) throw new StormError('unavailable', 'this stormd does not serve instance layers (no export URL configured)');
+    const sha256 = await hashFile(path);
+    return { url: `${this.#o.exportBaseUrl.replace(/\/$/, '')}/${id}/${sha256}`, sha256, size: st.size };
+  }
+
+  /** For the server's HTTP handler: the file to stream for `<id>/<sha256>`, if it still has that digest. */
+  async exportedFile(id: string, sha256: string): Promise<string> {
+    checkDigest(sha256);
+    const path = this.instances.path(id);
+    if (!(await stat(path).catch(() => undefined)) || (await hashFile(path)) !== sha256) throw notFound(`instance layer ${id} with digest ${sha256} is not here`);
+    return path;
+  }
+
+  /** Pull an exported instance layer, verified by digest, into place; `conflict` if this host has one. */
+  async importInstanceLayer(id: string, from: AgentTransferRef): Promise<void> {
+    const dst = this.instances.path(id);
+    if (await stat(dst).catch(() => undefined)) {
+      if ((await hashFile(dst)) === from.sha256) return; // already here: idempotent
+      throw new StormError('conflict', `instance layer ${id} already exists here with other contents`);
+    }
+    const got = await this.#imports.ensure(from.url, checkDigest(from.sha256), Number.isSafeInteger(from.size) ? { size: from.size } : {});
+    await mkdir(dirname(dst), { recursive: true, mode: 0o755 });
+    await rename(got.path, dst);
+    // The cache made it read-only; an instance layer is the guest's writable disk.
+    await chmod(dst, 0o644);
+  }
+}
+
+function agentState(d: DomainInfo): AgentDomainState {
+  switch (d.state) {
+    case 'running':
+    case 'shutting_down':
+      return 'running';
+    case 'paused':
+    case 'suspended':
+      return 'paused';
+    case 'crashed':
+      return 'crashed';
+    default:
+      return 'stopped';
+  }
+}
+
+/** The immediate backing file of a qcow2 image, if any. */
+async function backingFile(path: string): Promise<string | undefined> {
+  const r = await run('qemu-img', ['info', '--output=json', '-U', path]);
+  if (r.code !== 0) return undefined;
+  try {
+    const f = (JSON.parse(r.stdout) as { 'full-backing-filename'?: string; 'backing-filename'?: string });
+    return f['full-backing-filename'] ?? f['backing-filename'];
+  } catch {
+    return undefined;
+  }
+}
+
+function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (c) => h.update(c))
+      .on('error', reject)
+      .on('end', () => resolve(h.digest('hex')));
+  });
+}

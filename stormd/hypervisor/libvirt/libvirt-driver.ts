@@ -1,0 +1,289 @@
+/**
+ * HypervisorDriver over libvirt, through one long-lived `virsh` session
+ * (virsh.ts) against a configurable URI. Domain XML is built and read only
+ * in domain-xml.ts.
+ */
+import { access, constants, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StormError, conflict, invalid, notFound, unreachable } from '../../../lib/errors.ts';
+import { healthy, unhealthy, undetected, type Health } from '../../../lib/health.ts';
+import { validateDomainSpec, validateName, type AttachedDisk, type DomainInfo, type DomainSpec, type HypervisorDriver } from '../driver.ts';
+import { buildDomainXml, parseDomainXml, parseState, type VirtType } from './domain-xml.ts';
+import { checkReachable, lookupQemuUser, type QemuUser } from './reach.ts';
+import { VirshSession, type VirshResult } from './virsh.ts';
+
+export interface LibvirtDriverOptions {
+  /** libvirt connection URI; default qemu:///system. */
+  uri?: string;
+  /** 'auto' (default) picks kvm when KVM is usable, else qemu (TCG). */
+  virtType?: 'auto' | VirtType;
+  virsh?: string;
+  /** Check files exist and are reachable by the QEMU user before define; default on for qemu:// URIs. */
+  checkPaths?: boolean;
+  qemuUser?: string;
+  commandTimeoutMs?: number;
+  /** Interval between state polls while waiting for a graceful shutdown. */
+  pollMs?: number;
+}
+
+export interface AccelChoice {
+  virtType: VirtType;
+  reason: string;
+}
+
+/**
+ * KVM is usable when /dev/kvm opens read-write, the CPU advertises VT-x/AMD-V
+ * (a nested guest without it may still have /dev/kvm, and QEMU then fails or
+ * hangs) and libvirt offers the kvm domain type.
+ */
+export async function detectAccel(session: VirshSession): Promise<AccelChoice> {
+  try {
+    await access('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch {
+    return { virtType: 'qemu', reason: '/dev/kvm is missing or not accessible: using TCG' };
+  }
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
+  if (!/^flags\s*:.*\b(vmx|svm)\b/m.test(cpuinfo)) return { virtType: 'qemu', reason: 'the CPU does not advertise vmx/svm (nested virtualisation off): using TCG' };
+  const caps = await session.exec(['domcapabilities', '--virttype', 'kvm']).catch(() => undefined);
+  if (!caps || caps.errors.length) return { virtType: 'qemu', reason: 'libvirt does not offer the kvm domain type: using TCG' };
+  return { virtType: 'kvm', reason: 'KVM usable' };
+}
+
+const STATE_LINE = /^State:\s+(.+)$/m;
+const UUID_LINE = /^UUID:\s+(\S+)$/m;
+
+export class LibvirtDriver implements HypervisorDriver {
+  readonly kind: string;
+  readonly uri: string;
+  readonly #session: VirshSession;
+  readonly #opts: LibvirtDriverOptions;
+  #accel: Promise<AccelChoice> | undefined;
+  #qemuUser: Promise<QemuUser | undefined> | undefined;
+
+  constructor(opts: LibvirtDriverOptions = {}) {
+    this.#opts = opts;
+    this.uri = opts.uri ?? 'qemu:///system';
+    this.kind = `libvirt ${this.uri}`;
+    this.#session = new VirshSession(this.uri, { ...(opts.virsh ? { virsh: opts.virsh } : {}), timeoutMs: opts.commandTimeoutMs ?? 60_000 });
+  }
+
+  get #isQemu(): boolean {
+    return this.uri.startsWith('qemu');
+  }
+
+  /** kvm or qemu for this connection (detected once). */
+  accel(): Promise<AccelChoice> {
+    if (!this.#accel) {
+      const forced = this.#opts.virtType;
+      if (forced && forced !== 'auto') this.#accel = Promise.resolve({ virtType: forced, reason: 'configured' });
+      else if (!this.#isQemu) this.#accel = Promise.resolve({ virtType: 'qemu', reason: `${this.uri} is not a QEMU connection` });
+      else this.#accel = detectAccel(this.#session);
+    }
+    return this.#accel;
+  }
+
+  /** Run a virsh command; libvirt errors become StormErrors with codes. */
+  async #virsh(args: string[], what: string, timeoutMs?: number): Promise<string> {
+    const r: VirshResult = await this.#session.exec(args, timeoutMs ? { timeoutMs } : {});
+    if (r.errors.length) throw mapLibvirtError(r.errors, what, this.uri);
+    return r.stdout;
+  }
+
+  async define(input: DomainSpec): Promise<DomainInfo> {
+    const spec = validateDomainSpec(input);
+    if (await this.#exists(spec.name)) throw conflict(`domain ${spec.name} already exists on ${this.uri}`, { hint: 'undefine it first or pick another name' });
+    if (this.#opts.checkPaths ?? this.#isQemu) await this.#checkPaths(spec);
+    const { virtType } = await this.accel();
+    const xml = buildDomainXml(spec, virtType);
+    // virsh reads the XML from a file; a private temp dir keeps it ours.
+    const dir = await mkdtemp(join(tmpdir(), 'storm-virsh-'));
+    try {
+      const file = join(dir, 'domain.xml');
+      await writeFile(file, xml, { mode: 0o600 });
+      await this.#virsh(['define', file], `define ${spec.name}`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    return this.state(spec.name);
+  }
+
+  async #checkPaths(spec: DomainSpec): Promise<void> {
+    if (!this.#qemuUser) this.#qemuUser = lookupQemuUser(this.#opts.qemuUser ?? 'libvirt-qemu');
+    const user = await this.#qemuUser;
+    const root: QemuUser = { name: 'root', uid: 0, gids: [0] };
+    const u = user ?? root;
+    await checkReachable('kernel', spec.kernel, u);
+    await checkReachable('initrd', spec.initrd, u);
+    for (const [i, d] of spec.disks.entries()) {
+      await checkReachable(`disks[${i}] (${d.role})`, d.path, u, { read: d.readonly });
+      if (d.backing) await checkReachable(`disks[${i}].backing`, d.backing.path, u, { read: true });
+    }
+    // libvirt creates the console log itself; its directory must exist.
+    try {
+      const st = await stat(join(spec.consoleLog, '..'));
+      if (!st.isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw notFound(`the directory for consoleLog ${spec.consoleLog} does not exist`);
+    }
+  }
+
+  async #exists(name: string): Promise<boolean> {
+    const r = await this.#session.exec(['domuuid', name]);
+    if (!r.errors.length) return true;
+    const e = mapLibvirtError(r.errors, `look up ${name}`, this.uri);
+    if (e.code === 'not_found') return false;
+    throw e;
+  }
+
+  async start(name: string): Promise<DomainInfo> {
+    validateName(name);
+    const cur = await this.state(name);
+    if (cur.state === 'running' || cur.state === 'paused') throw conflict(`domain ${name} is already ${cur.state}`);
+    await this.#virsh(['start', name], `start ${name}`);
+    return this.state(name);
+  }
+
+  async shutdown(name: string, opts: { timeoutMs?: number } = {}): Promise<DomainInfo> {
+    validateName(name);
+    let cur = await this.state(name);
+    if (cur.state === 'shut_off') return cur;
+    // QEMU: the ACPI power button, never the guest agent; other drivers take no mode.
+    const press = () => this.#virsh(['shutdown', name, ...(this.#isQemu ? ['--mode', 'acpi'] : [])], `shutdown ${name}`);
+    await press();
+    const waitMs = opts.timeoutMs ?? 60_000;
+    const limit = Date.now() + waitMs;
+    const poll = this.#opts.pollMs ?? 100;
+    // A guest still booting may not listen yet: press the button again now and then (harmless).
+    let nextPress = Date.now() + 5000;
+    for (;;) {
+      cur = await this.state(name);
+      if (cur.state === 'shut_off' || cur.state === 'crashed') return cur;
+      if (Date.now() >= limit) {
+        throw new StormError('timeout', `domain ${name} did not shut down within ${waitMs} ms (still ${cur.state})`, {
+          hint: 'the guest may ignore ACPI; power it off instead',
+          details: { name, state: cur.state },
+        });
+      }
+      if (Date.now() >= nextPress) {
+        nextPress = Date.now() + 5000;
+        await press().catch(() => undefined); // it may have just gone off
+      }
+      await new Promise((r) => setTimeout(r, poll));
+    }
+  }
+
+  async poweroff(name: string): Promise<DomainInfo> {
+    validateName(name);
+    const cur = await this.state(name);
+    if (cur.state === 'shut_off') return cur;
+    await this.#virsh(['destroy', name], `power off ${name}`);
+    return this.state(name);
+  }
+
+  async undefine(name: string): Promise<void> {
+    validateName(name);
+    const cur = await this.state(name);
+    // libvirt would turn a running domain transient; we refuse instead.
+    if (cur.state !== 'shut_off' && cur.state !== 'crashed') throw conflict(`domain ${name} is ${cur.state}; power it off before undefining it`);
+    await this.#virsh(['undefine', name], `undefine ${name}`);
+  }
+
+  async list(opts: { prefix?: string } = {}): Promise<DomainInfo[]> {
+    const uuids = await this.#virsh(['list', '--all', '--uuid', '--name'], 'list domains');
+    const table = await this.#virsh(['list', '--all'], 'list domains');
+    const states = new Map<string, string>();
+    for (const line of table.split('\n')) {
+      const m = /^\s*(\S+)\s+(.*?)\s{2,}(\S.*?)\s*$/.exec(line);
+      if (m) states.set(m[2]!, m[3]!);
+    }
+    const out: DomainInfo[] = [];
+    for (const line of uuids.split('\n')) {
+      const m = /^([0-9a-f-]{36})\s+(.+)$/.exec(line.trim());
+      if (!m) continue;
+      const name = m[2]!;
+      if (opts.prefix && !name.startsWith(opts.prefix)) continue;
+      out.push({ name, uuid: m[1]!, state: parseState(states.get(name) ?? '') });
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async state(name: string): Promise<DomainInfo> {
+    validateName(name);
+    const info = await this.#virsh(['dominfo', name], `state of ${name}`);
+    return { name, uuid: UUID_LINE.exec(info)?.[1] ?? '', state: parseState(STATE_LINE.exec(info)?.[1] ?? '') };
+  }
+
+  async inspect(name: string): Promise<DomainSpec & { attached: AttachedDisk[] }> {
+    validateName(name);
+    const xml = await this.#virsh(['dumpxml', name], `read ${name}`);
+    const { virtType: _v, storm: _s, ...spec } = parseDomainXml(xml);
+    return spec;
+  }
+
+  async consoleTail(name: string, bytes: number): Promise<string> {
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024 * 1024) throw invalid('bytes must be an integer from 1 to 1048576');
+    validateName(name);
+    const { consoleLog, storm } = parseDomainXml(await this.#virsh(['dumpxml', name], `read ${name}`));
+    // Only our domains: another domain's "console" could name any file on the host.
+    if (!storm) throw invalid(`domain ${name} was not defined by STORM; its console is not ours to read`);
+    if (!consoleLog) return '';
+    let fh;
+    try {
+      fh = await open(consoleLog, 'r');
+    } catch {
+      return ''; // not booted yet
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw invalid(`console log of ${name} is not a regular file`);
+      const size = st.size;
+      const n = Math.min(bytes, size);
+      const buf = Buffer.alloc(n);
+      await fh.read(buf, 0, n, size - n);
+      return buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async health(): Promise<Health> {
+    const component = 'libvirt';
+    let r: VirshResult;
+    try {
+      r = await this.#session.exec(['version'], { timeoutMs: 10_000 });
+    } catch (e) {
+      const err = e as StormError;
+      if (err.code === 'unavailable') return undetected(component, err.message, 'install libvirt-clients and libvirt-daemon-system (scripts/setup)');
+      return unhealthy(component, `libvirt at ${this.uri} is not reachable: ${err.message}`, 'start libvirtd (as root: virtlogd -d && libvirtd -d; scripts/setup does it)', { uri: this.uri });
+    }
+    if (r.errors.length) return unhealthy(component, `libvirt at ${this.uri}: ${r.errors.join('; ')}`, 'start libvirtd (as root: virtlogd -d && libvirtd -d; scripts/setup does it)', { uri: this.uri });
+    const lib = /Using library: libvirt (\S+)/.exec(r.stdout)?.[1];
+    const hv = /Running hypervisor: (.+)/.exec(r.stdout)?.[1]?.trim();
+    const accel = await this.accel();
+    return healthy(component, `libvirt ${lib ?? '?'} at ${this.uri}, ${hv ?? 'hypervisor ?'}, ${accel.virtType === 'kvm' ? 'KVM' : 'TCG (no KVM)'}`, {
+      uri: this.uri,
+      libvirtVersion: lib ?? null,
+      hypervisor: hv ?? null,
+      virtType: accel.virtType,
+      kvmUsable: accel.virtType === 'kvm',
+      accelReason: accel.reason,
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#session.close();
+  }
+}
+
+/** libvirt's error text → our codes (the one place that reads libvirt's messages). */
+export function mapLibvirtError(errors: string[], what: string, uri: string): StormError {
+  const text = errors.join('; ');
+  const msg = `${what} failed on ${uri}: ${text}`;
+  const details = { uri, libvirt: text };
+  if (/failed to get domain|Domain not found|no domain with matching/i.test(text)) return notFound(msg, { details });
+  if (/already exists|already defined|is already active|domain is not running|Requested operation is not valid|Failed to get "write" lock/i.test(text)) return conflict(msg, { details });
+  if (/failed to connect|Failed to connect socket|no connection driver|Cannot recv data|End of file while reading/i.test(text)) return unreachable(msg, { details, hint: 'is libvirtd running? scripts/setup starts it' });
+  if (/XML error|unsupported configuration|invalid argument/i.test(text)) return invalid(msg, { details });
+  return new StormError('internal', msg, { details });
+}
