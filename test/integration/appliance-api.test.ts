@@ -285,3 +285,24 @@ test('a manager process serves the API on --api-listen and manages grants from t
   assert.equal(storm(['grant', 'list', '-o', 'json'], { env }).stdout.trim(), '[]');
   assert.match(storm(['api', 'reports'], { env }).stdout, /^INSTANCE\s+STATUS/);
 });
+
+test('the API follows the CA: a re-keyed manager certificate is served at once, instances keep working', async (t) => {
+  const lab = await startApiLab(t);
+  const web1 = await lab.create('web1');
+  const etc = lab.etc(web1);
+  const me = { url: readFileSync(join(etc, 'manager'), 'utf8').trim(), ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
+  const served = async () => {
+    const out = await exec('openssl', ['s_client', '-connect', `127.0.0.1:${lab.m.applianceApi.port}`, '-CAfile', me.ca, '-cert', me.cert, '-key', me.key], { input: '', timeoutMs: 30_000 });
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out.stdout)?.[0];
+    assert.ok(pem, out.stdout + out.stderr);
+    return certFacts(pem).serial;
+  };
+  const before = await served();
+  assert.equal(before, certFacts(lab.m.pki.managerTls().cert).serial);
+  // Revoking the manager's own certificate makes the CA issue a new one (and a new CRL).
+  await lab.m.pki.revoke(before, 'test');
+  const after = await served();
+  assert.notEqual(after, before);
+  assert.equal(after, certFacts(lab.m.pki.managerTls().cert).serial);
+  assert.equal(ok(await pyCall({ ...me, method: 'config.get' })).name, 'web1');
+});
