@@ -190,7 +190,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   }
   // The appliances' API: certificates follow the instances even when the port cannot be had (reported, not fatal).
   const api = await ApplianceApi.open({
-    store, bus, log: log.child({ svc: 'api' }), pki, instances, dns, domain: config.dnsDomain, managerAddress,
+    store, bus, log: log.child({ svc: 'api' }), pki, instances, dns, domain: config.dnsDomain, managerAddress, createLimit: config.apiCreateLimit,
     listen: config.apiListen ? parseHostPort(config.apiListen) : undefined, apiUrl: config.apiUrl,
     dnsListen: config.dnsListen ? parseHostPort(config.dnsListen) : undefined,
   });

@@ -5,7 +5,7 @@
  * "name" never reaches a lookup. Every input is validated before use.
  */
 import { X509Certificate } from 'node:crypto';
-import { invalid, unauthorized, unavailable } from '../../lib/errors.ts';
+import { invalid, StormError, unauthorized, unavailable } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { MethodTable, type MethodContext, type RpcMethod } from '../../lib/xmlrpc/methods.ts';
 import type { EventBus } from '../events.ts';
@@ -46,6 +46,7 @@ export interface ApiDeps {
   grants: Grants;
   instances: {
     get(ref: string): Promise<InstanceRecord>;
+    list(): Promise<InstanceRecord[]>;
     create(req: CreateRequest): Promise<InstanceRecord>;
     provision(ref: string): Promise<InstanceRecord>;
   };
@@ -55,6 +56,8 @@ export interface ApiDeps {
     listRecords(): Promise<DnsRecord[]>;
   };
   domain: string;
+  /** Live instances one instance may have created over the API. */
+  createLimit: number;
   /** The manager as instances reach it. */
   manager: () => { address: string; api: string; dns: { host: string; port: number } | undefined };
   directory: () => DirectoryEndpoints;
@@ -263,6 +266,8 @@ export function apiMethods(d: ApiDeps): MethodTable {
         const inst = await caller(ctx);
         const appId = appliance.split('@')[0]!;
         if (!(await d.grants.has(inst.name, appId))) throw unauthorized(`instance ${inst.name} may not create instances of "${appId.slice(0, 64)}"`, { hint: `the admin grants it with: storm grant add ${inst.name} ${appId.slice(0, 64)}` });
+        const mine = (await d.instances.list()).filter((i) => i.createdBy === `instance:${inst.name}`).length;
+        if (mine >= d.createLimit) throw new StormError('conflict', `instance ${inst.name} already has ${mine} instances it asked for (the limit is ${d.createLimit})`, { hint: 'destroy some, or the admin raises apiCreateLimit' });
         const created = await d.instances.create({ name, appliance, params: parameters as Record<string, string>, createdBy: `instance:${inst.name}` });
         // The catalog may resolve a ref to another id: the grant must cover what is created.
         if (created.appliance !== appId && !(await d.grants.has(inst.name, created.appliance))) throw unauthorized(`instance ${inst.name} may not create instances of "${created.appliance}"`);

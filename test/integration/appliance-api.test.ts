@@ -128,7 +128,7 @@ test('an instance reads its own configuration and registers MX with the certific
 });
 
 test('instance.create: refused without a grant, accepted with one; the new instance is marked createdBy', async (t) => {
-  const lab = await startApiLab(t);
+  const lab = await startApiLab(t, { 'api-create-limit': '2' });
   const web1 = await lab.create('web1');
   const etc = lab.etc(web1);
   const me = { url: readFileSync(join(etc, 'manager'), 'utf8').trim(), ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
@@ -155,6 +155,9 @@ test('instance.create: refused without a grant, accepted with one; the new insta
   assert.equal(ok(await pyCall({ ...cc, method: 'config.get' })).createdBy, 'instance:web1');
   // The child has no grant of its own.
   fault(await pyCall({ ...cc, method: 'instance.create', params: [{ name: 'child2', appliance: 'mail' }] }), 'unauthorized');
+  // At most apiCreateLimit live instances per asking instance.
+  ok(await ask({ name: 'child2', appliance: 'mail' }));
+  fault(await ask({ name: 'child9', appliance: 'mail' }), 'conflict', /limit is 2/);
   // Withdrawn: refused again.
   assert.equal((await stormAsync(['grant', 'remove', 'web1', 'mail', '--yes'], lab.env)).code, 0);
   fault(await ask({ name: 'child3', appliance: 'mail' }), 'unauthorized');
