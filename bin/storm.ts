@@ -38,6 +38,7 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'kadmind-listen': { type: 'string', doc: 'kadmind HOST:PORT' },
   'kpasswd-listen': { type: 'string', doc: 'kpasswd HOST:PORT' },
   'api-listen': { type: 'string', doc: "appliances' XML-RPC API HOST:PORT (mutual TLS); empty: off" },
+  'api-create-limit': { type: 'string', doc: 'live instances one instance may create over the API' },
 };
 
 function configFrom(ctx: CommandContext) {
