@@ -40,6 +40,8 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'kdc-listen': { type: 'string', doc: 'Kerberos KDC HOST:PORT' },
   'kadmind-listen': { type: 'string', doc: 'kadmind HOST:PORT' },
   'kpasswd-listen': { type: 'string', doc: 'kpasswd HOST:PORT' },
+  'api-listen': { type: 'string', doc: "appliances' XML-RPC API HOST:PORT (mutual TLS); empty: off" },
+  'api-create-limit': { type: 'string', doc: 'live instances one instance may create over the API' },
 };
 
 function configFrom(ctx: CommandContext) {

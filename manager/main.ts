@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Logger } from '../lib/logger.ts';
 import { controlSocketPath } from '../lib/paths.ts';
 import { LocalApi, type StormApi } from './api.ts';
-import type { ManagerConfig } from './config/config.ts';
+import { krbRealm, ldapBaseDn, type ManagerConfig } from './config/config.ts';
 import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
@@ -12,7 +12,7 @@ import { ChannelService } from './channels/catalog.ts';
 import { catalogApplianceSource } from './channels/appliance-source.ts';
 import { ImageService } from './images/service.ts';
 import { registerInstances } from './services/instances.ts';
-import { InstanceService, type HostDirectory } from './instances/service.ts';
+import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
 import { notFound } from '../lib/errors.ts';
 import { registerDirectory } from './services/directory.ts';
 import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
@@ -31,6 +31,8 @@ import { Pki } from './pki/pki.ts';
 import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
+import { ApplianceApi } from './rpc/api.ts';
+import { registerApi } from './services/api.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -46,6 +48,8 @@ export interface Manager {
   /** The CA: issue instance certificates, get the manager's TLS material. */
   readonly pki: Pki;
   readonly hosts: Hosts;
+  /** The appliances' XML-RPC API: instance certificates (instanceCredentials), grants, setDirectory for LDAP/Kerberos. */
+  readonly applianceApi: ApplianceApi;
   /** The enrolment URL stormd join uses; undefined when its port was taken. */
   readonly joinUrl: string | undefined;
   /** Users, groups, hosts: LDAP and Kerberos (other code enrols instances through it). */
@@ -62,10 +66,12 @@ export interface ManagerDeps {
   log: Logger;
   /** PATH to look up host tools with (from the env snapshot). */
   path: string;
+  /** Hosts and appliances for instances, until the hosts and channel services are wired in (tests inject memory ones). */
+  instanceBackends?: { hosts: HostDirectory; appliances: ApplianceSource };
 }
 
 /** Start the manager: open the store, register services, serve the control socket. */
-export async function startManager({ config, log, path }: ManagerDeps): Promise<Manager> {
+export async function startManager({ config, log, path, instanceBackends }: ManagerDeps): Promise<Manager> {
   mkdirSync(config.state, { recursive: true, mode: 0o700 });
   const store = await Store.open(`${config.state}/db`);
   const bus = new EventBus();
@@ -74,9 +80,15 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
   registerChannels(registry, { channels, images });
-  // Until hosts are wired in, placement finds no host.
-  const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const instances = new InstanceService(store, hostDir, catalogApplianceSource(channels, images), bus, log);
+  // Until hosts are wired in, placement finds no host (tests inject memory hosts and appliances).
+  const hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
+  const appliances: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels, images);
+  // The API (which issues instance certificates) starts after the CA; provisioning reaches it through this late binding.
+  let applianceApi: ApplianceApi | undefined;
+  const instances = new InstanceService(store, hostDir, appliances, bus, log, {
+    domain: config.dnsDomain,
+    instanceFiles: async (inst) => (applianceApi ? applianceApi.instanceFiles(inst) : {}),
+  });
   registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
@@ -139,7 +151,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   registry.add<Record<string, never>, Health[]>({
     name: 'netsvc.status',
     mutates: false,
-    summary: 'health of the network services (dns, dhcp, ldap, kerberos)',
+    summary: 'health of the network services (dns, dhcp, ldap, kerberos, api)',
     handler: async () => netServices.map((s) => s.status()),
   });
 
@@ -176,6 +188,35 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     log.warn('enrolment endpoint not serving', { listen: config.enrollListen, error: (e as Error).message });
     bus.emit({ kind: 'manager.enroll', level: 'warn', message: `enrolment endpoint ${config.enrollListen} not serving: ${(e as Error).message}` });
   }
+  // The appliances' API: certificates follow the instances even when the port cannot be had (reported, not fatal).
+  const api = await ApplianceApi.open({
+    store, bus, log: log.child({ svc: 'api' }), pki, instances, dns, domain: config.dnsDomain, managerAddress, createLimit: config.apiCreateLimit,
+    listen: config.apiListen ? parseHostPort(config.apiListen) : undefined, apiUrl: config.apiUrl,
+    dnsListen: config.dnsListen ? parseHostPort(config.dnsListen) : undefined,
+  });
+  applianceApi = api;
+  api.follow();
+  // config.get tells instances where the directory is (as guests reach the manager); keytab.get hands out their own host keytab.
+  const realm = krbRealm(config);
+  const portOf = (hp: string) => parseHostPort(hp)?.port;
+  const at = (port: number | undefined) => `${managerAddress.includes(':') ? `[${managerAddress}]` : managerAddress}:${port}`;
+  api.setDirectory(
+    () => ({
+      ...(config.ldapListen || config.ldapsListen
+        ? { ldap: { uri: config.ldapListen ? `ldap://${at(portOf(config.ldapListen))}` : `ldaps://${at(portOf(config.ldapsListen))}`, baseDn: ldapBaseDn(config) } }
+        : {}),
+      ...(directory.kerberos.kdcPid !== undefined ? { kerberos: { realm, kdc: at(portOf(config.kdcListen)), adminServer: at(portOf(config.kadmindListen)) } } : {}),
+    }),
+    { hostKeytab: async (i) => ({ principal: `host/${i.fqdn}@${realm}`, keytab: directory.directory.keytabFor({ instance: i.name }, i.fqdn) }) },
+  );
+  netServices.push(api);
+  try {
+    await api.start();
+  } catch (e) {
+    log.error('api did not start', { listen: config.apiListen, error: (e as Error).message });
+    bus.emit({ kind: 'api.failed', level: 'error', message: `appliance API ${config.apiListen} not serving: ${(e as Error).message}` });
+  }
+  registerApi(registry, { api, bus, store, instances });
   // Renew the manager's certificate and the CRL before they expire.
   const maintain = setInterval(() => void pki.maintain().catch((e) => log.error('pki maintenance failed', { error: (e as Error).message })), 6 * 3600_000);
   maintain.unref();
@@ -208,6 +249,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     network,
     pki,
     hosts,
+    applianceApi: api,
     joinUrl,
     directory,
     channels,

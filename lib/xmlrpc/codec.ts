@@ -39,7 +39,11 @@ export function encodeFault(faultCode: number, faultString: string): string {
   return Serializer.serializeFault({ faultCode, faultString });
 }
 
+/** XML-RPC has no use for a DTD: refusing one rules out entity expansion and external entities outright. */
+const DTD = /<!(DOCTYPE|ENTITY)/i;
+
 export function decodeCall(body: Buffer): Promise<{ method: string; params: unknown[] }> {
+  if (DTD.test(body.toString('latin1'))) return Promise.reject(invalid('malformed XML-RPC call: a DOCTYPE or ENTITY declaration is not allowed'));
   return new Promise((resolve, reject) => {
     let done = false;
     try {
@@ -58,6 +62,7 @@ export function decodeCall(body: Buffer): Promise<{ method: string; params: unkn
 export type DecodedResponse = { ok: true; value: unknown } | { ok: false; fault: { faultCode?: unknown; faultString?: unknown } };
 
 export function decodeResponse(body: Buffer): Promise<DecodedResponse> {
+  if (DTD.test(body.toString('latin1'))) return Promise.reject(invalid('malformed XML-RPC response: a DOCTYPE or ENTITY declaration is not allowed'));
   return new Promise((resolve, reject) => {
     let done = false;
     try {

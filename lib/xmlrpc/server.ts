@@ -43,6 +43,10 @@ export interface RpcServerOptions {
   allow: readonly Role[];
   maxBodyBytes?: number;
   path?: string;
+  /** Told about every request from an admitted peer (audit): the method when it decoded, and the outcome. */
+  onCall?: (e: { peer: Peer; method?: string; error?: StormError }) => void;
+  /** Told about every refused connection (audit): why, from where. */
+  onRefuse?: (e: { why: string; remote: string | undefined }) => void;
 }
 
 const peerKey = Symbol('storm.peer');
@@ -82,7 +86,11 @@ export class RpcServer {
     http.on('request', (req, res) => void server.#handle(req, res));
     http.prependListener('secureConnection', (s: TLSSocket) => server.#admit(s as Guarded));
     // Node verifies the chain after the handshake and closes without an alert: say why in our log.
-    http.on('tlsClientError', (e: NodeJS.ErrnoException, s: TLSSocket) => o.log.warn('refused a peer', { why: s.authorizationError ? `certificate not accepted: ${String(s.authorizationError)}` : `${e.code ?? 'TLS'}: ${e.message.split('\n')[0]}`, remote: s.remoteAddress }));
+    http.on('tlsClientError', (e: NodeJS.ErrnoException, s: TLSSocket) => {
+      const why = s.authorizationError ? `certificate not accepted: ${String(s.authorizationError)}` : `${e.code ?? 'TLS'}: ${e.message.split('\n')[0]}`;
+      o.log.warn('refused a peer', { why, remote: s.remoteAddress });
+      server.#refused(why, s.remoteAddress);
+    });
     // Slow or idle peers cannot hold sockets forever.
     http.headersTimeout = 10_000;
     http.requestTimeout = 60_000;
@@ -128,6 +136,7 @@ export class RpcServer {
   #admit(s: Guarded): void {
     const refuse = (why: string) => {
       this.#o.log.warn('refused a peer', { why, remote: s.remoteAddress });
+      this.#refused(why, s.remoteAddress);
       s.destroy();
     };
     try {
@@ -153,6 +162,7 @@ export class RpcServer {
       const f = toFault(e);
       send(encodeFault(f.faultCode, f.faultString));
     };
+    let method: string | undefined;
     try {
       // The handshake checks ran when the connection opened; a CRL installed since then still counts.
       if (!peer || this.#crl.serials.has(peer.serial)) {
@@ -173,9 +183,11 @@ export class RpcServer {
           res.writeHead(413, { connection: 'close' }).end();
           res.once('finish', () => socket.destroy());
         } else socket.destroy();
+        this.#audit(peer, undefined, err);
         return;
       }
       const call = await decodeCall(body);
+      method = call.method;
       const value = await this.#o.methods.call(call.method, call.params, { peer });
       let xml: string;
       try {
@@ -184,10 +196,28 @@ export class RpcServer {
         throw new StormError('internal', `${call.method}: result cannot be encoded: ${(e as Error).message}`);
       }
       send(xml);
+      this.#audit(peer, method);
     } catch (e) {
       const err = toStormError(e);
       if (err.code === 'internal') this.#o.log.error('method failed', { error: err.message });
       if (!res.headersSent) fault(err);
+      if (peer) this.#audit(peer, method, err);
+    }
+  }
+
+  #refused(why: string, remote: string | undefined): void {
+    try {
+      this.#o.onRefuse?.({ why, remote });
+    } catch (e) {
+      this.#o.log.error('audit hook failed', { error: (e as Error).message });
+    }
+  }
+
+  #audit(peer: Peer, method: string | undefined, error?: StormError): void {
+    try {
+      this.#o.onCall?.({ peer, ...(method !== undefined ? { method } : {}), ...(error ? { error } : {}) });
+    } catch (e) {
+      this.#o.log.error('audit hook failed', { error: (e as Error).message });
     }
   }
 

@@ -37,6 +37,12 @@ export interface ManagerConfig {
   dhcpLeaseTime: number;
   /** Enrolment endpoint (HTTPS, manager certificate) where `stormd join` sends its CSR; port 0 picks one. */
   enrollListen: string;
+  /** The appliances' XML-RPC configuration API (mutual TLS, instance certificates) HOST:PORT; port 0 picks one; '' = off. */
+  apiListen: string;
+  /** How many live instances one instance may have asked for over the API (instance.create). */
+  apiCreateLimit: number;
+  /** The API URL written into instance layers (/etc/storm/manager); '' = https://<managerAddress>:<api port>/RPC2. */
+  apiUrl: string;
   /** DNS names and IPs the manager's certificate covers (the first is used in join URLs when listening on all addresses). */
   managerNames: string[];
   /** Lifetime of a join token, seconds. */
@@ -101,6 +107,9 @@ export const managerSchema: Schema<ManagerConfig> = {
   dhcpRouter: { type: 'string', default: '', env: 'STORM_DHCP_ROUTER', doc: "initial router option (empty: the DHCP interface's address)", validate: optIp },
   dhcpLeaseTime: { type: 'int', default: 3600, env: 'STORM_DHCP_LEASE_TIME', doc: 'initial lease time, seconds', validate: (v) => (v >= 60 && v <= 31536000 ? undefined : `expected 60..31536000, got ${v}`) },
   enrollListen: { type: 'string', default: '127.0.0.1:7721', env: 'STORM_ENROLL_LISTEN', flag: 'enroll-listen', doc: 'stormd enrolment endpoint HOST:PORT (port 0: any free port)', validate: hostPort },
+  apiListen: { type: 'string', default: '127.0.0.1:7723', env: 'STORM_API_LISTEN', flag: 'api-listen', doc: "appliances' XML-RPC API HOST:PORT over mutual TLS (port 0: any free port; empty: off)", validate: optHostPort },
+  apiCreateLimit: { type: 'int', default: 16, env: 'STORM_API_CREATE_LIMIT', flag: 'api-create-limit', doc: 'live instances one instance may create over the API', validate: (v) => (v >= 0 && v <= 10_000 ? undefined : `expected 0..10000, got ${v}`) },
+  apiUrl: { type: 'string', default: '', env: 'STORM_API_URL', doc: 'API URL given to instances (empty: https://<managerAddress>:<port>/RPC2)', validate: (v) => (v === '' || /^https:\/\/[^\s/]+(\/\S*)?$/.test(v) ? undefined : `expected an https:// URL or "", got "${v}"`) },
   managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', doc: 'names and IPs in the manager certificate (comma-separated)' },
   joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
   hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },

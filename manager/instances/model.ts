@@ -20,6 +20,8 @@ export interface InstanceRecord {
   createdAt: string;
   updatedAt: string;
   error?: string;
+  /** Set when another instance asked for this one over the appliance API (`instance:NAME`). */
+  createdBy?: string;
   /** Layers before the last update, for `storm update rollback`. */
   previous?: { version: string; layers: Partial<Record<LayerRef['role'], string>> };
 }

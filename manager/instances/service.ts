@@ -26,6 +26,8 @@ export interface CreateRequest {
   appliance: string;
   host?: string;
   params?: Record<string, string>;
+  /** Who asked, when not the admin (e.g. `instance:web1` over the appliance API). */
+  createdBy?: string;
 }
 
 export interface MigrationReport {
@@ -81,7 +83,12 @@ export class InstanceService {
     private readonly appliances: ApplianceSource,
     private readonly bus: EventBus,
     private readonly log: Logger,
-    private readonly opts: { domain: string; instanceLayerMiB?: number } = { domain: 'cloud.storm' },
+    private readonly opts: {
+      domain: string;
+      instanceLayerMiB?: number;
+      /** Extra instance-layer files (its certificate, the API URL), made when it is provisioned. */
+      instanceFiles?: (inst: InstanceRecord) => Promise<Record<string, string>>;
+    } = { domain: 'cloud.storm' },
   ) {
     this.#c = store.collection<InstanceRecord>('instances');
     this.#journal = new Journal(store);
@@ -120,9 +127,10 @@ export class InstanceService {
       id, name: req.name, appliance: app.id, version: app.version, host, state: 'pending',
       layers: Object.fromEntries(app.layers.map((l) => [l.role, l.sha256])), mac: macFor(id),
       memoryMiB: app.memoryMiB, vcpus: app.vcpus, params: req.params ?? {}, createdAt: now, updatedAt: now,
+      ...(req.createdBy ? { createdBy: req.createdBy } : {}),
     };
     await this.#c.put(id, inst);
-    this.bus.emit({ kind: 'instance.created', object: `instance/${inst.name}`, message: `${inst.name} created on ${host}` });
+    this.bus.emit({ kind: 'instance.created', object: `instance/${inst.name}`, message: `${inst.name} created on ${host}${inst.createdBy ? ` (asked by ${inst.createdBy})` : ''}`, data: { id } });
     return inst;
   }
 
@@ -156,7 +164,11 @@ export class InstanceService {
         await this.#journal.step(j, 'layers');
         await agent.createInstanceLayer(inst.id, {
           hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256,
-          files: { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) },
+          files: {
+            '/etc/hostname': `${inst.name}\n`,
+            '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }),
+            ...(this.opts.instanceFiles ? await this.opts.instanceFiles(inst) : {}),
+          },
         });
         r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
         await this.#journal.step(j, 'instance-layer');

@@ -20,6 +20,7 @@ export const instanceRows: RowSpec<InstanceRecord> = {
     { header: 'AGE', get: (i) => age(i.createdAt) },
     { header: 'MAC', get: (i) => i.mac, wide: true },
     { header: 'ID', get: (i) => i.id, wide: true },
+    { header: 'CREATED BY', get: (i) => i.createdBy ?? 'admin', wide: true },
     { header: 'ERROR', get: (i) => i.error ?? '', wide: true },
   ],
 };

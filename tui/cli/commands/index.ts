@@ -11,6 +11,8 @@ import { layerCommands } from './layer.ts';
 import { userCommands } from './user.ts';
 import { groupCommands } from './group.ts';
 import { principalCommands } from './principal.ts';
+import { grantCommands } from './grant.ts';
+import { apiCommands } from './api.ts';
 
 /** Every `storm <noun> <verb>`, in help order. Each noun's commands live in their own file. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...channelCommands, ...applianceCommands, ...imageCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...userCommands, ...groupCommands, ...principalCommands];
+export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...channelCommands, ...applianceCommands, ...imageCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...userCommands, ...groupCommands, ...principalCommands, ...grantCommands, ...apiCommands];

@@ -1,0 +1,29 @@
+import type { StatusReport } from '../../../manager/rpc/methods.ts';
+import type { RowSpec } from '../../render/table.ts';
+import type { CommandDef } from '../command.ts';
+
+const reportRows: RowSpec<StatusReport> = {
+  name: (r) => r.instance,
+  columns: [
+    { header: 'INSTANCE', get: (r) => r.instance },
+    { header: 'STATUS', get: (r) => r.status },
+    { header: 'AT', get: (r) => r.at },
+    { header: 'MESSAGE', get: (r) => r.message },
+  ],
+};
+
+/** `storm api status|reports`: the appliances' XML-RPC API. */
+export const apiCommands: CommandDef[] = [
+  {
+    noun: 'api',
+    verb: 'status',
+    summary: "is the appliances' XML-RPC API serving, where, how many calls",
+    run: async (ctx) => ({ data: await (await ctx.api()).call('api.status') }),
+  },
+  {
+    noun: 'api',
+    verb: 'reports',
+    summary: 'the last status each instance reported over the API',
+    run: async (ctx) => ({ data: await (await ctx.api()).call<StatusReport[]>('api.reports'), rows: reportRows }),
+  },
+];
