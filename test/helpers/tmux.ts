@@ -1,5 +1,6 @@
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 
 /** A tmux server of our own (its own socket, no user config) running one command in a window. */
@@ -17,8 +18,14 @@ export interface Tmux {
 export function tmux(t: TestContext, command: string[], o: { cols?: number; rows?: number; prefix?: string } = {}): Tmux {
   const sock = `${o.prefix ?? 'con'}-${randomBytes(4).toString('hex')}`;
   const run = (...args: string[]) => execFileSync('tmux', ['-L', sock, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => void spawnSync('tmux', ['-L', sock, 'kill-server'], { stdio: 'ignore' }));
+  let socketPath = '';
+  t.after(() => {
+    spawnSync('tmux', ['-L', sock, 'kill-server'], { stdio: 'ignore' });
+    // tmux leaves its socket file behind.
+    if (socketPath) rmSync(socketPath, { force: true });
+  });
   run('-f', '/dev/null', 'new-session', '-d', '-s', 'main', '-x', String(o.cols ?? 100), '-y', String(o.rows ?? 30), ...command);
+  socketPath = run('display-message', '-p', '#{socket_path}').trim();
   const capture = () => run('capture-pane', '-p', '-t', 'main');
   return {
     keys: (...keys) => void run('send-keys', '-t', 'main', ...keys),
