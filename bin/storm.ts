@@ -11,6 +11,7 @@ import { managerConfig } from '../manager/config/config.ts';
 import { ControlClient } from '../manager/control/client.ts';
 import { startManager } from '../manager/main.ts';
 import { startLocalStormd } from './local-stormd.ts';
+import { startExampleChannel } from './example-channel.ts';
 import { createConsole } from '../tui/console/app.ts';
 import { runCli } from '../tui/cli/cli.ts';
 import type { CommandContext, CommandDef, OptionSpec } from '../tui/cli/command.ts';
@@ -92,9 +93,16 @@ const HOST_COMMANDS: CommandDef[] = [
         m.bus.emit({ kind: 'host.local', level: 'error', message: `local stormd not started: ${e.message}` });
         return undefined;
       });
+      // The example channel: served, subscribed and pulled in the background; a failure is shown, not fatal.
+      const channel = await startExampleChannel(m, log).catch((e: Error) => {
+        log.error('example channel not started', { error: e.message });
+        m.bus.emit({ kind: 'channel.example', level: 'error', message: `example channel not started: ${e.message}` });
+        return undefined;
+      });
       const stopAll = async () => {
         await local?.stop();
         await m.stop();
+        await channel?.stop();
       };
       createConsole({
         api: m.api({ actor: 'console', readOnly: false }),
