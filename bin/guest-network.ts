@@ -6,7 +6,7 @@
  * hands every packet to the manager (the one owner of the database).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { run } from '../lib/exec.ts';
@@ -46,20 +46,40 @@ export function guestNetworkUnavailable(uid: number): string | undefined {
   return undefined;
 }
 
-/** Create NETNS + veth + BRIDGE; refuses (conflict) when the namespace already exists. */
-export async function createGuestNetwork(o: { netns: string; bridge: string; address: string }): Promise<GuestNetwork> {
+/** The pid recorded in the owner file for this namespace, if that process still runs. */
+function liveOwner(ownerFile: string, netns: string): number | undefined {
+  try {
+    const o = JSON.parse(readFileSync(ownerFile, 'utf8')) as { netns?: string; pid?: number };
+    if (o.netns !== netns || typeof o.pid !== 'number') return -1;
+    return existsSync(`/proc/${o.pid}`) ? o.pid : undefined;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Create NETNS + veth + BRIDGE, recording ourselves in `ownerFile`. A namespace
+ * left by a crashed storm up of this state directory (owner gone) is removed
+ * first; any other existing one is refused.
+ */
+export async function createGuestNetwork(o: { netns: string; bridge: string; address: string; ownerFile: string }): Promise<GuestNetwork> {
   const outer = `${o.bridge}-o`;
   const inner = `${o.bridge}-i`;
   if (outer.length > 15) throw new Error(`bridge name ${o.bridge}: at most 13 characters (its veth is named ${outer})`);
-  const existing = await run('ip', ['netns', 'list']);
-  if (existing.stdout.split('\n').some((l) => l.split(' ')[0] === o.netns)) {
-    throw new Error(`namespace ${o.netns} already exists (another storm up, or left by a crash: ip netns del ${o.netns}; ip link del ${o.bridge})`);
-  }
   const remove = async () => {
     await run('ip', ['netns', 'del', o.netns]);
     await run('ip', ['link', 'del', outer]);
     await run('ip', ['link', 'del', o.bridge]);
+    rmSync(o.ownerFile, { force: true });
   };
+  const existing = await run('ip', ['netns', 'list']);
+  if (existing.stdout.split('\n').some((l) => l.split(' ')[0] === o.netns)) {
+    const owner = liveOwner(o.ownerFile, o.netns);
+    if (owner !== undefined) {
+      throw new Error(`namespace ${o.netns} already exists (${owner > 0 ? `storm up pid ${owner} runs it` : 'not made by this state directory'}; if it is stale: ip netns del ${o.netns}; ip link del ${o.bridge})`);
+    }
+    await remove(); // ours, left by a crash
+  }
   await withRevert(async (r) => {
     await ip('netns', 'add', o.netns);
     r.add('netns', remove);
@@ -74,6 +94,7 @@ export async function createGuestNetwork(o: { netns: string; bridge: string; add
     await ip('link', 'set', outer, 'master', o.bridge);
     await ip('link', 'set', o.bridge, 'up');
     await ip('link', 'set', outer, 'up');
+    writeFileSync(o.ownerFile, JSON.stringify({ netns: o.netns, bridge: o.bridge, pid: process.pid }) + '\n');
   });
   return { ...o, remove };
 }

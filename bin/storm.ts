@@ -105,9 +105,13 @@ const HOST_COMMANDS: CommandDef[] = [
       const netns = typeof ctx.opts.netns === 'string' ? ctx.opts.netns : GUEST_NETNS;
       const bridge = typeof ctx.opts.bridge === 'string' ? ctx.opts.bridge : GUEST_BRIDGE;
       // The guest network needs root; without it storm up says what it skipped and carries on.
-      const skipped = netns ? guestNetworkUnavailable(process.getuid?.() ?? -1) : 'disabled (--netns \'\')';
+      let skipped = netns ? guestNetworkUnavailable(process.getuid?.() ?? -1) : 'disabled (--netns \'\')';
+      const state = configFrom(ctx).state;
+      mkdirSync(state, { recursive: true, mode: 0o700 });
+      const net: GuestNetwork | undefined = skipped
+        ? undefined
+        : await createGuestNetwork({ netns, bridge, address: GUEST_ADDRESS, ownerFile: join(state, 'guest-network.json') }).catch((e: Error) => void (skipped = e.message));
       if (skipped) process.stderr.write(`storm up: guest network skipped: ${skipped}\n`);
-      const net: GuestNetwork | undefined = skipped ? undefined : await createGuestNetwork({ netns, bridge, address: GUEST_ADDRESS });
       // DNS answers on loopback; the relay in the namespace forwards guests' queries to it.
       const dnsPort = net && ctx.opts['dns-listen'] === undefined ? await freeLoopbackPort() : undefined;
       const config = configFrom(ctx, net ? { 'manager-address': GUEST_ADDRESS.split('/')[0], ...(dnsPort ? { 'dns-listen': `127.0.0.1:${dnsPort}` } : {}) } : {});
