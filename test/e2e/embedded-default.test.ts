@@ -125,7 +125,8 @@ test('storm up: console, example channel subscribed and pulled, local host onlin
   ip('netns', 'del', client.ns);
 
   const ours = [upPid, ...descendants(upPid)];
-  assert.ok(ours.length >= 3, `storm up runs its helpers as children (saw ${ours.length} processes)`);
+  const cmdlines = ours.map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' '));
+  for (const what of ['stormd.js start', 'netsvc-relay.ts', 'krb5kdc']) assert.ok(cmdlines.some((c) => c.includes(what)), `${what} runs under storm up: ${cmdlines.join('; ')}`);
   tmux('send-keys', '-t', session, 'q');
   await until('storm up to exit', () => /STORM-UP-EXITED 0/.test(pane()));
   const left = ours.filter(alive);
