@@ -109,7 +109,7 @@ test('storm up: console, example channel subscribed and pulled, local host onlin
   });
 
   // A guest's view: a client on the bridge gets a lease from the manager and resolves through it.
-  assert.equal(ip('-o', '-4', 'addr', 'show', 'dev', bridge).stdout.trim(), '', 'the bridge has no IPv4 address in the root namespace');
+  for (const dev of [bridge, `${bridge}-o`]) assert.equal(ip('-o', 'addr', 'show', 'dev', dev).stdout.trim(), '', `${dev} has no address (v4 or v6) in the root namespace`);
   for (const a of [['netns', 'add', client.ns], ['link', 'add', client.outer, 'type', 'veth', 'peer', 'name', client.inner], ['link', 'set', client.inner, 'netns', client.ns], ['link', 'set', client.outer, 'master', bridge], ['link', 'set', client.outer, 'up'], ['-n', client.ns, 'link', 'set', client.inner, 'up']]) {
     const r = ip(...a);
     assert.equal(r.status, 0, `ip ${a.join(' ')}: ${r.stderr}`);
