@@ -22,8 +22,8 @@ export interface FixtureManifest {
   boot: { kernel: { path: string; sha256: string }; initrd: { path: string; sha256: string } };
 }
 
-/** The kernel command line the example appliances boot with (serial console for the console log). */
-export const EXAMPLE_CMDLINE = 'console=ttyS0';
+/** The example appliances' kernel command line: serial console for the console log; a panic reboots at once (same as the wire e2e descriptors). */
+export const EXAMPLE_CMDLINE = 'console=ttyS0 panic=-1';
 
 /**
  * Publisher descriptors (docs/channel-format.md) for every fixture appliance.
