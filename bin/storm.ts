@@ -3,6 +3,7 @@
  * and the console together; the only file (with stormd.ts) that imports both.
  */
 import { openSync, mkdirSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { readEnv } from '../lib/env.ts';
 import { createLogger, type Level } from '../lib/logger.ts';
@@ -13,6 +14,8 @@ import { startManager } from '../manager/main.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Manager } from '../manager/main.ts';
 import { startLocalStormd } from './local-stormd.ts';
+import { startExampleChannel } from './example-channel.ts';
+import { createGuestNetwork, guestNetworkUnavailable, startRelay, type GuestNetwork } from './guest-network.ts';
 import { createConsole } from '../tui/console/app.ts';
 import { SshServer } from '../tui/ssh/server.ts';
 import { runCli } from '../tui/cli/cli.ts';
@@ -44,8 +47,8 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'api-create-limit': { type: 'string', doc: 'live instances one instance may create over the API' },
 };
 
-function configFrom(ctx: CommandContext) {
-  const flags: Record<string, unknown> = { state: ctx.state };
+function configFrom(ctx: CommandContext, extra: Record<string, unknown> = {}) {
+  const flags: Record<string, unknown> = { state: ctx.state, ...extra };
   for (const k of Object.keys(MANAGER_OPTIONS)) if (ctx.opts[k] !== undefined) flags[k] = ctx.opts[k];
   return managerConfig(env, flags);
 }
@@ -92,6 +95,21 @@ function keepAlive(log: Logger): void {
   process.on('unhandledRejection', (e) => log.error('unhandled rejection', { error: String((e as Error)?.message ?? e) }));
 }
 
+/** The embedded default's guest network (DESIGN.md §7). */
+const GUEST_NETNS = 'storm-lab';
+const GUEST_BRIDGE = 'stormbr0';
+const GUEST_ADDRESS = '10.77.0.1/16';
+
+const freeLoopbackPort = () =>
+  new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+
 const HOST_COMMANDS: CommandDef[] = [
   {
     noun: 'manager',
@@ -115,16 +133,43 @@ const HOST_COMMANDS: CommandDef[] = [
   {
     noun: 'up',
     verb: '',
-    summary: 'the embedded default: manager, local hypervisor, example channel and the console (q or Ctrl-C stops all)',
-    options: MANAGER_OPTIONS,
+    summary: 'the embedded default: manager, local hypervisor, example channel, guest network (root) and the console (q or Ctrl-C stops all)',
+    options: {
+      ...MANAGER_OPTIONS,
+      netns: { type: 'string', doc: `guest network namespace (default ${GUEST_NETNS}; '' = no guest network)` },
+      bridge: { type: 'string', doc: `address-less bridge guests attach to (default ${GUEST_BRIDGE})` },
+    },
     hostOnly: true,
     run: async (ctx) => {
-      const config = configFrom(ctx);
+      const netns = typeof ctx.opts.netns === 'string' ? ctx.opts.netns : GUEST_NETNS;
+      const bridge = typeof ctx.opts.bridge === 'string' ? ctx.opts.bridge : GUEST_BRIDGE;
+      // The guest network needs root; without it storm up says what it skipped and carries on.
+      let skipped = netns ? guestNetworkUnavailable(process.getuid?.() ?? -1) : 'disabled (--netns \'\')';
+      const state = configFrom(ctx).state;
+      mkdirSync(state, { recursive: true, mode: 0o700 });
+      const net: GuestNetwork | undefined = skipped
+        ? undefined
+        : await createGuestNetwork({ netns, bridge, address: GUEST_ADDRESS, ownerFile: join(state, 'guest-network.json') }).catch((e: Error) => void (skipped = e.message));
+      if (skipped) process.stderr.write(`storm up: guest network skipped: ${skipped}\n`);
+      // DNS answers on loopback; the relay in the namespace forwards guests' queries to it.
+      const dnsPort = net && ctx.opts['dns-listen'] === undefined ? await freeLoopbackPort() : undefined;
+      const config = configFrom(ctx, net ? { 'manager-address': GUEST_ADDRESS.split('/')[0], ...(dnsPort ? { 'dns-listen': `127.0.0.1:${dnsPort}` } : {}) } : {});
       mkdirSync(config.state, { recursive: true, mode: 0o700 });
       // The console owns the terminal, so the manager logs to a file.
       const fd = openSync(join(config.state, 'manager.log'), 'a');
       const log = createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) });
-      const m = await startManager({ config, log, path: env.PATH ?? '' });
+      const m = await startManager({ config, log, path: env.PATH ?? '' }).catch(async (e: Error) => {
+        await net?.remove();
+        throw e;
+      });
+      if (skipped) m.bus.emit({ kind: 'network.guest', level: 'warn', message: `guest network skipped: ${skipped}` });
+      const relay = net && dnsPort
+        ? await startRelay(m, net, dnsPort, log).catch((e: Error) => {
+            log.error('guest network relay not started', { error: e.message });
+            m.bus.emit({ kind: 'network.guest', level: 'error', message: `guest DHCP/DNS not started: ${e.message}` });
+            return undefined;
+          })
+        : undefined;
       keepAlive(log);
       const { ssh } = await startSsh(m, log);
       // The local hypervisor is part of the default; a failure is logged and shown as an event, not fatal.
@@ -133,10 +178,19 @@ const HOST_COMMANDS: CommandDef[] = [
         m.bus.emit({ kind: 'host.local', level: 'error', message: `local stormd not started: ${e.message}` });
         return undefined;
       });
+      // The example channel: served, subscribed and pulled in the background; a failure is shown, not fatal.
+      const channel = await startExampleChannel(m, log).catch((e: Error) => {
+        log.error('example channel not started', { error: e.message });
+        m.bus.emit({ kind: 'channel.example', level: 'error', message: `example channel not started: ${e.message}` });
+        return undefined;
+      });
       const stopAll = async () => {
+        await relay?.stop();
         await ssh?.close();
         await local?.stop();
         await m.stop();
+        await channel?.stop();
+        await net?.remove();
       };
       createConsole({
         api: m.api({ actor: 'console', readOnly: false }),

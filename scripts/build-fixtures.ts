@@ -9,6 +9,7 @@ import { run } from '../lib/exec.ts';
 import { readEnv } from '../lib/env.ts';
 import { PACKAGE_ROOT } from '../lib/paths.ts';
 import { buildLayer, digestFile, type LayerRole } from '../manager/images/layer-build.ts';
+import { buildExampleChannel, type FixtureManifest } from './example-channel.ts';
 
 const FIX = join(PACKAGE_ROOT, 'fixtures');
 const OUT = join(FIX, 'build');
@@ -168,7 +169,15 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+async function withChannel(): Promise<void> {
+  await main();
+  const manifest = JSON.parse(await readFile(join(OUT, 'manifest.json'), 'utf8')) as FixtureManifest;
+  const t0 = Date.now();
+  if (await buildExampleChannel(OUT, manifest)) console.error(`fixtures: published the example channel to ${relative(PACKAGE_ROOT, join(OUT, 'channel'))} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  else console.error('fixtures: example channel up to date');
+}
+
+withChannel().catch((e) => {
   console.error(`build-fixtures: ${(e as Error).message}`);
   process.exit(1);
 });

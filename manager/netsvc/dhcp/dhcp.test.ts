@@ -165,3 +165,27 @@ test(`DHCP parser and server: thousands of hostile packets (seed ${SEED}) are an
   assert.ok(dir);
   assert.ok(leases.every((l: Lease) => ipNum(l.ip) > 0));
 });
+
+test('serveRelayed: a service without its own socket answers for the relay with its server id, and status says so', async (t) => {
+  const store = await Store.open(tempDir(t) + '/db');
+  const svc = new DhcpService({
+    store, log: silentLogger, interface: '', listen: { host: '0.0.0.0', port: 67 }, subnet: '10.77.0.0/16', domain: 'storm.internal',
+    defaults: { start: '10.77.128.1', end: '10.77.128.10', router: '', dns: [], leaseTime: 600 },
+  });
+  await svc.start();
+  t.after(async () => {
+    await svc.stop();
+    await store.close().catch(() => undefined);
+  });
+  const discover = encodeRequest({ type: MSG.DISCOVER, xid: 7, mac: '52:54:00:00:00:09', options: [] });
+  assert.equal(await svc.handle(discover), undefined, 'no server id: nothing is answered');
+  assert.equal(svc.status().status, 'undetected');
+  svc.serveRelayed(SID, 'br0 via lab');
+  const out = await svc.handle(discover);
+  const offer = parseReply(out!.reply)!;
+  assert.equal(offer.type, MSG.OFFER);
+  assert.deepEqual([...offer.options.get(OPT.SERVER_ID)!], [10, 77, 0, 1]);
+  assert.deepEqual(out!.to, { address: '10.77.255.255', port: 68 });
+  assert.equal(svc.status().status, 'healthy');
+  assert.match(svc.status().reason, /br0 via lab \(10\.77\.0\.1\)/);
+});

@@ -99,6 +99,8 @@ export class DhcpService implements NetService {
   #socket: Socket | undefined;
   #serverId: string | undefined;
   #error: string | undefined;
+  /** Set when a relay in the guest namespace owns the socket and hands packets to handle(). */
+  #relayed: string | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #pendingOps: LeaseOp[] = [];
   #waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -170,7 +172,19 @@ export class DhcpService implements NetService {
     this.#o.log.info('dhcp serving', { interface: this.#o.interface, address: addr, pool: `${this.#settings.start}-${this.#settings.end}` });
   }
 
+  /**
+   * Serve through a socket another process owns: a relay inside the guest
+   * network namespace passes each packet to handle() and sends the reply
+   * (the embedded default, docs/netsvc.md). `serverId` is our address there.
+   */
+  serveRelayed(serverId: string, where: string): void {
+    this.#serverId = serverId;
+    this.#relayed = where;
+    this.#error = undefined;
+  }
+
   async stop(): Promise<void> {
+    this.#relayed = undefined;
     const s = this.#socket;
     this.#socket = undefined;
     if (s) await new Promise<void>((r) => s.close(() => r()));
@@ -180,9 +194,9 @@ export class DhcpService implements NetService {
 
   status(): Health {
     if (this.#error) return unhealthy('dhcp', this.#error, `run the manager in the namespace that holds ${this.#o.interface}, with an address in ${this.#o.subnet}`);
-    if (!this.#socket) return undetected('dhcp', 'the DHCP server is off (leases and reservations are kept)', 'set dhcpInterface (STORM_DHCP_INTERFACE) and start the manager in the namespace that holds it');
+    if (!this.#socket && !this.#relayed) return undetected('dhcp', 'the DHCP server is off (leases and reservations are kept)', 'set dhcpInterface (STORM_DHCP_INTERFACE) and start the manager in the namespace that holds it');
     const active = [...this.#leases.values()].filter((l) => l.state === 'bound' && l.expires > Date.now()).length;
-    return healthy('dhcp', `serving ${this.#o.interface} (${this.#serverId}), pool ${this.#settings.start}-${this.#settings.end}, ${active} active leases`, { ...this.stats });
+    return healthy('dhcp', `serving ${this.#relayed ?? this.#o.interface} (${this.#serverId}), pool ${this.#settings.start}-${this.#settings.end}, ${active} active leases`, { ...this.stats });
   }
 
   #serialise<T>(fn: () => Promise<T>): Promise<T> {
