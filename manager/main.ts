@@ -76,7 +76,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   registerChannels(registry, { channels, images });
   // Until hosts are wired in, placement finds no host.
   const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const instances = new InstanceService(store, hostDir, catalogApplianceSource(channels, images), bus, log);
+  const instances = new InstanceService(store, hostDir, catalogApplianceSource(channels), bus, log);
   registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).

@@ -4,12 +4,19 @@
  * memory for fast tests. Both run the conformance suite in
  * test/conformance/host-agent.case.ts.
  */
+/** Roles of the disks a domain gets from shared layers (`disk`: a traditional appliance's one image). */
+export type DiskRole = 'substrate' | 'appliance' | 'deployment' | 'disk';
+
+/** A file a host fetches into its cache by URL + digest: a layer, or the kernel/initrd it boots. */
 export interface LayerRef {
-  role: 'substrate' | 'appliance' | 'deployment' | 'disk';
+  role: DiskRole | 'kernel' | 'initrd';
   sha256: string;
   size: number;
   url: string;
 }
+
+/** A layer a domain gets as a disk. */
+export type DiskLayerRef = LayerRef & { role: DiskRole };
 
 export interface HostCapacity {
   memoryMiB: number;
@@ -30,11 +37,14 @@ export interface DomainRequest {
   name: string;
   memoryMiB: number;
   vcpus: number;
+  /** Digest of the kernel in the host's cache (ensured like a layer); an absolute path on the host also works. */
   kernel: string;
   initrd: string;
   cmdline: string;
   /** Layer digests by role; the agent maps them to its cache files. */
-  layers: Partial<Record<LayerRef['role'], string>>;
+  layers: Partial<Record<DiskRole, string>>;
+  /** Image format per layer (from the appliance XML); raw when absent. */
+  formats?: Partial<Record<DiskRole, 'raw' | 'qcow2'>>;
   instanceLayer: string;
   mac: string;
   bridge?: string;

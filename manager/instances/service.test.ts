@@ -13,7 +13,7 @@ import { domainName, type ApplianceSpec } from './model.ts';
 import { sha } from '../../test/conformance/host-agent.case.ts';
 
 const APP: ApplianceSpec = {
-  id: 'wiki', version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 256, vcpus: 1,
+  id: 'wiki', version: '1.0', kernel: { role: 'kernel', sha256: sha('kernel'), size: 10, url: 'http://x/k' }, initrd: { role: 'initrd', sha256: sha('initrd'), size: 10, url: 'http://x/i' }, memoryMiB: 256, vcpus: 1,
   layers: [
     { role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' },
     { role: 'appliance', sha256: sha('wiki'), size: 50, url: 'http://x/wiki' },

@@ -5,7 +5,7 @@ import { OperationLocks } from '../../lib/operation-lock.ts';
 import { Revert } from '../../lib/revert.ts';
 import type { EventBus } from '../events.ts';
 import type { Collection, Store } from '../store/store.ts';
-import type { DomainRequest, HostAgent } from './host-agent.ts';
+import type { DomainRequest, HostAgent, LayerRef } from './host-agent.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
 import { place, type Candidate } from './placement.ts';
@@ -62,6 +62,11 @@ export interface ReconcileReport {
   orphans: { host: string; domain: string }[];
   /** Instances whose recorded state disagreed with the host, now corrected. */
   corrected: { instance: string; from: InstanceState; to: InstanceState }[];
+}
+
+/** Everything a host must hold to boot the appliance: its kernel and initrd, then its layers. */
+function bootAndLayers(app: ApplianceSpec): LayerRef[] {
+  return [...(app.kernel ? [app.kernel] : []), ...(app.initrd ? [app.initrd] : []), ...app.layers];
 }
 
 const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
@@ -152,7 +157,7 @@ export class InstanceService {
       await this.#save(inst, { state: 'provisioning' });
       const r = new Revert();
       try {
-        for (const l of app.layers) await agent.ensureLayer(l);
+        for (const l of bootAndLayers(app)) await agent.ensureLayer(l);
         await this.#journal.step(j, 'layers');
         await agent.createInstanceLayer(inst.id, {
           hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256,
@@ -183,8 +188,9 @@ export class InstanceService {
 
   #domainRequest(inst: InstanceRecord, app: ApplianceSpec): DomainRequest {
     return {
-      name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel, initrd: app.initrd,
+      name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel?.sha256 ?? '', initrd: app.initrd?.sha256 ?? '',
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
+      ...(app.formats ? { formats: app.formats } : {}),
     };
   }
 
@@ -272,7 +278,7 @@ export class InstanceService {
         await this.#journal.step(j, 'stopped');
         const held = new Set(await dst.layers());
         let layerBytes = 0;
-        for (const l of app.layers) {
+        for (const l of bootAndLayers(app)) {
           if (held.has(l.sha256)) continue;
           await dst.ensureLayer(l);
           layerBytes += l.size;
@@ -376,7 +382,7 @@ export class InstanceService {
       const name = domainName(inst.id);
       const wasRunning = start ?? inst.state === 'running';
       const previous = { version: inst.version, layers: inst.layers };
-      for (const l of app.layers) if (layers[l.role] === l.sha256) await a.ensureLayer(l);
+      for (const l of bootAndLayers(app)) if (l.role === 'kernel' || l.role === 'initrd' || layers[l.role] === l.sha256) await a.ensureLayer(l);
       const j = await this.#journal.begin('update', inst.id, inst.host, { previous, wasRunning });
       try {
         await a.poweroff(name);
