@@ -13,7 +13,7 @@ import { catalogApplianceSource } from './channels/appliance-source.ts';
 import { ImageService } from './images/service.ts';
 import { registerInstances } from './services/instances.ts';
 import { InstanceService, type HostDirectory } from './instances/service.ts';
-import { notFound } from '../lib/errors.ts';
+import { unavailable } from '../lib/errors.ts';
 import { registerDirectory } from './services/directory.ts';
 import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
 import { followInstancesInDirectory, reconcileDirectory } from './directory/follow.ts';
@@ -30,6 +30,8 @@ import { registerDhcp } from './services/dhcp.ts';
 import { Pki } from './pki/pki.ts';
 import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
+import { hostDirectory } from './hosts/host-directory.ts';
+import { startReconciler } from './instances/reconciler.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 
 /** A running manager: the one owner of the state directory. */
@@ -74,9 +76,9 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
   registerChannels(registry, { channels, images });
-  // Until hosts are wired in, placement finds no host.
-  const hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const instances = new InstanceService(store, hostDir, catalogApplianceSource(channels), bus, log);
+  // Hypervisors come from the hosts service (started below, after the CA); until then there are none.
+  let hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
+  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, catalogApplianceSource(channels), bus, log);
   registerInstances(registry, instances, log);
 
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
@@ -162,6 +164,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   pki.onChange(() => void directory.ldap.setTls(ldapTls()));
   let joinUrl: string | undefined;
   const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
+  hostDir = hostDirectory(hosts);
   registerHosts(registry, hosts);
   registerPki(registry, pki);
   // The enrolment endpoint is optional: a taken port is reported, not fatal (the rest of the manager still works).
@@ -193,6 +196,8 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     throw e;
   }
   await hosts.start();
+  // Interrupted operations are finished or undone once the hosts' states are known, then periodically.
+  const reconciler = startReconciler({ instances, ready: hosts.firstPolls(), everyMs: config.reconcileSeconds * 1000, log: log.child({ svc: 'reconcile' }), bus });
   channels.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
@@ -217,6 +222,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
       if (stopped) return;
       stopped = true;
       clearInterval(maintain);
+      await reconciler.stop();
       hosts.stop();
       await enroll?.close();
       channels.stop();

@@ -99,3 +99,33 @@ test('reconcile undoes an interrupted provision, finishes a destroy, reports orp
   assert.deepEqual(await journal.values(), []);
   assert.equal((await fresh.list()).length, 1, 'no lost or duplicated record');
 });
+
+test('a periodic reconcile leaves a live operation alone and defers what an unreachable host blocks', async (t) => {
+  const { svc, agents, store, hosts } = await setup(t);
+  const h1 = agents.get('h1')!;
+  await svc.create({ name: 'web5', appliance: 'wiki', host: 'h1' });
+  // Hold provisioning inside its first step while reconcile runs.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const ensure = h1.ensureLayer.bind(h1);
+  h1.ensureLayer = async (l) => (await gate, ensure(l));
+  const provisioning = svc.provision('web5');
+  await new Promise((r) => setImmediate(r));
+  const rep = await svc.reconcile();
+  assert.deepEqual([rep.undone, rep.finished, rep.deferred], [[], [], []]);
+  release();
+  assert.equal((await provisioning).state, 'running');
+
+  // An interrupted destroy on a host that does not answer: deferred, the entry stays for the next pass.
+  const rec = await svc.create({ name: 'web6', appliance: 'wiki', host: 'h1' });
+  await store.collection('instances').put(rec.id, { ...rec, host: 'h9', state: 'deleting' });
+  const journal = store.collection<{ opId: string }>('journal');
+  await journal.put('op2', { opId: 'op2', op: 'destroy', instance: rec.id, host: 'h9', done: [], startedAt: '' } as never);
+  const unreachable = new Proxy({}, { get: () => async () => Promise.reject(new StormError('unreachable', 'h9 is down')) });
+  const down: HostDirectory = { list: hosts.list, agent: (n) => (n === 'h9' ? (unreachable as never) : hosts.agent(n)) };
+  const svc2 = new InstanceService(store, down, { resolve: async () => APP }, new EventBus(), silentLogger);
+  const rep2 = await svc2.reconcile();
+  assert.deepEqual(rep2.deferred, [{ instance: rec.id, op: 'destroy', error: 'h9 is down' }]);
+  assert.equal((await journal.values()).length, 1, 'kept for the next pass');
+  assert.equal((await svc2.get('web6')).state, 'deleting');
+});

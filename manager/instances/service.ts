@@ -62,6 +62,8 @@ export interface ReconcileReport {
   orphans: { host: string; domain: string }[];
   /** Instances whose recorded state disagreed with the host, now corrected. */
   corrected: { instance: string; from: InstanceState; to: InstanceState }[];
+  /** What could not be repaired now (host unreachable …); retried on the next pass. */
+  deferred: { instance?: string; host?: string; op?: string; error: string }[];
 }
 
 /** Everything a host must hold to boot the appliance: its kernel and initrd, then its layers. */
@@ -426,68 +428,82 @@ export class InstanceService {
     this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
   }
 
+  /** Finish or undo one interrupted operation (the caller holds the instance's lock). */
+  async #reconcileEntry(j: JournalEntry, rep: ReconcileReport): Promise<void> {
+    const inst = await this.#c.get(j.instance);
+    if (j.op === 'destroy') {
+      if (inst) await this.#finishDestroy(inst, j);
+      else await this.#journal.end(j);
+      rep.finished.push(j.instance);
+      return;
+    }
+    if (j.op === 'migrate') {
+      const target = String(j.data?.target ?? '');
+      const wasRunning = Boolean(j.data?.wasRunning);
+      if (inst && j.done.includes('switch')) await this.#finishMigration(inst, j.host, wasRunning, j);
+      else {
+        const dst = this.hosts.agent(target);
+        await dst.poweroff(domainName(j.instance));
+        await dst.undefine(domainName(j.instance));
+        await dst.removeInstanceLayer(j.instance);
+        if (inst && wasRunning && (await this.hosts.agent(j.host).state(domainName(j.instance))) !== 'running') await this.hosts.agent(j.host).start(domainName(j.instance));
+        await this.#journal.end(j);
+      }
+      (j.done.includes('switch') ? rep.finished : rep.undone).push(j.instance);
+      return;
+    }
+    if (j.op === 'update') {
+      // Redefine on whatever layers the record names (the define step saves them with it).
+      if (inst) {
+        const a = this.hosts.agent(inst.host);
+        const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+        await a.poweroff(domainName(inst.id));
+        await a.undefine(domainName(inst.id));
+        await a.define(this.#domainRequest(inst, app));
+        if (j.data?.wasRunning) await a.start(domainName(inst.id));
+        await this.#save(inst, { state: j.data?.wasRunning ? 'running' : 'stopped' });
+      }
+      await this.#journal.end(j);
+      rep.finished.push(j.instance);
+      return;
+    }
+    // Provision interrupted: undo whatever may have happened (each undo is safe to repeat).
+    const a = this.hosts.agent(j.host);
+    const name = domainName(j.instance);
+    await a.poweroff(name);
+    await a.undefine(name);
+    await a.removeInstanceLayer(j.instance);
+    await this.#journal.end(j);
+    if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
+    rep.undone.push(j.instance);
+  }
+
   /**
    * Compare journal and store with what the hosts report: finish interrupted
    * destroys, undo interrupted provisioning, correct drifted states, report
    * orphans. Domains without our prefix are never looked at.
    */
   async reconcile(): Promise<ReconcileReport> {
-    const rep: ReconcileReport = { finished: [], undone: [], orphans: [], corrected: [] };
+    const rep: ReconcileReport = { finished: [], undone: [], orphans: [], corrected: [], deferred: [] };
     for (const j of await this.#journal.open()) {
-      const inst = await this.#c.get(j.instance);
-      if (j.op === 'destroy') {
-        if (inst) await this.#finishDestroy(inst, j);
-        else await this.#journal.end(j);
-        rep.finished.push(j.instance);
-        continue;
+      // An operation running in this process owns its entry: only interrupted ones are ours to repair.
+      if (this.#locks.holder(j.instance)) continue;
+      try {
+        await this.#locks.run(j.instance, 'reconcile', () => this.#reconcileEntry(j, rep));
+      } catch (e) {
+        // Typically the host is unreachable: the entry stays open for the next pass.
+        rep.deferred.push({ instance: j.instance, op: j.op, error: toStormError(e).message });
       }
-      if (j.op === 'migrate') {
-        const target = String(j.data?.target ?? '');
-        const wasRunning = Boolean(j.data?.wasRunning);
-        if (inst && j.done.includes('switch')) await this.#finishMigration(inst, j.host, wasRunning, j);
-        else {
-          const dst = this.hosts.agent(target);
-          await dst.poweroff(domainName(j.instance));
-          await dst.undefine(domainName(j.instance));
-          await dst.removeInstanceLayer(j.instance);
-          if (inst && wasRunning && (await this.hosts.agent(j.host).state(domainName(j.instance))) !== 'running') await this.hosts.agent(j.host).start(domainName(j.instance));
-          await this.#journal.end(j);
-        }
-        (j.done.includes('switch') ? rep.finished : rep.undone).push(j.instance);
-        continue;
-      }
-      if (j.op === 'update') {
-        // Redefine on whatever layers the record names (the define step saves them with it).
-        if (inst) {
-          const a = this.hosts.agent(inst.host);
-          const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
-          await a.poweroff(domainName(inst.id));
-          await a.undefine(domainName(inst.id));
-          await a.define(this.#domainRequest(inst, app));
-          if (j.data?.wasRunning) await a.start(domainName(inst.id));
-          await this.#save(inst, { state: j.data?.wasRunning ? 'running' : 'stopped' });
-        }
-        await this.#journal.end(j);
-        rep.finished.push(j.instance);
-        continue;
-      }
-      // Provision interrupted: undo whatever may have happened (each undo is safe to repeat).
-      const a = this.hosts.agent(j.host);
-      const name = domainName(j.instance);
-      await a.poweroff(name);
-      await a.undefine(name);
-      await a.removeInstanceLayer(j.instance);
-      await this.#journal.end(j);
-      if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
-      rep.undone.push(j.instance);
     }
     const insts = await this.#c.values();
     for (const h of await this.hosts.list()) {
       if (!h.online) continue;
-      const doms = await this.hosts.agent(h.name).domains();
+      const doms = await this.hosts.agent(h.name).domains().catch((e) => (rep.deferred.push({ host: h.name, error: toStormError(e).message }), []));
       for (const d of doms) {
         if (!d.name.startsWith(DOMAIN_PREFIX)) continue;
         const inst = insts.find((i) => domainName(i.id) === d.name && i.host === h.name);
+        if (inst && this.#locks.holder(inst.id)) continue; // an action in progress: its result is the truth
+        if (!inst && insts.some((i) => domainName(i.id) === d.name && this.#locks.holder(i.id))) continue; // e.g. mid-migration
         if (!inst) {
           rep.orphans.push({ host: h.name, domain: d.name });
           continue;
