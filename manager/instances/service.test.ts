@@ -129,3 +129,11 @@ test('a periodic reconcile leaves a live operation alone and defers what an unre
   assert.equal((await journal.values()).length, 1, 'kept for the next pass');
   assert.equal((await svc2.get('web6')).state, 'deleting');
 });
+
+test('console: the end of the instance domain\'s serial log, from its host', async (t) => {
+  const { svc } = await setup(t);
+  const inst = await svc.create({ name: 'web7', appliance: 'wiki', host: 'h2' });
+  await svc.provision('web7');
+  assert.deepEqual(await svc.console('web7'), { instance: 'web7', host: 'h2', text: `boot ${domainName(inst.id)}\n` });
+  await assert.rejects(svc.console('web7', 0), (e: StormError) => e.code === 'invalid');
+});

@@ -225,6 +225,14 @@ export class InstanceService {
     });
   }
 
+  /** The end of the instance's serial console log (what its guest printed). */
+  async console(ref: string, bytes = 16384): Promise<{ instance: string; host: string; text: string }> {
+    const inst = await this.get(ref);
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024 * 1024) throw invalid(`console: bytes must be 1..1048576, got ${bytes}`);
+    const text = await this.hosts.agent(inst.host).consoleTail(domainName(inst.id), bytes);
+    return { instance: inst.name, host: inst.host, text };
+  }
+
   /** Snapshots of the instance layer: take, list, restore (instance stopped), delete. */
   async snapshot(ref: string, snap: string): Promise<void> {
     const inst = await this.get(ref);
