@@ -214,8 +214,14 @@ export class LocalHostAgent {
     await this.#o.driver.shutdown(name, { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
   }
 
+  /** Absent is fine: undo and reconciliation repeat it on domains that may never have been defined. */
   async poweroff(name: string): Promise<void> {
-    await this.#o.driver.poweroff(name);
+    try {
+      await this.#o.driver.poweroff(name);
+    } catch (e) {
+      if (e instanceof StormError && e.code === 'not_found') return;
+      throw e;
+    }
   }
 
   async undefine(name: string): Promise<void> {

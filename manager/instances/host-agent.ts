@@ -66,6 +66,7 @@ export interface HostAgent {
   define(req: DomainRequest): Promise<void>;
   start(name: string): Promise<void>;
   shutdown(name: string): Promise<void>;
+  /** Power off; absent is fine (undo steps must be safe to repeat). */
   poweroff(name: string): Promise<void>;
   /** Undefine; absent is fine. */
   undefine(name: string): Promise<void>;

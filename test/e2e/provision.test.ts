@@ -6,14 +6,15 @@
 // destroy leave no domain and no instance layer behind.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { STORM_BIN, STORMD_BIN, startManagerProcess, storm } from '../helpers/storm.ts';
-import { startStormdProcess } from '../helpers/stormd.ts';
+import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
@@ -35,11 +36,24 @@ function ok(args: string[], env: NodeJS.ProcessEnv): string {
 }
 const json = <T>(args: string[], env: NodeJS.ProcessEnv): T => JSON.parse(ok([...args, '-o', 'json'], env)) as T;
 
+/** The same, without blocking this process (when a server in it must keep answering). */
+function okAsync(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [STORM_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.stderr.on('data', (d: Buffer) => (err += d));
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`storm ${args.join(' ')} exited ${code}:\n${err}`))));
+  });
+}
+const jsonAsync = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await okAsync([...args, '-o', 'json'], env)) as T;
+
 /** Ask again until `check` passes (bounded: the caller's deadline, not a timing assertion). */
-async function until<T>(what: string, get: () => T, check: (v: T) => boolean, seconds = 90): Promise<T> {
+async function until<T>(what: string, get: () => T | Promise<T>, check: (v: T) => boolean, seconds = 90): Promise<T> {
   const end = Date.now() + seconds * 1000;
   for (;;) {
-    const v = get();
+    const v = await get();
     if (check(v)) return v;
     if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
     await new Promise((r) => setTimeout(r, 500));
@@ -116,4 +130,76 @@ test('storm instance create boots the wiki on an enrolled stormd; console, stop,
   assert.ok(!existsSync(join(hv, 'instances', inst.id)), 'the instance layer is gone');
   assert.deepEqual(json<unknown[]>(['instance', 'list'], env), []);
   assert.equal(readdirSync(join(hv, 'layers')).filter((f) => /^[0-9a-f]{64}$/.test(f)).length, 5);
+});
+
+test('SIGKILL of the manager mid-provisioning: on restart the operation is undone, one record, no domain, no instance layer', async (t) => {
+  const root = tempDir(t, 'storm-wire-kill-');
+  const state = join(root, 'manager');
+  const hv = join(root, 'stormd');
+  const ours: string[] = [];
+  t.after(() => {
+    for (const d of ours) {
+      virsh('destroy', d);
+      virsh('undefine', d);
+    }
+  });
+  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(),
+    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
+    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
+  };
+  // The channel from a server we control: the deployment layer's download is held until we say so.
+  ok(['channel', 'publish', CHANNEL, '--base-url', 'http://127.0.0.1/'], env); // before our server exists: sync is fine
+  const held = readdirSync(CHANNEL).find((f) => f.startsWith('wiki-example-corp') && f.endsWith('-deployment.img'))!;
+  let armed = false;
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let reached!: () => void;
+  const holding = new Promise<void>((r) => (reached = r));
+  const server = http.createServer((req, res) => {
+    const rel = decodeURIComponent((req.url ?? '/').split('?')[0]!.slice(1));
+    const file = join(CHANNEL, rel);
+    if (rel.includes('..') || !existsSync(file) || !statSync(file).isFile()) return res.writeHead(404).end();
+    const send = () => {
+      res.writeHead(200, { 'content-length': statSync(file).size });
+      if (req.method === 'HEAD') res.end();
+      else createReadStream(file).pipe(res);
+    };
+    if (rel === held && armed && req.method === 'GET') {
+      reached();
+      void released.then(send);
+    } else send();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => (release(), server.closeAllConnections(), server.close(() => r()))));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+
+  let manager = await startManagerProcess(t, state, [], env);
+  const sport = await freePort();
+  const added = await jsonAsync<{ token: string; joinUrl: string }>(['host', 'add', 'hv1', `127.0.0.1:${sport}`], env);
+  await joinStormd(added.joinUrl, added.token, hv);
+  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await until('hv1 online', () => jsonAsync<{ state: string }>(['host', 'show', 'hv1'], env), (h) => h.state === 'online');
+  await okAsync(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env);
+
+  armed = true;
+  const created = await jsonAsync<{ id: string; state: string }>(['instance', 'create', 'web2', '--appliance', 'wiki', '--no-wait'], env);
+  ours.push(`storm-${created.id}`);
+  await holding; // provisioning is inside its "layers" step, journaled
+  assert.equal((await jsonAsync<{ state: string }>(['instance', 'show', 'web2'], env)).state, 'provisioning');
+  manager.child.kill('SIGKILL');
+  await manager.stop();
+  release();
+
+  // Restart on the same state: reconciliation runs once hv1 has been polled.
+  manager = await startManagerProcess(t, state, [], env);
+  const after = await until('web2 reconciled', () => jsonAsync<{ state: string; error?: string }>(['instance', 'show', 'web2'], env), (i) => i.state === 'failed');
+  assert.match(after.error ?? '', /interrupted/);
+  assert.equal((await jsonAsync<unknown[]>(['instance', 'list'], env)).length, 1, 'no lost or duplicated record');
+  assert.ok(!domainNames().includes(`storm-${created.id}`), 'no domain');
+  assert.ok(!existsSync(join(hv, 'instances', created.id, 'instance.qcow2')), 'no instance layer');
+  // The failed record is the admin's to remove.
+  await okAsync(['instance', 'destroy', 'web2', '--yes'], env);
+  assert.deepEqual(await jsonAsync<unknown[]>(['instance', 'list'], env), []);
 });
