@@ -78,12 +78,21 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
   registerChannels(registry, { channels, images });
   // Hypervisors come from the hosts service (started below, after the CA); until then there are none.
   let hostDir: HostDirectory = { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
-  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, catalogApplianceSource(channels), bus, log);
-  registerInstances(registry, instances, log);
-
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
   const dhcpAddress = config.dhcpInterface ? interfaceAddress(config.dhcpInterface) : undefined;
   const managerAddress = config.managerAddress || dhcpAddress || '127.0.0.1';
+  // Each instance's layer gets its own certificate from the CA (opened below), revoked when it is destroyed.
+  let caForInstances: Pki | undefined;
+  const identity = {
+    issue: async (name: string) => {
+      if (!caForInstances) throw unavailable('the CA is not open yet: the manager is starting');
+      return caForInstances.issueInstance(name);
+    },
+    revoke: async (serial: string) => caForInstances?.revoke(serial, 'instance destroyed'),
+  };
+  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, catalogApplianceSource(channels), bus, log, { domain: config.dnsDomain, managerAddress, identity });
+  registerInstances(registry, instances, log);
+
   const reverse = reverseZoneFor(config.dhcpSubnet);
   const dns = new DnsService({
     store,
@@ -155,6 +164,7 @@ export async function startManager({ config, log, path }: ManagerDeps): Promise<
     await store.close();
     throw e;
   }
+  caForInstances = pki;
   // LDAP StartTLS and LDAPS present the manager's certificate, renewed with it.
   const ldapTls = () => {
     const t = pki.managerTls();

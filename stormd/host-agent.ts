@@ -129,7 +129,7 @@ export class LocalHostAgent {
     const sizeMiB = Number.isInteger(spec.sizeMiB) ? spec.sizeMiB : 256;
     const files: Record<string, string> = { ...(spec.files ?? {}) };
     if (typeof spec.domain === 'string' && spec.domain) files['/etc/storm/domain'] ??= `${spec.domain}\n`;
-    const info = await this.instances.create(id, { hostname: spec.hostname, files }, { sizeMiB, swapMiB: Math.max(1, Math.min(32, Math.floor(sizeMiB / 4))) });
+    const info = await this.instances.create(id, { hostname: spec.hostname, files, ...(spec.tls ? { tls: spec.tls } : {}) }, { sizeMiB, swapMiB: Math.max(1, Math.min(32, Math.floor(sizeMiB / 4))) });
     return { bytes: (await stat(info.path)).size };
   }
 

@@ -64,7 +64,10 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
       handler: (p: P) => {
         const spec = reqObject(p, 'spec', M.instanceLayerCreate);
         const files = spec.files === undefined ? {} : reqObject(spec, 'files', M.instanceLayerCreate);
+        const t = spec.tls === undefined ? undefined : reqObject(spec, 'tls', M.instanceLayerCreate);
+        const pem = (k: string) => reqString(t!, k, M.instanceLayerCreate, 64 * 1024);
         return agent.createInstanceLayer(id(p, M.instanceLayerCreate), {
+          ...(t ? { tls: { cert: pem('cert'), key: pem('key'), ca: pem('ca') } } : {}),
           hostname: reqString(spec, 'hostname', M.instanceLayerCreate, 253),
           domain: typeof spec.domain === 'string' ? spec.domain : '',
           files: files as Record<string, string>,

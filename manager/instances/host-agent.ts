@@ -31,6 +31,8 @@ export interface InstanceLayerSpec {
   domain: string;
   files: Record<string, string>;
   sizeMiB: number;
+  /** The instance's certificate, its key (written 0600) and the CA certificate, under /etc/storm/tls/. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export interface DomainRequest {

@@ -20,6 +20,8 @@ export interface InstanceRecord {
   createdAt: string;
   updatedAt: string;
   error?: string;
+  /** Serial of the instance's certificate (revoked when it is destroyed). */
+  certSerial?: string;
   /** Layers before the last update, for `storm update rollback`. */
   previous?: { version: string; layers: Partial<Record<DiskRole, string>> };
 }

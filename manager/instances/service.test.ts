@@ -137,3 +137,27 @@ test('console: the end of the instance domain\'s serial log, from its host', asy
   assert.deepEqual(await svc.console('web7'), { instance: 'web7', host: 'h2', text: `boot ${domainName(inst.id)}\n` });
   await assert.rejects(svc.console('web7', 0), (e: StormError) => e.code === 'invalid');
 });
+
+test('each instance layer carries its own certificate and the manager address; destroy revokes the certificate', async (t) => {
+  const { store, agents, hosts, apps, bus } = await setup(t);
+  const issued: string[] = [];
+  const revoked: string[] = [];
+  const identity = {
+    issue: async (name: string) => (issued.push(name), { key: `KEY ${name}`, cert: `CERT ${name}`, ca: 'CA', serial: `0${issued.length}` }),
+    revoke: async (serial: string) => void revoked.push(serial),
+  };
+  const svc = new InstanceService(store, hosts, apps, bus, silentLogger, { domain: 'cloud.storm', managerAddress: '10.77.0.1', identity });
+  const inst = await svc.create({ name: 'web8', appliance: 'wiki', host: 'h1' });
+  const up = await svc.provision('web8');
+  assert.equal(up.certSerial, '01');
+  const layer = agents.get('h1')!.instanceLayers.get(inst.id)!;
+  assert.deepEqual(layer.tls, { key: 'KEY web8', cert: 'CERT web8', ca: 'CA' });
+  assert.equal(layer.files['/etc/storm/manager'], '10.77.0.1\n');
+  await svc.destroy('web8');
+  assert.deepEqual(revoked, ['01']);
+  // A provisioning that fails after the certificate was issued revokes it while undoing.
+  await svc.create({ name: 'web9', appliance: 'wiki', host: 'h1' });
+  agents.get('h1')!.failNext.add('start');
+  await assert.rejects(svc.provision('web9'));
+  assert.deepEqual(revoked, ['01', '02']);
+});

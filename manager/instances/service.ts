@@ -71,6 +71,18 @@ function bootAndLayers(app: ApplianceSpec): LayerRef[] {
   return [...(app.kernel ? [app.kernel] : []), ...(app.initrd ? [app.initrd] : []), ...app.layers];
 }
 
+export interface InstanceServiceOptions {
+  domain: string;
+  instanceLayerMiB?: number;
+  /** The manager's address, written into every instance layer (/etc/storm/manager). */
+  managerAddress?: string;
+  /** The CA: each instance gets its own certificate in its layer; it is revoked at destroy. */
+  identity?: {
+    issue(name: string): Promise<{ key: string; cert: string; ca: string; serial: string }>;
+    revoke(serial: string): Promise<unknown>;
+  };
+}
+
 const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
 
 /**
@@ -88,7 +100,7 @@ export class InstanceService {
     private readonly appliances: ApplianceSource,
     private readonly bus: EventBus,
     private readonly log: Logger,
-    private readonly opts: { domain: string; instanceLayerMiB?: number } = { domain: 'cloud.storm' },
+    private readonly opts: InstanceServiceOptions = { domain: 'cloud.storm' },
   ) {
     this.#c = store.collection<InstanceRecord>('instances');
     this.#journal = new Journal(store);
@@ -161,10 +173,16 @@ export class InstanceService {
       try {
         for (const l of bootAndLayers(app)) await agent.ensureLayer(l);
         await this.#journal.step(j, 'layers');
-        await agent.createInstanceLayer(inst.id, {
-          hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256,
-          files: { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) },
-        });
+        let tls: { key: string; cert: string; ca: string } | undefined;
+        if (this.opts.identity) {
+          const id = await this.opts.identity.issue(inst.name);
+          await this.#save(inst, { certSerial: id.serial });
+          r.add('certificate', () => this.#revoke(inst));
+          tls = { key: id.key, cert: id.cert, ca: id.ca };
+        }
+        const files: Record<string, string> = { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) };
+        if (this.opts.managerAddress) files['/etc/storm/manager'] = `${this.opts.managerAddress}\n`;
+        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}) });
         r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
         await this.#journal.step(j, 'instance-layer');
         const name = domainName(inst.id);
@@ -431,9 +449,16 @@ export class InstanceService {
     await this.#journal.step(j, 'undefine');
     await a.removeInstanceLayer(inst.id);
     await this.#journal.step(j, 'instance-layer');
+    await this.#revoke(inst);
     await this.#c.del(inst.id);
     await this.#journal.end(j);
     this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
+  }
+
+  /** Revoke the instance's certificate, if it has one (already revoked is fine). */
+  async #revoke(inst: InstanceRecord): Promise<void> {
+    if (!inst.certSerial || !this.opts.identity) return;
+    await this.opts.identity.revoke(inst.certSerial);
   }
 
   /** Finish or undo one interrupted operation (the caller holds the instance's lock). */
@@ -481,6 +506,7 @@ export class InstanceService {
     await a.poweroff(name);
     await a.undefine(name);
     await a.removeInstanceLayer(j.instance);
+    if (inst) await this.#revoke(inst);
     await this.#journal.end(j);
     if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
     rep.undone.push(j.instance);

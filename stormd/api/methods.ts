@@ -109,6 +109,8 @@ export interface AgentInstanceLayerSpec {
   domain: string;
   files: Record<string, string>;
   sizeMiB: number;
+  /** The instance's certificate, key (0600) and the CA certificate, written under /etc/storm/tls/. */
+  tls?: { cert: string; key: string; ca: string };
 }
 export interface AgentDomainRequest {
   name: string;

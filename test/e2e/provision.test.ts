@@ -120,6 +120,17 @@ test('storm instance create boots the wiki on an enrolled stormd; console, stop,
   // Graceful stop (ACPI power button → the guest powers off), then start again.
   assert.equal(json<{ state: string }>(['instance', 'stop', 'web1'], env).state, 'stopped');
   assert.equal(virsh('domstate', dom).stdout.trim(), 'shut off');
+  // Its instance layer (built by stormd from what the manager sent): the hostname, the manager's
+  // address and its own certificate from the CA, in the layer format the guest mounts as its upper layer.
+  const raw = join(root, 'instance.raw');
+  assert.equal(spawnSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', join(hv, 'instances', inst.id, 'instance.qcow2'), raw]).status, 0);
+  const cat = (path: string) => spawnSync('debugfs', ['-R', `cat ${path}`, `${raw}?offset=${1024 * 1024}`], { encoding: 'utf8' }).stdout;
+  assert.equal(cat('/root/etc/hostname'), 'web1\n');
+  assert.equal(cat('/root/etc/storm/manager'), '127.0.0.1\n');
+  assert.match(cat('/root/etc/storm/tls/instance.crt'), /BEGIN CERTIFICATE/);
+  assert.match(cat('/root/etc/storm/tls/ca.crt'), /BEGIN CERTIFICATE/);
+  const certSerial = json<{ certSerial: string }>(['instance', 'show', 'web1'], env).certSerial;
+  assert.ok(certSerial, 'the record names its certificate');
   assert.equal(json<{ state: string }>(['instance', 'start', 'web1'], env).state, 'running');
   await until('the guest is up again', () => storm(['instance', 'console', 'web1'], { env }).stdout, (s) => /STORM-GUEST: ready/.test(s));
 
@@ -129,6 +140,8 @@ test('storm instance create boots the wiki on an enrolled stormd; console, stop,
   assert.ok(!domainNames().includes(dom), `${dom} is gone from libvirt`);
   assert.ok(!existsSync(join(hv, 'instances', inst.id)), 'the instance layer is gone');
   assert.deepEqual(json<unknown[]>(['instance', 'list'], env), []);
+  const cert = json<{ serial: string; revokedAt?: string }[]>(['pki', 'list'], env).find((c) => c.serial === certSerial);
+  assert.ok(cert?.revokedAt, 'its certificate is revoked');
   assert.equal(readdirSync(join(hv, 'layers')).filter((f) => /^[0-9a-f]{64}$/.test(f)).length, 5);
 });
 
