@@ -52,7 +52,7 @@ export default async function (): Promise<BenchResult[]> {
     config, log: silentLogger, path: process.env.PATH ?? '',
     instanceBackends: {
       hosts: { list: async () => [{ name: 'h1', online: true }], agent: () => agentH },
-      appliances: { resolve: async () => ({ id: 'wiki', version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 128, vcpus: 1, layers: [{ role: 'substrate', sha256: sha('5ub'), size: 1, url: 'http://x/s' }] }) },
+      appliances: { resolve: async () => ({ id: 'wiki', version: '1.0', memoryMiB: 128, vcpus: 1, layers: [{ role: 'substrate', sha256: sha('5ub'), size: 1, url: 'http://x/s' }] }) },
     },
   });
   try {

@@ -8,6 +8,10 @@ import { VERSION } from '../lib/version.ts';
 import { STORMD_DEFAULT_PORT } from '../stormd/api/methods.ts';
 import { join } from '../stormd/join.ts';
 import { startStormd } from '../stormd/main.ts';
+import { LocalHostAgent } from '../stormd/host-agent.ts';
+import { LibvirtDriver } from '../stormd/hypervisor/libvirt/libvirt-driver.ts';
+import { hypervisorMethods } from '../stormd/hypervisor-methods.ts';
+import { loadState } from '../stormd/state.ts';
 
 const USAGE = `stormd ${VERSION}: the STORM hypervisor agent
 
@@ -53,11 +57,23 @@ async function main(): Promise<number> {
     const level = (values['log-level'] ?? env.STORMD_LOG_LEVEL ?? 'info') as Level;
     if (!['debug', 'info', 'warn', 'error'].includes(level)) throw invalid(`--log-level: expected debug|info|warn|error, got "${level}"`);
     const log = createLogger({ level, base: { svc: 'stormd' } });
-    const d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri: values['libvirt-uri'] ?? env.STORMD_LIBVIRT_URI ?? 'qemu:///system', path: env.PATH ?? '', log });
+    const libvirtUri = values['libvirt-uri'] ?? env.STORMD_LIBVIRT_URI ?? 'qemu:///system';
+    // The hypervisor side: layer cache, instance layers and libvirt behind layer.*, instanceLayer.*, domain.*.
+    const { id } = loadState(state);
+    const driver = new LibvirtDriver({ uri: libvirtUri });
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver });
+    let d;
+    try {
+      d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent) });
+    } catch (e) {
+      await driver.close();
+      throw e;
+    }
     const a = d.server.address();
     process.stdout.write(`stormd ready: ${d.name} listening on ${a.host}:${a.port}\n`);
+    const running = d;
     await new Promise<void>((resolve) => {
-      const stop = () => void d.stop().finally(resolve);
+      const stop = () => void running.stop().finally(() => driver.close()).finally(resolve);
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

@@ -13,7 +13,7 @@ import { catalogApplianceSource } from './channels/appliance-source.ts';
 import { ImageService } from './images/service.ts';
 import { registerInstances } from './services/instances.ts';
 import { InstanceService, type ApplianceSource, type HostDirectory } from './instances/service.ts';
-import { notFound } from '../lib/errors.ts';
+import { unavailable } from '../lib/errors.ts';
 import { registerDirectory } from './services/directory.ts';
 import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
 import { followInstancesInDirectory, reconcileDirectory } from './directory/follow.ts';
@@ -30,6 +30,8 @@ import { registerDhcp } from './services/dhcp.ts';
 import { Pki } from './pki/pki.ts';
 import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
+import { hostDirectory } from './hosts/host-directory.ts';
+import { startReconciler } from './instances/reconciler.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
@@ -80,20 +82,33 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
   registerChannels(registry, { channels, images });
-  // Until hosts are wired in, placement finds no host (tests inject memory hosts and appliances).
-  const hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw notFound(`host "${n}" not found`); } };
-  const appliances: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels, images);
-  // The API (which issues instance certificates) starts after the CA; provisioning reaches it through this late binding.
+  // Hypervisors come from the hosts service (started below, after the CA); tests may inject memory hosts and appliances.
+  let hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
+  const appliances: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels);
+  // The API (which holds instance certificates) starts after the CA; provisioning reaches it through this late binding.
   let applianceApi: ApplianceApi | undefined;
-  const instances = new InstanceService(store, hostDir, appliances, bus, log, {
-    domain: config.dnsDomain,
-    instanceFiles: async (inst) => (applianceApi ? applianceApi.instanceFiles(inst) : {}),
-  });
-  registerInstances(registry, instances, log);
-
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
   const dhcpAddress = config.dhcpInterface ? interfaceAddress(config.dhcpInterface) : undefined;
   const managerAddress = config.managerAddress || dhcpAddress || '127.0.0.1';
+  // Each instance's layer carries its own API certificate (the appliance API's credentials), revoked when it is destroyed.
+  let caForInstances: Pki | undefined;
+  const identity = {
+    issue: async (inst: { id: string; name: string }) => {
+      if (!applianceApi || !caForInstances) throw unavailable('the CA is not open yet: the manager is starting');
+      const c = await applianceApi.creds.ensure(inst);
+      return { key: c.key, cert: c.cert, ca: caForInstances.caCertPem, serial: c.serial };
+    },
+    revoke: async (serial: string) => caForInstances?.revoke(serial, 'instance destroyed'),
+  };
+  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
+    domain: config.dnsDomain,
+    managerAddress,
+    identity,
+    // The API URL the instance calls (written after identity's files, so /etc/storm/manager names the API).
+    instanceFiles: async (): Promise<Record<string, string>> => (applianceApi ? { '/etc/storm/manager': `${applianceApi.url}\n` } : {}),
+  });
+  registerInstances(registry, instances, log);
+
   const reverse = reverseZoneFor(config.dhcpSubnet);
   const dns = new DnsService({
     store,
@@ -165,6 +180,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     await store.close();
     throw e;
   }
+  caForInstances = pki;
   // LDAP StartTLS and LDAPS present the manager's certificate, renewed with it.
   const ldapTls = () => {
     const t = pki.managerTls();
@@ -174,6 +190,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   pki.onChange(() => void directory.ldap.setTls(ldapTls()));
   let joinUrl: string | undefined;
   const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
+  if (!instanceBackends) hostDir = hostDirectory(hosts);
   registerHosts(registry, hosts);
   registerPki(registry, pki);
   // The enrolment endpoint is optional: a taken port is reported, not fatal (the rest of the manager still works).
@@ -234,6 +251,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     throw e;
   }
   await hosts.start();
+  // Interrupted operations are finished or undone once the hosts' states are known, then periodically.
+  const reconciler = startReconciler({ instances, ready: hosts.firstPolls(), everyMs: config.reconcileSeconds * 1000, log: log.child({ svc: 'reconcile' }), bus });
   channels.start();
   bus.emit({ kind: 'manager.started', message: `manager started (state ${config.state})` });
   log.info('manager ready', { state: config.state, control: control.path });
@@ -259,6 +278,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       if (stopped) return;
       stopped = true;
       clearInterval(maintain);
+      await reconciler.stop();
       hosts.stop();
       await enroll?.close();
       channels.stop();

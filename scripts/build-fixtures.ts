@@ -3,7 +3,7 @@
 // nothing changed builds nothing. The initrd is built (and cached) by initrd/build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, readlink, lstat, rename, rm, writeFile, symlink, chmod } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, lstat, rename, rm, writeFile, symlink, chmod } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { run } from '../lib/exec.ts';
 import { readEnv } from '../lib/env.ts';
@@ -96,6 +96,63 @@ async function bootArtefacts(): Promise<Record<string, { path: string; sha256: s
   return { kernel: { path: kernel, ...(await digestFile(kernel)) }, initrd: { path: initrd, ...(await digestFile(initrd)) } };
 }
 
+interface Manifest {
+  layers: LayerEntry[];
+  appliances: ({ id: string; version: string; title: string; description: string; memoryMiB: number; vcpus: number; layers?: Record<string, string>; dataVolumes?: Meta['dataVolumes']; traditional?: boolean; disk?: { path: string } })[];
+  boot: Record<'kernel' | 'initrd', { path: string; sha256: string; size: number }>;
+}
+
+/** Write `path` only when its contents differ (a channel server may be serving the folder). */
+async function writeIfChanged(path: string, text: string): Promise<void> {
+  if (existsSync(path) && (await readFile(path, 'utf8')) === text) return;
+  await writeFile(path + '.tmp', text);
+  await rename(path + '.tmp', path);
+}
+
+/**
+ * Make fixtures/build a channel folder: channel.json, one descriptor per
+ * appliance (appliances/ID.json) and the kernel and initrd under boot/, so
+ * `storm channel publish fixtures/build --base-url URL` then `storm channel
+ * serve fixtures/build` publish the example channel (docs/channel-format.md).
+ */
+async function writeChannelInputs(m: Manifest): Promise<void> {
+  await mkdir(join(OUT, 'appliances'), { recursive: true });
+  await mkdir(join(OUT, 'boot'), { recursive: true });
+  const boot: Record<string, string> = {};
+  for (const k of ['kernel', 'initrd'] as const) {
+    const b = m.boot[k];
+    const name = `boot/${k}-${b.sha256.slice(0, 16)}`;
+    const dst = join(OUT, name);
+    if (!existsSync(dst) || (await digestFile(dst)).sha256 !== b.sha256) {
+      await copyFile(b.path, dst + '.tmp');
+      await rename(dst + '.tmp', dst);
+    }
+    boot[k] = name;
+  }
+  for (const f of await readdir(join(OUT, 'boot'))) if (!Object.values(boot).includes(`boot/${f}`)) await rm(join(OUT, 'boot', f), { force: true });
+  await writeIfChanged(join(OUT, 'channel.json'), JSON.stringify({ title: 'STORM example channel', description: 'the example appliances built from fixtures/ (scripts/build-fixtures)' }, null, 2) + '\n');
+  const byRef = new Map(m.layers.map((l) => [`${l.name}@${l.version}`, l]));
+  const want = new Set<string>();
+  for (const a of m.appliances) {
+    const d: Record<string, unknown> = { id: a.id, version: a.version, title: a.title, description: a.description, memory: a.memoryMiB, vcpus: a.vcpus };
+    if (a.disk) d.disk = { file: a.disk.path, format: 'raw' };
+    else {
+      d.layers = Object.entries(a.layers ?? {}).map(([role, ref]) => {
+        const l = byRef.get(ref);
+        if (!l) throw new Error(`appliance ${a.id}: layer ${ref} is not in the manifest`);
+        return { role, name: l.name, version: l.version, file: l.path, format: 'raw' };
+      });
+    }
+    d.boot = { kernel: { file: boot.kernel }, initrd: { file: boot.initrd }, cmdline: 'console=ttyS0 panic=-1' };
+    const vol = a.dataVolumes?.[0];
+    if (vol) d.volume = { sizeMiB: vol.sizeMiB, mount: vol.path };
+    const file = `${a.id}.json`;
+    want.add(file);
+    await writeIfChanged(join(OUT, 'appliances', file), JSON.stringify(d, null, 2) + '\n');
+  }
+  for (const f of await readdir(join(OUT, 'appliances'))) if (f.endsWith('.json') && !want.has(f)) await rm(join(OUT, 'appliances', f));
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
   if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: apt-get install busybox-static (or set STORM_BUSYBOX)`);
@@ -109,6 +166,7 @@ async function main(): Promise<void> {
       await writeFile(manifestPath + '.tmp', JSON.stringify({ ...old, boot }, null, 2) + '\n');
       await rename(manifestPath + '.tmp', manifestPath);
     }
+    await writeChannelInputs(JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest);
     console.error(`fixtures: up to date (${digest.slice(0, 12)})`);
     return;
   }
@@ -163,6 +221,7 @@ async function main(): Promise<void> {
     const manifest = { format: 'storm-fixtures/1', inputDigest: digest, layers, appliances, boot };
     await writeFile(manifestPath + '.tmp', JSON.stringify(manifest, null, 2) + '\n');
     await rename(manifestPath + '.tmp', manifestPath);
+    await writeChannelInputs(manifest as Manifest);
     console.error(`fixtures: built ${keep.size} images in ${((Date.now() - t0) / 1000).toFixed(1)} s (${digest.slice(0, 12)})`);
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -3,8 +3,8 @@
  * host-agent.ts), as one object over the hypervisor driver, the layer cache
  * and the instance layers. The XML-RPC server maps each method 1:1; every
  * argument is plain JSON, checked here, and every failure is a StormError
- * with a code. Types are repeated structurally (stormd may not import the
- * manager); the lead can move them into stormd/api/.
+ * with a code. The wire types live in stormd/api/methods.ts (the manager's
+ * side imports them from there; stormd may not import the manager).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -17,56 +17,9 @@ import type { Health } from '../lib/health.ts';
 import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
+import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentInstanceLayerSpec, AgentLayerRef, AgentLayerRole, AgentTransferRef } from './api/methods.ts';
 
-export type AgentLayerRole = 'substrate' | 'appliance' | 'deployment' | 'disk';
-export interface AgentLayerRef {
-  role: AgentLayerRole;
-  sha256: string;
-  size: number;
-  url: string;
-}
-export interface AgentCapacity {
-  memoryMiB: number;
-  freeMemoryMiB: number;
-  vcpus: number;
-  freeDiskBytes: number;
-}
-export interface AgentInstanceLayerSpec {
-  hostname: string;
-  domain: string;
-  files: Record<string, string>;
-  sizeMiB: number;
-}
-export interface AgentDomainRequest {
-  name: string;
-  memoryMiB: number;
-  vcpus: number;
-  /** A cached digest, or an absolute path on this hypervisor. */
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-  layers: Partial<Record<AgentLayerRole, string>>;
-  /** Image format per layer (from the appliance XML); raw when absent. Never probed from the file. */
-  formats?: Partial<Record<AgentLayerRole, 'raw' | 'qcow2'>>;
-  /** Instance id whose instance layer is attached as sdd. */
-  instanceLayer: string;
-  mac: string;
-  bridge?: string;
-}
-export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
-export interface AgentHostInfo extends AgentCapacity {
-  host: string;
-  cpuModel: string;
-  hypervisor: Health;
-  /** kvm when KVM is usable, qemu (TCG) otherwise. */
-  virtType: 'kvm' | 'qemu';
-  layerCache: { layers: number; bytes: number };
-}
-export interface AgentTransferRef {
-  url: string;
-  sha256: string;
-  size: number;
-}
+export type { AgentLayerRole, AgentLayerRef, AgentCapacity, AgentInstanceLayerSpec, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentTransferRef };
 
 export interface LocalHostAgentOptions {
   host: string;
@@ -176,7 +129,7 @@ export class LocalHostAgent {
     const sizeMiB = Number.isInteger(spec.sizeMiB) ? spec.sizeMiB : 256;
     const files: Record<string, string> = { ...(spec.files ?? {}) };
     if (typeof spec.domain === 'string' && spec.domain) files['/etc/storm/domain'] ??= `${spec.domain}\n`;
-    const info = await this.instances.create(id, { hostname: spec.hostname, files }, { sizeMiB, swapMiB: Math.max(1, Math.min(32, Math.floor(sizeMiB / 4))) });
+    const info = await this.instances.create(id, { hostname: spec.hostname, files, ...(spec.tls ? { tls: spec.tls } : {}) }, { sizeMiB, swapMiB: Math.max(1, Math.min(32, Math.floor(sizeMiB / 4))) });
     return { bytes: (await stat(info.path)).size };
   }
 
@@ -261,8 +214,14 @@ export class LocalHostAgent {
     await this.#o.driver.shutdown(name, { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
   }
 
+  /** Absent is fine: undo and reconciliation repeat it on domains that may never have been defined. */
   async poweroff(name: string): Promise<void> {
-    await this.#o.driver.poweroff(name);
+    try {
+      await this.#o.driver.poweroff(name);
+    } catch (e) {
+      if (e instanceof StormError && e.code === 'not_found') return;
+      throw e;
+    }
   }
 
   async undefine(name: string): Promise<void> {

@@ -2,36 +2,15 @@
  * The hypervisor's XML-RPC methods (layer.*, instanceLayer.*, domain.*,
  * host.capacity): thin handlers over LocalHostAgent, one struct in, plain
  * data out. Register with `startStormd({ methods: hypervisorMethods(agent) })`.
- * The names belong in stormd/api/methods.ts (the manager's side of the wire);
- * they live here until that file takes them.
+ * The names and shapes are in stormd/api/methods.ts (the manager's side of the wire).
  */
 import { invalid } from '../lib/errors.ts';
-import type { LocalHostAgent, AgentDomainRequest, AgentLayerRef, AgentTransferRef, AgentInstanceLayerSpec } from './host-agent.ts';
+import { HYPERVISOR_METHODS, type AgentDomainRequest, type AgentLayerRef, type AgentTransferRef, type AgentInstanceLayerSpec } from './api/methods.ts';
+import type { LocalHostAgent } from './host-agent.ts';
 import { reqString, type StormdMethod } from './server/methods.ts';
 
-export const HYPERVISOR_METHODS = {
-  capacity: 'host.capacity',
-  layerList: 'layer.list',
-  layerEnsure: 'layer.ensure',
-  layerDownloads: 'layer.downloads',
-  layerRemoveUnreferenced: 'layer.removeUnreferenced',
-  instanceLayerCreate: 'instanceLayer.create',
-  instanceLayerRemove: 'instanceLayer.remove',
-  instanceLayerSnapshot: 'instanceLayer.snapshot',
-  instanceLayerRestore: 'instanceLayer.restore',
-  instanceLayerDeleteSnapshot: 'instanceLayer.deleteSnapshot',
-  instanceLayerSnapshots: 'instanceLayer.snapshots',
-  instanceLayerExport: 'instanceLayer.export',
-  instanceLayerImport: 'instanceLayer.import',
-  domainDefine: 'domain.define',
-  domainStart: 'domain.start',
-  domainShutdown: 'domain.shutdown',
-  domainPoweroff: 'domain.poweroff',
-  domainUndefine: 'domain.undefine',
-  domainState: 'domain.state',
-  domainList: 'domain.list',
-  domainConsoleTail: 'domain.consoleTail',
-} as const;
+export { HYPERVISOR_METHODS };
+
 
 type P = Record<string, unknown>;
 
@@ -85,7 +64,10 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
       handler: (p: P) => {
         const spec = reqObject(p, 'spec', M.instanceLayerCreate);
         const files = spec.files === undefined ? {} : reqObject(spec, 'files', M.instanceLayerCreate);
+        const t = spec.tls === undefined ? undefined : reqObject(spec, 'tls', M.instanceLayerCreate);
+        const pem = (k: string) => reqString(t!, k, M.instanceLayerCreate, 64 * 1024);
         return agent.createInstanceLayer(id(p, M.instanceLayerCreate), {
+          ...(t ? { tls: { cert: pem('cert'), key: pem('key'), ca: pem('ca') } } : {}),
           hostname: reqString(spec, 'hostname', M.instanceLayerCreate, 253),
           domain: typeof spec.domain === 'string' ? spec.domain : '',
           files: files as Record<string, string>,

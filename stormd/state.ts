@@ -43,6 +43,8 @@ export function loadState(state: string): { id: StormdIdentity; tls: StormdTls }
 
 /** Write everything enrolment produced; the identity file last, so a half-done join reads as not enrolled. */
 export function saveEnrolment(state: string, id: StormdIdentity, tls: StormdTls): void {
+  // The state dir holds layers and instance disks QEMU (libvirt-qemu) must reach: traversable; only pki/ is private.
+  mkdirSync(state, { recursive: true, mode: 0o755 });
   mkdirSync(pkiDir(state), { recursive: true, mode: 0o700 });
   writeFileAtomic(f(state, 'key.pem'), tls.key, 0o600);
   writeFileAtomic(f(state, 'cert.pem'), tls.cert, 0o644);

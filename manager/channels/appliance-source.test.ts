@@ -25,17 +25,19 @@ test('the catalog resolves appliances for provisioning: layers by digest with UR
   const channels = new ChannelService({ store, bus, log: silentLogger, refreshSeconds: 0 });
   const images = new ImageService({ root: tempDir(t), channels, bus, parallel: 2, reserveBytes: 0 });
   await channels.add({ url: url + 'feed.xml', name: 'lab' });
-  const src = catalogApplianceSource(channels, images);
+  const src = catalogApplianceSource(channels);
   const web = await src.resolve('web');
   assert.deepEqual(web.layers.map((l) => [l.role, l.sha256, l.size, l.url]), [
     ['substrate', sha256(ch.files['layers/jeos-1.0.img']!), 300_000, url + 'layers/jeos-1.0.img'],
     ['appliance', sha256(ch.files['layers/web-1.0.img']!), 70_000, url + 'layers/web-1.0.img'],
   ]);
-  assert.equal(web.kernel, images.store.path(sha256(ch.files['boot/vmlinuz']!)));
+  assert.deepEqual(web.kernel, { role: 'kernel', sha256: sha256(ch.files['boot/vmlinuz']!), size: ch.files['boot/vmlinuz']!.length, url: url + 'boot/vmlinuz' });
+  assert.equal(web.initrd?.url, url + 'boot/initrd.img');
+  assert.deepEqual(web.formats, { substrate: 'raw', appliance: 'raw' });
   assert.equal(web.cmdline, 'console=ttyS0');
   assert.equal((await src.resolve('lab/mail@2.1')).memoryMiB, 512);
   const legacy = await src.resolve('legacy@0.9');
   assert.deepEqual(legacy.layers.map((l) => l.role), ['disk']);
-  assert.equal(legacy.kernel, '');
+  assert.equal(legacy.kernel, undefined);
   await assert.rejects(src.resolve('ghost'), /appliance "ghost" not found in the catalog/);
 });

@@ -49,6 +49,8 @@ export interface ManagerConfig {
   joinTokenTtl: number;
   /** Seconds between health polls of an online hypervisor (failures back off up to 60 s). */
   hostPollSeconds: number;
+  /** Seconds between reconciliation passes (one also runs at start); 0: only at start. */
+  reconcileSeconds: number;
   /** LDAP (with StartTLS) HOST:PORT; empty turns LDAP off. */
   ldapListen: string;
   /** LDAPS HOST:PORT (served once the manager has a certificate); empty turns it off. */
@@ -112,6 +114,7 @@ export const managerSchema: Schema<ManagerConfig> = {
   apiUrl: { type: 'string', default: '', env: 'STORM_API_URL', doc: 'API URL given to instances (empty: https://<managerAddress>:<port>/RPC2)', validate: (v) => (v === '' || /^https:\/\/[^\s/]+(\/\S*)?$/.test(v) ? undefined : `expected an https:// URL or "", got "${v}"`) },
   managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', doc: 'names and IPs in the manager certificate (comma-separated)' },
   joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
+  reconcileSeconds: { type: 'int', default: 300, env: 'STORM_RECONCILE_SECONDS', doc: 'seconds between reconciliation passes (also one at start, after the first host polls); 0: only at start', validate: (v) => (v >= 0 && v <= 86400 ? undefined : 'expected 0..86400 seconds') },
   hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },
   ldapListen: { type: 'string', default: '127.0.0.1:1389', env: 'STORM_LDAP_LISTEN', flag: 'ldap-listen', doc: 'LDAP server HOST:PORT (StartTLS once the manager has a certificate); empty = off', validate: optHostPort },
   ldapsListen: { type: 'string', default: '127.0.0.1:1636', env: 'STORM_LDAPS_LISTEN', flag: 'ldaps-listen', doc: 'LDAPS server HOST:PORT (needs the manager certificate); empty = off', validate: optHostPort },

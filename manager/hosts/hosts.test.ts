@@ -98,3 +98,14 @@ test('a bad CSR is refused, issues nothing, and leaves the token usable', async 
   assert.equal((await hosts.list())[0]!.certSerial, undefined);
   assert.equal((await join({ manager: url, token: a.token, state: pathJoin(dir, 'ok') })).name, 'hv2');
 });
+
+test('firstPolls resolves once every host enrolled at start has been polled, reachable or not', async (t) => {
+  const { hosts, url, dir } = await setup(t);
+  const added = await hosts.add('hv9', '127.0.0.1:9'); // nothing listens there: its poll fails (offline)
+  await join({ manager: url, token: added.token, state: pathJoin(dir, 'hv9') });
+  await hosts.start();
+  await hosts.firstPolls();
+  const rec = (await hosts.list()).find((h) => h.name === 'hv9')!;
+  assert.equal(rec.state, 'offline');
+  assert.equal(rec.lastError?.code, 'unreachable');
+});

@@ -73,6 +73,9 @@ export class Hosts {
   readonly #failures = new Map<string, number>();
   readonly #pushing = new Map<string, Promise<CrlUpdateResult | undefined>>();
   #stopped = false;
+  /** Hosts enrolled at start whose first poll has not finished yet. */
+  readonly #firstPoll = new Map<string, () => void>();
+  #firstPolls: Promise<void> = Promise.resolve();
 
   constructor(o: HostsOptions) {
     this.#o = o;
@@ -86,11 +89,20 @@ export class Hosts {
 
   /** Begin polling every enrolled host. */
   async start(): Promise<void> {
-    for (const h of await this.#c.values()) if (h.certSerial) this.#schedule(h.name, 0);
+    const enrolled = (await this.#c.values()).filter((h) => h.certSerial);
+    this.#firstPolls = Promise.all(enrolled.map((h) => new Promise<void>((r) => this.#firstPoll.set(h.name, r)))).then(() => undefined);
+    for (const h of enrolled) this.#schedule(h.name, 0);
+  }
+
+  /** Resolves once every host enrolled at start has been polled (online or not): then the states are real. */
+  firstPolls(): Promise<void> {
+    return this.#firstPolls;
   }
 
   stop(): void {
     this.#stopped = true;
+    for (const r of this.#firstPoll.values()) r();
+    this.#firstPoll.clear();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     for (const c of this.#clients.values()) c.reset();
@@ -222,6 +234,15 @@ export class Hosts {
 
   /** Poll one host now; reschedules itself (interval when online, backoff when not). */
   async poll(name: string): Promise<HostRecord> {
+    try {
+      return await this.#poll(name);
+    } finally {
+      this.#firstPoll.get(name)?.();
+      this.#firstPoll.delete(name);
+    }
+  }
+
+  async #poll(name: string): Promise<HostRecord> {
     const rec = await this.#c.require(name, 'host');
     let next: HostRecord;
     try {

@@ -4,12 +4,19 @@
  * memory for fast tests. Both run the conformance suite in
  * test/conformance/host-agent.case.ts.
  */
+/** Roles of the disks a domain gets from shared layers (`disk`: a traditional appliance's one image). */
+export type DiskRole = 'substrate' | 'appliance' | 'deployment' | 'disk';
+
+/** A file a host fetches into its cache by URL + digest: a layer, or the kernel/initrd it boots. */
 export interface LayerRef {
-  role: 'substrate' | 'appliance' | 'deployment' | 'disk';
+  role: DiskRole | 'kernel' | 'initrd';
   sha256: string;
   size: number;
   url: string;
 }
+
+/** A layer a domain gets as a disk. */
+export type DiskLayerRef = LayerRef & { role: DiskRole };
 
 export interface HostCapacity {
   memoryMiB: number;
@@ -24,17 +31,22 @@ export interface InstanceLayerSpec {
   domain: string;
   files: Record<string, string>;
   sizeMiB: number;
+  /** The instance's certificate, its key (written 0600) and the CA certificate, under /etc/storm/tls/. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export interface DomainRequest {
   name: string;
   memoryMiB: number;
   vcpus: number;
+  /** Digest of the kernel in the host's cache (ensured like a layer); an absolute path on the host also works. */
   kernel: string;
   initrd: string;
   cmdline: string;
   /** Layer digests by role; the agent maps them to its cache files. */
-  layers: Partial<Record<LayerRef['role'], string>>;
+  layers: Partial<Record<DiskRole, string>>;
+  /** Image format per layer (from the appliance XML); raw when absent. */
+  formats?: Partial<Record<DiskRole, 'raw' | 'qcow2'>>;
   instanceLayer: string;
   mac: string;
   bridge?: string;
@@ -56,6 +68,7 @@ export interface HostAgent {
   define(req: DomainRequest): Promise<void>;
   start(name: string): Promise<void>;
   shutdown(name: string): Promise<void>;
+  /** Power off; absent is fine (undo steps must be safe to repeat). */
   poweroff(name: string): Promise<void>;
   /** Undefine; absent is fine. */
   undefine(name: string): Promise<void>;

@@ -46,6 +46,8 @@ export class MemoryHostAgent implements HostAgent {
     const cur = this.doms.get(req.name);
     if (cur && cur.state === 'running') throw conflict(`domain ${req.name} is running`);
     for (const d of Object.values(req.layers)) if (d && !this.cache.has(d)) throw notFound(`layer ${d} is not in the cache of ${this.host}`);
+    // Kernel and initrd: a digest must be cached (like a layer); an absolute path is the host's business.
+    for (const d of [req.kernel, req.initrd]) if (/^[0-9a-f]{64}$/.test(d) && !this.cache.has(d)) throw notFound(`boot file ${d} is not in the cache of ${this.host}`);
     if (!this.instanceLayers.has(req.instanceLayer)) throw notFound(`instance layer ${req.instanceLayer} not found on ${this.host}`);
     this.doms.set(req.name, { req, state: 'stopped', console: cur?.console ?? '' });
   }

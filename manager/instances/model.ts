@@ -1,5 +1,5 @@
 import { conflict } from '../../lib/errors.ts';
-import type { LayerRef } from './host-agent.ts';
+import type { DiskLayerRef, DiskRole, LayerRef } from './host-agent.ts';
 
 export const INSTANCE_STATES = ['pending', 'provisioning', 'running', 'stopped', 'failed', 'deleting'] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
@@ -12,7 +12,7 @@ export interface InstanceRecord {
   version: string;
   host: string;
   state: InstanceState;
-  layers: Partial<Record<LayerRef['role'], string>>;
+  layers: Partial<Record<DiskRole, string>>;
   mac: string;
   memoryMiB: number;
   vcpus: number;
@@ -22,17 +22,23 @@ export interface InstanceRecord {
   error?: string;
   /** Set when another instance asked for this one over the appliance API (`instance:NAME`). */
   createdBy?: string;
+  /** Serial of the instance's certificate (revoked when it is destroyed). */
+  certSerial?: string;
   /** Layers before the last update, for `storm update rollback`. */
-  previous?: { version: string; layers: Partial<Record<LayerRef['role'], string>> };
+  previous?: { version: string; layers: Partial<Record<DiskRole, string>> };
 }
 
 /** An appliance as provisioning needs it (resolved from the channel catalog). */
 export interface ApplianceSpec {
   id: string;
   version: string;
-  layers: LayerRef[];
-  kernel: string;
-  initrd: string;
+  /** The disk layers (roles substrate, appliance, deployment, or one disk). */
+  layers: DiskLayerRef[];
+  /** Boot files, fetched by digest into the host's cache like layers (absent: the disk boots itself). */
+  kernel?: LayerRef;
+  initrd?: LayerRef;
+  /** Image format per layer role, from the appliance XML (raw when absent). */
+  formats?: Partial<Record<DiskRole, 'raw' | 'qcow2'>>;
   memoryMiB: number;
   vcpus: number;
   cmdline?: string;

@@ -13,7 +13,7 @@ import { domainName, type ApplianceSpec } from './model.ts';
 import { sha } from '../../test/conformance/host-agent.case.ts';
 
 const app = (version: string, substrate: string): ApplianceSpec => ({
-  id: 'wiki', version, kernel: '/k', initrd: '/i', memoryMiB: 256, vcpus: 1,
+  id: 'wiki', version, kernel: { role: 'kernel', sha256: sha('kernel'), size: 10, url: 'http://x/k' }, initrd: { role: 'initrd', sha256: sha('initrd'), size: 10, url: 'http://x/i' }, memoryMiB: 256, vcpus: 1,
   layers: [
     { role: 'substrate', sha256: sha(substrate), size: 1_000_000, url: `http://x/${substrate}` },
     { role: 'appliance', sha256: sha('wiki'), size: 500_000, url: 'http://x/wiki' },
@@ -54,7 +54,8 @@ test('migration moves only the instance layer when the target holds the shared l
   const { svc, agents } = await setup(t);
   const i = await svc.create({ name: 'w2', appliance: 'wiki', host: 'h1' });
   await svc.provision('w2');
-  for (const l of VERSIONS['1.0']!.layers) await agents.get('h2')!.ensureLayer(l);
+  const v = VERSIONS['1.0']!;
+  for (const l of [...v.layers, v.kernel!, v.initrd!]) await agents.get('h2')!.ensureLayer(l); // boot files travel like layers
   const rep = await svc.migrate('w2', 'h2');
   assert.equal(rep.layerBytes, 0);
   assert.equal(rep.bytesMoved, rep.instanceLayerBytes);

@@ -13,7 +13,7 @@ import { domainName, type ApplianceSpec } from './model.ts';
 import { sha } from '../../test/conformance/host-agent.case.ts';
 
 const APP: ApplianceSpec = {
-  id: 'wiki', version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 256, vcpus: 1,
+  id: 'wiki', version: '1.0', kernel: { role: 'kernel', sha256: sha('kernel'), size: 10, url: 'http://x/k' }, initrd: { role: 'initrd', sha256: sha('initrd'), size: 10, url: 'http://x/i' }, memoryMiB: 256, vcpus: 1,
   layers: [
     { role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' },
     { role: 'appliance', sha256: sha('wiki'), size: 50, url: 'http://x/wiki' },
@@ -98,4 +98,66 @@ test('reconcile undoes an interrupted provision, finishes a destroy, reports orp
   assert.equal(await h1.state('someone-elses-vm'), 'stopped', 'never touched');
   assert.deepEqual(await journal.values(), []);
   assert.equal((await fresh.list()).length, 1, 'no lost or duplicated record');
+});
+
+test('a periodic reconcile leaves a live operation alone and defers what an unreachable host blocks', async (t) => {
+  const { svc, agents, store, hosts } = await setup(t);
+  const h1 = agents.get('h1')!;
+  await svc.create({ name: 'web5', appliance: 'wiki', host: 'h1' });
+  // Hold provisioning inside its first step while reconcile runs.
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const ensure = h1.ensureLayer.bind(h1);
+  h1.ensureLayer = async (l) => (await gate, ensure(l));
+  const provisioning = svc.provision('web5');
+  await new Promise((r) => setImmediate(r));
+  const rep = await svc.reconcile();
+  assert.deepEqual([rep.undone, rep.finished, rep.deferred], [[], [], []]);
+  release();
+  assert.equal((await provisioning).state, 'running');
+
+  // An interrupted destroy on a host that does not answer: deferred, the entry stays for the next pass.
+  const rec = await svc.create({ name: 'web6', appliance: 'wiki', host: 'h1' });
+  await store.collection('instances').put(rec.id, { ...rec, host: 'h9', state: 'deleting' });
+  const journal = store.collection<{ opId: string }>('journal');
+  await journal.put('op2', { opId: 'op2', op: 'destroy', instance: rec.id, host: 'h9', done: [], startedAt: '' } as never);
+  const unreachable = new Proxy({}, { get: () => async () => Promise.reject(new StormError('unreachable', 'h9 is down')) });
+  const down: HostDirectory = { list: hosts.list, agent: (n) => (n === 'h9' ? (unreachable as never) : hosts.agent(n)) };
+  const svc2 = new InstanceService(store, down, { resolve: async () => APP }, new EventBus(), silentLogger);
+  const rep2 = await svc2.reconcile();
+  assert.deepEqual(rep2.deferred, [{ instance: rec.id, op: 'destroy', error: 'h9 is down' }]);
+  assert.equal((await journal.values()).length, 1, 'kept for the next pass');
+  assert.equal((await svc2.get('web6')).state, 'deleting');
+});
+
+test('console: the end of the instance domain\'s serial log, from its host', async (t) => {
+  const { svc } = await setup(t);
+  const inst = await svc.create({ name: 'web7', appliance: 'wiki', host: 'h2' });
+  await svc.provision('web7');
+  assert.deepEqual(await svc.console('web7'), { instance: 'web7', host: 'h2', text: `boot ${domainName(inst.id)}\n` });
+  await assert.rejects(svc.console('web7', 0), (e: StormError) => e.code === 'invalid');
+});
+
+test('each instance layer carries its own certificate and the manager address; destroy revokes the certificate', async (t) => {
+  const { store, agents, hosts, apps, bus } = await setup(t);
+  const issued: string[] = [];
+  const revoked: string[] = [];
+  const identity = {
+    issue: async ({ name }: { id: string; name: string }) => (issued.push(name), { key: `KEY ${name}`, cert: `CERT ${name}`, ca: 'CA', serial: `0${issued.length}` }),
+    revoke: async (serial: string) => void revoked.push(serial),
+  };
+  const svc = new InstanceService(store, hosts, apps, bus, silentLogger, { domain: 'cloud.storm', managerAddress: '10.77.0.1', identity });
+  const inst = await svc.create({ name: 'web8', appliance: 'wiki', host: 'h1' });
+  const up = await svc.provision('web8');
+  assert.equal(up.certSerial, '01');
+  const layer = agents.get('h1')!.instanceLayers.get(inst.id)!;
+  assert.deepEqual(layer.tls, { key: 'KEY web8', cert: 'CERT web8', ca: 'CA' });
+  assert.equal(layer.files['/etc/storm/manager'], '10.77.0.1\n');
+  await svc.destroy('web8');
+  assert.deepEqual(revoked, ['01']);
+  // A provisioning that fails after the certificate was issued revokes it while undoing.
+  await svc.create({ name: 'web9', appliance: 'wiki', host: 'h1' });
+  agents.get('h1')!.failNext.add('start');
+  await assert.rejects(svc.provision('web9'));
+  assert.deepEqual(revoked, ['01', '02']);
 });

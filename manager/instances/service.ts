@@ -5,7 +5,7 @@ import { OperationLocks } from '../../lib/operation-lock.ts';
 import { Revert } from '../../lib/revert.ts';
 import type { EventBus } from '../events.ts';
 import type { Collection, Store } from '../store/store.ts';
-import type { DomainRequest, HostAgent } from './host-agent.ts';
+import type { DomainRequest, HostAgent, LayerRef } from './host-agent.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
 import { place, type Candidate } from './placement.ts';
@@ -64,6 +64,27 @@ export interface ReconcileReport {
   orphans: { host: string; domain: string }[];
   /** Instances whose recorded state disagreed with the host, now corrected. */
   corrected: { instance: string; from: InstanceState; to: InstanceState }[];
+  /** What could not be repaired now (host unreachable …); retried on the next pass. */
+  deferred: { instance?: string; host?: string; op?: string; error: string }[];
+}
+
+/** Everything a host must hold to boot the appliance: its kernel and initrd, then its layers. */
+function bootAndLayers(app: ApplianceSpec): LayerRef[] {
+  return [...(app.kernel ? [app.kernel] : []), ...(app.initrd ? [app.initrd] : []), ...app.layers];
+}
+
+export interface InstanceServiceOptions {
+  domain: string;
+  instanceLayerMiB?: number;
+  /** The manager's address, written into every instance layer (/etc/storm/manager). */
+  managerAddress?: string;
+  /** Extra instance-layer files made at provisioning (e.g. the API URL in /etc/storm/manager). */
+  instanceFiles?: (inst: InstanceRecord) => Promise<Record<string, string>>;
+  /** The CA: each instance gets its own certificate in its layer; it is revoked at destroy. */
+  identity?: {
+    issue(inst: { id: string; name: string }): Promise<{ key: string; cert: string; ca: string; serial: string }>;
+    revoke(serial: string): Promise<unknown>;
+  };
 }
 
 const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
@@ -83,12 +104,7 @@ export class InstanceService {
     private readonly appliances: ApplianceSource,
     private readonly bus: EventBus,
     private readonly log: Logger,
-    private readonly opts: {
-      domain: string;
-      instanceLayerMiB?: number;
-      /** Extra instance-layer files (its certificate, the API URL), made when it is provisioned. */
-      instanceFiles?: (inst: InstanceRecord) => Promise<Record<string, string>>;
-    } = { domain: 'cloud.storm' },
+    private readonly opts: InstanceServiceOptions = { domain: 'cloud.storm' },
   ) {
     this.#c = store.collection<InstanceRecord>('instances');
     this.#journal = new Journal(store);
@@ -160,16 +176,19 @@ export class InstanceService {
       await this.#save(inst, { state: 'provisioning' });
       const r = new Revert();
       try {
-        for (const l of app.layers) await agent.ensureLayer(l);
+        for (const l of bootAndLayers(app)) await agent.ensureLayer(l);
         await this.#journal.step(j, 'layers');
-        await agent.createInstanceLayer(inst.id, {
-          hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256,
-          files: {
-            '/etc/hostname': `${inst.name}\n`,
-            '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }),
-            ...(this.opts.instanceFiles ? await this.opts.instanceFiles(inst) : {}),
-          },
-        });
+        let tls: { key: string; cert: string; ca: string } | undefined;
+        if (this.opts.identity) {
+          const id = await this.opts.identity.issue(inst);
+          await this.#save(inst, { certSerial: id.serial });
+          r.add('certificate', () => this.#revoke(inst));
+          tls = { key: id.key, cert: id.cert, ca: id.ca };
+        }
+        const files: Record<string, string> = { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) };
+        if (this.opts.managerAddress) files['/etc/storm/manager'] = `${this.opts.managerAddress}\n`;
+        if (this.opts.instanceFiles) Object.assign(files, await this.opts.instanceFiles(inst));
+        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}) });
         r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
         await this.#journal.step(j, 'instance-layer');
         const name = domainName(inst.id);
@@ -195,8 +214,9 @@ export class InstanceService {
 
   #domainRequest(inst: InstanceRecord, app: ApplianceSpec): DomainRequest {
     return {
-      name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel, initrd: app.initrd,
+      name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel?.sha256 ?? '', initrd: app.initrd?.sha256 ?? '',
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
+      ...(app.formats ? { formats: app.formats } : {}),
     };
   }
 
@@ -227,6 +247,14 @@ export class InstanceService {
       const next = await fn(inst, this.hosts.agent(inst.host));
       return this.#save(inst, { state: next, error: undefined });
     });
+  }
+
+  /** The end of the instance's serial console log (what its guest printed). */
+  async console(ref: string, bytes = 16384): Promise<{ instance: string; host: string; text: string }> {
+    const inst = await this.get(ref);
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024 * 1024) throw invalid(`console: bytes must be 1..1048576, got ${bytes}`);
+    const text = await this.hosts.agent(inst.host).consoleTail(domainName(inst.id), bytes);
+    return { instance: inst.name, host: inst.host, text };
   }
 
   /** Snapshots of the instance layer: take, list, restore (instance stopped), delete. */
@@ -284,7 +312,7 @@ export class InstanceService {
         await this.#journal.step(j, 'stopped');
         const held = new Set(await dst.layers());
         let layerBytes = 0;
-        for (const l of app.layers) {
+        for (const l of bootAndLayers(app)) {
           if (held.has(l.sha256)) continue;
           await dst.ensureLayer(l);
           layerBytes += l.size;
@@ -388,7 +416,7 @@ export class InstanceService {
       const name = domainName(inst.id);
       const wasRunning = start ?? inst.state === 'running';
       const previous = { version: inst.version, layers: inst.layers };
-      for (const l of app.layers) if (layers[l.role] === l.sha256) await a.ensureLayer(l);
+      for (const l of bootAndLayers(app)) if (l.role === 'kernel' || l.role === 'initrd' || layers[l.role] === l.sha256) await a.ensureLayer(l);
       const j = await this.#journal.begin('update', inst.id, inst.host, { previous, wasRunning });
       try {
         await a.poweroff(name);
@@ -427,9 +455,67 @@ export class InstanceService {
     await this.#journal.step(j, 'undefine');
     await a.removeInstanceLayer(inst.id);
     await this.#journal.step(j, 'instance-layer');
+    await this.#revoke(inst);
     await this.#c.del(inst.id);
     await this.#journal.end(j);
     this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
+  }
+
+  /** Revoke the instance's certificate, if it has one (already revoked is fine). */
+  async #revoke(inst: InstanceRecord): Promise<void> {
+    if (!inst.certSerial || !this.opts.identity) return;
+    await this.opts.identity.revoke(inst.certSerial);
+  }
+
+  /** Finish or undo one interrupted operation (the caller holds the instance's lock). */
+  async #reconcileEntry(j: JournalEntry, rep: ReconcileReport): Promise<void> {
+    const inst = await this.#c.get(j.instance);
+    if (j.op === 'destroy') {
+      if (inst) await this.#finishDestroy(inst, j);
+      else await this.#journal.end(j);
+      rep.finished.push(j.instance);
+      return;
+    }
+    if (j.op === 'migrate') {
+      const target = String(j.data?.target ?? '');
+      const wasRunning = Boolean(j.data?.wasRunning);
+      if (inst && j.done.includes('switch')) await this.#finishMigration(inst, j.host, wasRunning, j);
+      else {
+        const dst = this.hosts.agent(target);
+        await dst.poweroff(domainName(j.instance));
+        await dst.undefine(domainName(j.instance));
+        await dst.removeInstanceLayer(j.instance);
+        if (inst && wasRunning && (await this.hosts.agent(j.host).state(domainName(j.instance))) !== 'running') await this.hosts.agent(j.host).start(domainName(j.instance));
+        await this.#journal.end(j);
+      }
+      (j.done.includes('switch') ? rep.finished : rep.undone).push(j.instance);
+      return;
+    }
+    if (j.op === 'update') {
+      // Redefine on whatever layers the record names (the define step saves them with it).
+      if (inst) {
+        const a = this.hosts.agent(inst.host);
+        const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+        await a.poweroff(domainName(inst.id));
+        await a.undefine(domainName(inst.id));
+        await a.define(this.#domainRequest(inst, app));
+        if (j.data?.wasRunning) await a.start(domainName(inst.id));
+        await this.#save(inst, { state: j.data?.wasRunning ? 'running' : 'stopped' });
+      }
+      await this.#journal.end(j);
+      rep.finished.push(j.instance);
+      return;
+    }
+    // Provision interrupted: undo whatever may have happened (each undo is safe to repeat).
+    const a = this.hosts.agent(j.host);
+    const name = domainName(j.instance);
+    await a.poweroff(name);
+    await a.undefine(name);
+    await a.removeInstanceLayer(j.instance);
+    if (inst) await this.#revoke(inst);
+    await this.#journal.end(j);
+    if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
+    rep.undone.push(j.instance);
   }
 
   /**
@@ -438,62 +524,26 @@ export class InstanceService {
    * orphans. Domains without our prefix are never looked at.
    */
   async reconcile(): Promise<ReconcileReport> {
-    const rep: ReconcileReport = { finished: [], undone: [], orphans: [], corrected: [] };
+    const rep: ReconcileReport = { finished: [], undone: [], orphans: [], corrected: [], deferred: [] };
     for (const j of await this.#journal.open()) {
-      const inst = await this.#c.get(j.instance);
-      if (j.op === 'destroy') {
-        if (inst) await this.#finishDestroy(inst, j);
-        else await this.#journal.end(j);
-        rep.finished.push(j.instance);
-        continue;
+      // An operation running in this process owns its entry: only interrupted ones are ours to repair.
+      if (this.#locks.holder(j.instance)) continue;
+      try {
+        await this.#locks.run(j.instance, 'reconcile', () => this.#reconcileEntry(j, rep));
+      } catch (e) {
+        // Typically the host is unreachable: the entry stays open for the next pass.
+        rep.deferred.push({ instance: j.instance, op: j.op, error: toStormError(e).message });
       }
-      if (j.op === 'migrate') {
-        const target = String(j.data?.target ?? '');
-        const wasRunning = Boolean(j.data?.wasRunning);
-        if (inst && j.done.includes('switch')) await this.#finishMigration(inst, j.host, wasRunning, j);
-        else {
-          const dst = this.hosts.agent(target);
-          await dst.poweroff(domainName(j.instance));
-          await dst.undefine(domainName(j.instance));
-          await dst.removeInstanceLayer(j.instance);
-          if (inst && wasRunning && (await this.hosts.agent(j.host).state(domainName(j.instance))) !== 'running') await this.hosts.agent(j.host).start(domainName(j.instance));
-          await this.#journal.end(j);
-        }
-        (j.done.includes('switch') ? rep.finished : rep.undone).push(j.instance);
-        continue;
-      }
-      if (j.op === 'update') {
-        // Redefine on whatever layers the record names (the define step saves them with it).
-        if (inst) {
-          const a = this.hosts.agent(inst.host);
-          const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
-          await a.poweroff(domainName(inst.id));
-          await a.undefine(domainName(inst.id));
-          await a.define(this.#domainRequest(inst, app));
-          if (j.data?.wasRunning) await a.start(domainName(inst.id));
-          await this.#save(inst, { state: j.data?.wasRunning ? 'running' : 'stopped' });
-        }
-        await this.#journal.end(j);
-        rep.finished.push(j.instance);
-        continue;
-      }
-      // Provision interrupted: undo whatever may have happened (each undo is safe to repeat).
-      const a = this.hosts.agent(j.host);
-      const name = domainName(j.instance);
-      await a.poweroff(name);
-      await a.undefine(name);
-      await a.removeInstanceLayer(j.instance);
-      await this.#journal.end(j);
-      if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
-      rep.undone.push(j.instance);
     }
     const insts = await this.#c.values();
     for (const h of await this.hosts.list()) {
       if (!h.online) continue;
-      const doms = await this.hosts.agent(h.name).domains();
+      const doms = await this.hosts.agent(h.name).domains().catch((e) => (rep.deferred.push({ host: h.name, error: toStormError(e).message }), []));
       for (const d of doms) {
         if (!d.name.startsWith(DOMAIN_PREFIX)) continue;
         const inst = insts.find((i) => domainName(i.id) === d.name && i.host === h.name);
+        if (inst && this.#locks.holder(inst.id)) continue; // an action in progress: its result is the truth
+        if (!inst && insts.some((i) => domainName(i.id) === d.name && this.#locks.holder(i.id))) continue; // e.g. mid-migration
         if (!inst) {
           rep.orphans.push({ host: h.name, domain: d.name });
           continue;

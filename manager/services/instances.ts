@@ -29,6 +29,12 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
   for (const verb of ['start', 'stop', 'reboot', 'poweroff'] as const) {
     reg.add<Record<string, unknown>, InstanceRecord>({ name: `instance.${verb}`, mutates: true, summary: `${verb} an instance`, handler: (p) => svc[verb](str(p, 'name', `instance.${verb}`)) });
   }
+  reg.add({
+    name: 'instance.console',
+    mutates: false,
+    summary: "the end of an instance's serial console",
+    handler: (p) => svc.console(str(p, 'name', 'instance.console'), p.bytes === undefined ? undefined : Number(p.bytes)),
+  });
   reg.add<Record<string, unknown>, { destroyed: string }>({
     name: 'instance.destroy',
     mutates: true,

@@ -61,3 +61,85 @@ export const METHODS = {
   tlsInstall: 'tls.install',
   methodsList: 'system.listMethods',
 } as const;
+
+/**
+ * The hypervisor's methods (stormd/hypervisor-methods.ts serves them over
+ * LocalHostAgent; the manager's StormdHostAgent calls them). One struct in,
+ * plain data out; table in docs/hypervisor.md.
+ */
+export const HYPERVISOR_METHODS = {
+  capacity: 'host.capacity',
+  layerList: 'layer.list',
+  layerEnsure: 'layer.ensure',
+  layerDownloads: 'layer.downloads',
+  layerRemoveUnreferenced: 'layer.removeUnreferenced',
+  instanceLayerCreate: 'instanceLayer.create',
+  instanceLayerRemove: 'instanceLayer.remove',
+  instanceLayerSnapshot: 'instanceLayer.snapshot',
+  instanceLayerRestore: 'instanceLayer.restore',
+  instanceLayerDeleteSnapshot: 'instanceLayer.deleteSnapshot',
+  instanceLayerSnapshots: 'instanceLayer.snapshots',
+  instanceLayerExport: 'instanceLayer.export',
+  instanceLayerImport: 'instanceLayer.import',
+  domainDefine: 'domain.define',
+  domainStart: 'domain.start',
+  domainShutdown: 'domain.shutdown',
+  domainPoweroff: 'domain.poweroff',
+  domainUndefine: 'domain.undefine',
+  domainState: 'domain.state',
+  domainList: 'domain.list',
+  domainConsoleTail: 'domain.consoleTail',
+} as const;
+
+export type AgentLayerRole = 'substrate' | 'appliance' | 'deployment' | 'disk';
+export interface AgentLayerRef {
+  role: AgentLayerRole;
+  sha256: string;
+  size: number;
+  url: string;
+}
+export interface AgentCapacity {
+  memoryMiB: number;
+  freeMemoryMiB: number;
+  vcpus: number;
+  freeDiskBytes: number;
+}
+export interface AgentInstanceLayerSpec {
+  hostname: string;
+  domain: string;
+  files: Record<string, string>;
+  sizeMiB: number;
+  /** The instance's certificate, key (0600) and the CA certificate, written under /etc/storm/tls/. */
+  tls?: { cert: string; key: string; ca: string };
+}
+export interface AgentDomainRequest {
+  name: string;
+  memoryMiB: number;
+  vcpus: number;
+  /** A cached digest, or an absolute path on this hypervisor. */
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  layers: Partial<Record<AgentLayerRole, string>>;
+  /** Image format per layer (from the appliance XML); raw when absent. Never probed from the file. */
+  formats?: Partial<Record<AgentLayerRole, 'raw' | 'qcow2'>>;
+  /** Instance id whose instance layer is attached as sdd. */
+  instanceLayer: string;
+  mac: string;
+  bridge?: string;
+}
+export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
+export interface AgentHostInfo extends AgentCapacity {
+  host: string;
+  cpuModel: string;
+  hypervisor: Health;
+  /** kvm when KVM is usable, qemu (TCG) otherwise. */
+  virtType: 'kvm' | 'qemu';
+  layerCache: { layers: number; bytes: number };
+}
+export interface AgentTransferRef {
+  url: string;
+  sha256: string;
+  size: number;
+}
+

@@ -64,10 +64,10 @@ test('an instance layer: MBR with ext4 storm-instance on partition 1 holding the
   const blk1 = await sh('blkid', ['-o', 'export', p1]);
   assert.match(blk1, /^TYPE=ext4$/m);
   assert.match(blk1, new RegExp(`^LABEL=${INSTANCE_LABEL}$`, 'm'));
-  assert.equal(await sh('debugfs', ['-R', 'cat /etc/hostname', p1]), 'web-1.example.org\n');
-  assert.equal(await sh('debugfs', ['-R', 'cat /etc/storm/config.json', p1]), '{"role":"web"}\n');
-  assert.equal(await sh('debugfs', ['-R', 'cat /etc/storm/tls/instance.key', p1]), 'KEY\n');
-  assert.match(await sh('debugfs', ['-R', 'stat /etc/storm/tls/instance.key', p1]), /Mode:\s+0600/);
+  assert.equal(await sh('debugfs', ['-R', 'cat /root/etc/hostname', p1]), 'web-1.example.org\n');
+  assert.equal(await sh('debugfs', ['-R', 'cat /root/etc/storm/config.json', p1]), '{"role":"web"}\n');
+  assert.equal(await sh('debugfs', ['-R', 'cat /root/etc/storm/tls/instance.key', p1]), 'KEY\n');
+  assert.match(await sh('debugfs', ['-R', 'stat /root/etc/storm/tls/instance.key', p1]), /Mode:\s+0600/);
   const fsck = await run('e2fsck', ['-fn', p1]);
   assert.equal(fsck.code, 0, `e2fsck: ${fsck.stdout}${fsck.stderr}`);
 
@@ -114,7 +114,7 @@ test('snapshot and restore an instance layer', async (t) => {
   const back = await run('qemu-io', ['-f', 'qcow2', '-c', `read -P 0 ${off} 4k`, info.path]);
   assert.doesNotMatch(back.stdout + back.stderr, /Pattern verification failed/, 'restore brings the old bytes back');
   const p1 = await partition(dir, info.path, 1);
-  assert.equal(await sh('debugfs', ['-R', 'cat /etc/state', p1]), 'before\n');
+  assert.equal(await sh('debugfs', ['-R', 'cat /root/etc/state', p1]), 'before\n');
 
   await rejectsCode(layers.restore('db-1', 'nope'), 'not_found');
   await rejectsCode(layers.snapshot('ghost', 'x'), 'not_found');

@@ -1,7 +1,8 @@
 /**
  * Instance layers: the one writable, per-instance disk (sdd). An MBR disk with
  * partition 1 ext4 labelled `storm-instance` holding what the manager gives
- * (hostname, config files, the instance's certificate) and partition 4 swap.
+ * (hostname, config files, the instance's certificate) in the layer format
+ * (the tree under root/, an empty work/: the overlay's upper layer) and partition 4 swap.
  * Built without root, loop devices or mounts: files go into a staging dir,
  * `mke2fs -d` writes the filesystem straight into the image at partition 1's
  * offset, and we write the MBR and the swap signature ourselves. Nothing here
@@ -117,9 +118,12 @@ export class InstanceLayers {
     await mkdir(idir, { recursive: true, mode: 0o755 });
     const work = await mkdtemp(join(idir, '.build-'));
     try {
-      // 1. Stage the filesystem contents.
-      const root = join(work, 'root');
-      await mkdir(root, { mode: 0o755 });
+      // 1. Stage the filesystem contents in the layer format the initrd mounts as the
+      //    overlay's upper layer: the tree under root/, beside an empty work/.
+      const fsdir = join(work, 'fs');
+      const root = join(fsdir, 'root');
+      await mkdir(root, { recursive: true, mode: 0o755 });
+      await mkdir(join(fsdir, 'work'), { mode: 0o755 });
       const write = async (p: string, data: string, mode: number) => {
         const dst = stagedPath(root, p);
         await mkdir(dirname(dst), { recursive: true, mode: 0o755 });
@@ -160,7 +164,7 @@ export class InstanceLayers {
       }
       await mustRun(
         'mke2fs',
-        ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', INSTANCE_LABEL, '-d', root, '-E', `offset=${p1Start},nodiscard,root_owner=0:0`, raw, `${p1Size / 1024}k`],
+        ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', INSTANCE_LABEL, '-d', fsdir, '-E', `offset=${p1Start},nodiscard,root_owner=0:0`, raw, `${p1Size / 1024}k`],
         'build the instance filesystem',
       );
       // 3. qcow2 for snapshots; zero areas stay unallocated.

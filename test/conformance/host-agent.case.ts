@@ -42,6 +42,7 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     assert.equal(await a.state(name), 'absent');
     await a.removeInstanceLayer('conf1');
     await a.removeInstanceLayer('conf1');
+    await a.poweroff(name); // absent is fine: undo and reconciliation repeat it
   });
 
   test(`${label}: errors carry codes`, async (t) => {

@@ -161,7 +161,7 @@ test('provision, stop and destroy an instance by keys only, resizing mid-way (Op
   t.after(() => store.close());
   // The instance service as the manager runs it, on in-memory hypervisors and a fixture appliance.
   const APP: ApplianceSpec = {
-    id: 'wiki', version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 256, vcpus: 1,
+    id: 'wiki', version: '1.0', memoryMiB: 256, vcpus: 1,
     layers: [{ role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' }, { role: 'appliance', sha256: sha('wiki'), size: 50, url: 'http://x/wiki' }],
   };
   const agents = new Map([['hv1', new MemoryHostAgent('hv1')], ['hv2', new MemoryHostAgent('hv2')]]);

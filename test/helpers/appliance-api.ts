@@ -19,7 +19,7 @@ import { STORM_BIN } from './storm.ts';
 import { tempDir } from './tmp.ts';
 
 const app = (id: string): ApplianceSpec => ({
-  id, version: '1.0', kernel: '/k', initrd: '/i', memoryMiB: 128, vcpus: 1,
+  id, version: '1.0', memoryMiB: 128, vcpus: 1,
   layers: [
     { role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' },
     { role: 'appliance', sha256: sha(id), size: 50, url: `http://x/${id}` },

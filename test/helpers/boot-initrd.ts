@@ -101,7 +101,7 @@ for p in /dev/sd?1; do [ -b $p ] && echo "STORM-HV-PART \${p#/dev/} ext4-label=$
 for p in /dev/sd?4; do [ -b $p ] && echo "STORM-HV-PART \${p#/dev/} swap=$(dd if=$p bs=1 skip=4086 count=10 2>/dev/null | tr -cd 'A-Z0-9')"; done
 mkdir -p /mnt
 if [ -n "$inst" ] && mount -t ext4 -o ro /dev/\${inst}1 /mnt 2>/dev/null; then
-  echo "STORM-HV-HOSTNAME $(cat /mnt/etc/hostname)"
+  echo "STORM-HV-HOSTNAME $(cat /mnt/root/etc/hostname)"
   umount /mnt
 fi
 echo STORM-HV-DISKS-DONE

@@ -63,6 +63,19 @@ export const instanceCommands: CommandDef[] = [
   },
   { noun: 'instance', verb: 'list', summary: 'list instances', run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord[]>('instance.list'), rows: instanceRows }) },
   { noun: 'instance', verb: 'show', summary: 'show one instance', args: ['NAME'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('instance.show', { name: ctx.args[0] }), rows: instanceRows }) },
+  {
+    noun: 'instance',
+    verb: 'console',
+    summary: "print the end of an instance's serial console",
+    args: ['NAME'],
+    options: { bytes: { type: 'string', doc: 'how much of the end to show (default 16384 bytes)' } },
+    run: async (ctx) => {
+      const bytes = ctx.opts.bytes === undefined ? undefined : Number(ctx.opts.bytes);
+      if (bytes !== undefined && !Number.isInteger(bytes)) throw invalid(`--bytes: expected a number, got "${ctx.opts.bytes}"`);
+      const data = await (await ctx.api()).call<{ instance: string; host: string; text: string }>('instance.console', { name: ctx.args[0], ...(bytes ? { bytes } : {}) });
+      return { data, text: data.text.endsWith('\n') || !data.text ? data.text : data.text + '\n' };
+    },
+  },
   one('start', 'start a stopped instance'),
   one('stop', 'shut an instance down gracefully'),
   one('reboot', 'restart an instance'),
