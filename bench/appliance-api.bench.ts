@@ -64,8 +64,7 @@ export default async function (): Promise<BenchResult[]> {
       if (inst.state === 'running') break;
       await new Promise((r) => setTimeout(r, 10));
     }
-    const files = agentH.instanceLayers.get(inst.id)!.files;
-    const tls = { key: files['/etc/storm/instance.key']!, cert: files['/etc/storm/instance.crt']!, ca: files['/etc/storm/ca.crt']! };
+    const tls = agentH.instanceLayers.get(inst.id)!.tls!;
     const port = m.applianceApi.port!;
     const body = encodeCall('config.get', [{}]);
     const agent = new Agent({ keepAlive: true, maxSockets: 4, ...tls });

@@ -2,7 +2,7 @@
 """Call the STORM manager's appliance API from inside an instance.
 
 Usage: storm-api-client.py [ETC_DIR]   (default /etc/storm, where provisioning puts
-instance.key, instance.crt, ca.crt and manager, the API URL).
+tls/instance.key, tls/instance.crt, tls/ca.crt and manager, the API URL).
 Prints this instance's configuration, reports "ready", and registers an MX record
 for its own name, as JSON on stdout. Faults exit 1 with the fault on stderr.
 """
@@ -20,8 +20,8 @@ with open(os.path.join(etc, "manager")) as f:
 # and check that the manager's certificate names the host in the URL.
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = True
-ctx.load_verify_locations(os.path.join(etc, "ca.crt"))
-ctx.load_cert_chain(os.path.join(etc, "instance.crt"), os.path.join(etc, "instance.key"))
+ctx.load_verify_locations(os.path.join(etc, "tls", "ca.crt"))
+ctx.load_cert_chain(os.path.join(etc, "tls", "instance.crt"), os.path.join(etc, "tls", "instance.key"))
 
 api = xmlrpc.client.ServerProxy(url, context=ctx)
 try:

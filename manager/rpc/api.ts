@@ -82,12 +82,6 @@ export class ApplianceApi implements NetService {
     return this.creds.forInstance(id);
   }
 
-  /** Instance-layer files: its key and certificate, the CA, and the API URL. */
-  async instanceFiles(inst: { id: string; name: string }): Promise<Record<string, string>> {
-    const c = await this.creds.ensure(inst);
-    return { '/etc/storm/instance.key': c.key, '/etc/storm/instance.crt': c.cert, '/etc/storm/ca.crt': this.#o.pki.caCertPem, '/etc/storm/manager': `${this.url}\n` };
-  }
-
   /** Issue on instance.created, revoke and forget on instance.destroyed (failures are events). */
   follow(): void {
     this.#unsubscribe.push(

@@ -80,11 +80,17 @@ export async function startApiLab(t: TestContext, extra: Record<string, unknown>
     },
     running,
     etc(inst) {
-      const files = agent.instanceLayers.get(inst.id)?.files ?? {};
+      // What provisioning put in the instance layer: the API URL in files, the identity under tls/.
+      const layer = agent.instanceLayers.get(inst.id);
       const out = join(dir, `${inst.name}-${inst.id}`, 'etc', 'storm');
-      mkdirSync(out, { recursive: true });
-      for (const f of ['instance.key', 'instance.crt', 'ca.crt', 'manager']) {
-        const body = files[`/etc/storm/${f}`];
+      mkdirSync(join(out, 'tls'), { recursive: true });
+      const bodies: Record<string, string | undefined> = {
+        manager: layer?.files['/etc/storm/manager'],
+        'tls/instance.key': layer?.tls?.key,
+        'tls/instance.crt': layer?.tls?.cert,
+        'tls/ca.crt': layer?.tls?.ca,
+      };
+      for (const [f, body] of Object.entries(bodies)) {
         if (body === undefined) throw new Error(`instance layer of ${inst.name} has no /etc/storm/${f}`);
         writeFileSync(join(out, f), body, { mode: f.endsWith('.key') ? 0o600 : 0o644 });
       }

@@ -25,7 +25,7 @@ test(`hostile requests (seed ${SEED}) get faults or closed connections, never a 
   const web1 = await lab.create('web1');
   const etc = lab.etc(web1);
   const port = lab.m.applianceApi.port!;
-  const creds = { ca: readFileSync(join(etc, 'ca.crt'), 'utf8'), cert: readFileSync(join(etc, 'instance.crt'), 'utf8'), key: readFileSync(join(etc, 'instance.key'), 'utf8') };
+  const creds = { ca: readFileSync(join(etc, 'tls', 'ca.crt'), 'utf8'), cert: readFileSync(join(etc, 'tls', 'instance.crt'), 'utf8'), key: readFileSync(join(etc, 'tls', 'instance.key'), 'utf8') };
   const admin = lab.m.api({ actor: 'test', readOnly: false });
   const snapshot = async () => JSON.stringify({
     instances: (await admin.call<{ name: string; state: string }[]>('instance.list')).map((i) => [i.name, i.state]).sort(),

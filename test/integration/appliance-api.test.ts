@@ -42,7 +42,7 @@ test('an instance reads its own configuration and registers MX with the certific
   const etc = lab.etc(web1);
   const url = readFileSync(join(etc, 'manager'), 'utf8').trim();
   assert.equal(url, `https://127.0.0.1:${lab.m.applianceApi.port}/RPC2`);
-  const me = { url, ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
+  const me = { url, ca: join(etc, 'tls', 'ca.crt'), cert: join(etc, 'tls', 'instance.crt'), key: join(etc, 'tls', 'instance.key') };
 
   // The documented example (docs/xmlrpc-api.md carries this very file) runs as is: config, status, MX.
   assert.ok(readFileSync(join(PACKAGE_ROOT, 'docs', 'xmlrpc-api.md'), 'utf8').includes(readFileSync(EXAMPLE, 'utf8').trim()), 'docs/xmlrpc-api.md must show docs/examples/storm-api-client.py verbatim');
@@ -80,7 +80,7 @@ test('an instance reads its own configuration and registers MX with the certific
 
   // web2 sees none of web1's records and cannot remove them.
   const etc2 = lab.etc(web2);
-  const other = { url, ca: join(etc2, 'ca.crt'), cert: join(etc2, 'instance.crt'), key: join(etc2, 'instance.key') };
+  const other = { url, ca: join(etc2, 'tls', 'ca.crt'), cert: join(etc2, 'tls', 'instance.crt'), key: join(etc2, 'tls', 'instance.key') };
   assert.equal(ok(await pyCall({ ...other, method: 'config.get' })).name, 'web2');
   assert.deepEqual(ok(await pyCall({ ...other, method: 'mx.list' })), []);
   fault(await pyCall({ ...other, method: 'mx.remove', params: [{ name: 'web1.storm.internal' }] }), 'unauthorized');
@@ -131,7 +131,7 @@ test('instance.create: refused without a grant, accepted with one; the new insta
   const lab = await startApiLab(t, { 'api-create-limit': '2' });
   const web1 = await lab.create('web1');
   const etc = lab.etc(web1);
-  const me = { url: readFileSync(join(etc, 'manager'), 'utf8').trim(), ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
+  const me = { url: readFileSync(join(etc, 'manager'), 'utf8').trim(), ca: join(etc, 'tls', 'ca.crt'), cert: join(etc, 'tls', 'instance.crt'), key: join(etc, 'tls', 'instance.key') };
   const ask = (params: Record<string, unknown>) => pyCall({ ...me, method: 'instance.create', params: [params] });
 
   fault(await ask({ name: 'child1', appliance: 'mail' }), 'unauthorized', /may not create instances of "mail"/);
@@ -151,7 +151,7 @@ test('instance.create: refused without a grant, accepted with one; the new insta
   const shown = await stormAsync(['instance', 'list', '-o', 'json'], lab.env);
   assert.ok((JSON.parse(shown.stdout) as InstanceRecord[]).some((i) => i.name === 'child1' && i.createdBy === 'instance:web1'), shown.stdout);
   const cetc = lab.etc(child);
-  const cc = { ...me, cert: join(cetc, 'instance.crt'), key: join(cetc, 'instance.key') };
+  const cc = { ...me, cert: join(cetc, 'tls', 'instance.crt'), key: join(cetc, 'tls', 'instance.key') };
   assert.equal(ok(await pyCall({ ...cc, method: 'config.get' })).createdBy, 'instance:web1');
   // The child has no grant of its own.
   fault(await pyCall({ ...cc, method: 'instance.create', params: [{ name: 'child2', appliance: 'mail' }] }), 'unauthorized');
@@ -170,8 +170,8 @@ test('no, foreign, stormd, manager, revoked and destroyed-instance certificates 
   const etc1 = lab.etc(web1);
   const etc2 = lab.etc(web2);
   const url = readFileSync(join(etc1, 'manager'), 'utf8').trim();
-  const ca = join(etc1, 'ca.crt');
-  const as = (etc: string) => ({ url, ca, cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') });
+  const ca = join(etc1, 'tls', 'ca.crt');
+  const as = (etc: string) => ({ url, ca, cert: join(etc, 'tls', 'instance.crt'), key: join(etc, 'tls', 'instance.key') });
   ok(await pyCall({ ...as(etc1), method: 'config.get' }));
   const events: StormEvent[] = [];
   t.after(lab.m.bus.subscribe((e) => events.push(e)));
@@ -228,7 +228,7 @@ test('the API port taken is reported, not fatal; apiListen empty turns it off', 
   assert.match(h.reason, /EADDRINUSE/);
   // Instances still get certificates (and the rest of the manager works).
   const w = await second.create('web1');
-  assert.ok(second.agent.instanceLayers.get(w.id)?.files['/etc/storm/instance.crt']?.includes('BEGIN CERTIFICATE'));
+  assert.ok(second.agent.instanceLayers.get(w.id)?.tls?.cert.includes('BEGIN CERTIFICATE'));
   const off = await startApiLab(t, { 'api-listen': '' });
   assert.equal((await off.m.api({ actor: 'test', readOnly: false }).call<{ status: string }>('api.status')).status, 'undetected');
 });
@@ -238,7 +238,7 @@ test('certificate.renew: a new certificate for the instance’s own key; the old
   const web1 = await lab.create('web1');
   const etc = lab.etc(web1);
   const url = readFileSync(join(etc, 'manager'), 'utf8').trim();
-  const old = { url, ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
+  const old = { url, ca: join(etc, 'tls', 'ca.crt'), cert: join(etc, 'tls', 'instance.crt'), key: join(etc, 'tls', 'instance.key') };
   const cfg = ok(await pyCall({ ...old, method: 'config.get' }));
   assert.ok(Date.parse(cfg.certificate.renewAfter) < Date.parse(cfg.certificate.notAfter));
 
@@ -293,7 +293,7 @@ test('the API follows the CA: a re-keyed manager certificate is served at once, 
   const lab = await startApiLab(t);
   const web1 = await lab.create('web1');
   const etc = lab.etc(web1);
-  const me = { url: readFileSync(join(etc, 'manager'), 'utf8').trim(), ca: join(etc, 'ca.crt'), cert: join(etc, 'instance.crt'), key: join(etc, 'instance.key') };
+  const me = { url: readFileSync(join(etc, 'manager'), 'utf8').trim(), ca: join(etc, 'tls', 'ca.crt'), cert: join(etc, 'tls', 'instance.crt'), key: join(etc, 'tls', 'instance.key') };
   const served = async () => {
     const out = await exec('openssl', ['s_client', '-connect', `127.0.0.1:${lab.m.applianceApi.port}`, '-CAfile', me.ca, '-cert', me.cert, '-key', me.key], { input: '', timeoutMs: 30_000 });
     const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out.stdout)?.[0];
