@@ -126,7 +126,8 @@ test('storm instance create boots the wiki on an enrolled stormd; console, stop,
   assert.equal(spawnSync('qemu-img', ['convert', '-U', '-f', 'qcow2', '-O', 'raw', join(hv, 'instances', inst.id, 'instance.qcow2'), raw]).status, 0);
   const cat = (path: string) => spawnSync('debugfs', ['-R', `cat ${path}`, `${raw}?offset=${1024 * 1024}`], { encoding: 'utf8' }).stdout;
   assert.equal(cat('/root/etc/hostname'), 'web1\n');
-  assert.equal(cat('/root/etc/storm/manager'), '127.0.0.1\n');
+  // The appliance API the instance calls, at the manager's address.
+  assert.match(cat('/root/etc/storm/manager'), /^https:\/\/127\.0\.0\.1:\d+\/RPC2\n$/);
   assert.match(cat('/root/etc/storm/tls/instance.crt'), /BEGIN CERTIFICATE/);
   assert.match(cat('/root/etc/storm/tls/ca.crt'), /BEGIN CERTIFICATE/);
   const certSerial = json<{ certSerial: string }>(['instance', 'show', 'web1'], env).certSerial;
