@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../lib/logger.ts';
@@ -13,18 +12,11 @@ import type { HostAddResult, HostRecord } from '../manager/hosts/hosts.ts';
 import type { Manager } from '../manager/main.ts';
 import { isEnrolled } from '../stormd/state.ts';
 
+import { freeLoopbackPort } from '../lib/net.ts';
+
 const STORMD = fileURLToPath(new URL('./stormd.js', import.meta.url));
 export const LOCAL_HOST = 'local';
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 export async function startLocalStormd(m: Manager, log: Logger): Promise<{ stop: () => Promise<void> }> {
   const api = m.api({ actor: 'storm-up', readOnly: false });
@@ -33,7 +25,7 @@ export async function startLocalStormd(m: Manager, log: Logger): Promise<{ stop:
   if (!isEnrolled(state) || !rec?.certSerial) {
     if (!m.joinUrl) throw new Error('the enrolment endpoint is not serving; cannot enrol the local stormd');
     if (rec) await api.call('host.remove', { name: LOCAL_HOST });
-    const added = await api.call<HostAddResult>('host.add', { name: LOCAL_HOST, address: `127.0.0.1:${await freePort()}` });
+    const added = await api.call<HostAddResult>('host.add', { name: LOCAL_HOST, address: `127.0.0.1:${await freeLoopbackPort()}` });
     // Asynchronously: this process serves the enrolment the child makes.
     const r = await new Promise<{ code: number | null; out: string }>((resolve) => {
       const c = spawn(process.execPath, [STORMD, 'join', '--manager', m.joinUrl as string, '--token', added.token, '--state', state], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -3,7 +3,6 @@
  * and the console together; the only file (with stormd.ts) that imports both.
  */
 import { openSync, mkdirSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { readEnv } from '../lib/env.ts';
 import { createLogger, type Level } from '../lib/logger.ts';
@@ -13,6 +12,7 @@ import { ControlClient } from '../manager/control/client.ts';
 import { startManager } from '../manager/main.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Manager } from '../manager/main.ts';
+import { freeLoopbackPort } from '../lib/net.ts';
 import { startLocalStormd } from './local-stormd.ts';
 import { startExampleChannel } from './example-channel.ts';
 import { createGuestNetwork, guestNetworkUnavailable, startRelay, type GuestNetwork } from './guest-network.ts';
@@ -100,15 +100,6 @@ const GUEST_NETNS = 'storm-lab';
 const GUEST_BRIDGE = 'stormbr0';
 const GUEST_ADDRESS = '10.77.0.1/16';
 
-const freeLoopbackPort = () =>
-  new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 const HOST_COMMANDS: CommandDef[] = [
   {

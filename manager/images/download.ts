@@ -4,6 +4,7 @@
  * bounded in parallelism, and checked for free disk before they start.
  * Nothing enters the store unless its SHA-256 matched.
  */
+import { bytes as fmtBytes } from '../../lib/format.ts';
 import { writeSync } from 'node:fs';
 import { chmod, open, rename, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
@@ -338,14 +339,4 @@ class FetchFailure extends Error {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export function fmtBytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i ? v.toFixed(1) : v} ${u[i]}`;
-}
 

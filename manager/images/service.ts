@@ -6,7 +6,8 @@
 import { toStormError } from '../../lib/errors.ts';
 import type { ChannelService, CatalogEntry } from '../channels/catalog.ts';
 import type { EventBus } from '../events.ts';
-import { Downloader, fmtBytes, type BlobSource, type DownloadEvent, type DownloadResult } from './download.ts';
+import { bytes as fmtBytes } from '../../lib/format.ts';
+import { Downloader, type BlobSource, type DownloadEvent, type DownloadResult } from './download.ts';
 import { ImageStore } from './store.ts';
 
 export interface ImageRow {

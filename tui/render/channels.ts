@@ -3,17 +3,9 @@ import type { ImageRow } from '../../manager/images/service.ts';
 import type { ChannelView } from '../../manager/services/channels.ts';
 import type { RowSpec } from './table.ts';
 
-/** Sizes the way an admin reads them. */
-export function bytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i ? `${v.toFixed(1)} ${u[i]}` : `${v} B`;
-}
+import { bytes } from '../../lib/format.ts';
+
+export { bytes };
 
 const ago = (iso: string | undefined) => (iso ? iso.replace('T', ' ').slice(0, 19) : 'never');
 

@@ -1,0 +1,11 @@
+/** Sizes the way an admin reads them: 512 B, 1.5 KiB, 3.0 GiB. */
+export function bytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i ? `${v.toFixed(1)} ${u[i]}` : `${v} B`;
+}
