@@ -110,6 +110,12 @@ test('an instance reads its own configuration and registers MX with the certific
   assert.equal(kl.code, 0, kl.stderr);
   assert.match(kl.stdout, /host\/web1\.storm\.internal@STORM\.INTERNAL/);
   assert.doesNotMatch(kl.stdout, /web2/);
+  // The keytab fetched over the API lets kinit -k succeed against the manager's own KDC.
+  const ki = await exec('kinit', ['-k', '-t', ktFile, 'host/web1.storm.internal@STORM.INTERNAL'], {
+    env: { PATH: process.env.PATH, KRB5_CONFIG: join(lab.state, 'krb5', 'krb5.conf'), KRB5CCNAME: `FILE:${join(lab.dir, 'cc-web1')}` },
+    timeoutMs: 20_000,
+  });
+  assert.equal(ki.code, 0, ki.stderr);
   assert.equal((ok(await pyCall({ ...other, method: 'keytab.get' })) as { principal: string }).principal, 'host/web2.storm.internal@STORM.INTERNAL');
   const svcs = ok(await pyCall({ ...me, method: 'config.get' })).services;
   assert.equal(svcs.kerberos.realm, 'STORM.INTERNAL');
