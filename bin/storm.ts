@@ -2,7 +2,7 @@
  * `storm`: composition root. Builds the frozen config and wires the manager
  * and the console together; the only file (with stormd.ts) that imports both.
  */
-import { openSync, mkdirSync, writeSync } from 'node:fs';
+import { chmodSync, openSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEnv } from '../lib/env.ts';
 import { createLogger, type Level } from '../lib/logger.ts';
@@ -146,6 +146,8 @@ const HOST_COMMANDS: CommandDef[] = [
       const dnsPort = net && ctx.opts['dns-listen'] === undefined ? await freeLoopbackPort() : undefined;
       const config = configFrom(ctx, net ? { 'manager-address': GUEST_ADDRESS.split('/')[0], ...(dnsPort ? { 'dns-listen': `127.0.0.1:${dnsPort}` } : {}) } : {});
       mkdirSync(config.state, { recursive: true, mode: 0o700 });
+      // The local stormd keeps its layers under STATE/stormd: libvirt's QEMU user must traverse STATE (not list it).
+      chmodSync(config.state, 0o711);
       // The console owns the terminal, so the manager logs to a file.
       const fd = openSync(join(config.state, 'manager.log'), 'a');
       const log = createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) });
