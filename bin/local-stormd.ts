@@ -18,7 +18,7 @@ const STORMD = fileURLToPath(new URL('./stormd.js', import.meta.url));
 export const LOCAL_HOST = 'local';
 
 
-export async function startLocalStormd(m: Manager, log: Logger): Promise<{ stop: () => Promise<void> }> {
+export async function startLocalStormd(m: Manager, log: Logger, bridge?: string): Promise<{ stop: () => Promise<void> }> {
   const api = m.api({ actor: 'storm-up', readOnly: false });
   const state = join(m.config.state, 'stormd');
   let rec = (await api.call<HostRecord[]>('host.list')).find((h) => h.name === LOCAL_HOST);
@@ -38,7 +38,7 @@ export async function startLocalStormd(m: Manager, log: Logger): Promise<{ stop:
     rec = added.host;
   }
   const out = openSync(join(m.config.state, 'stormd.log'), 'a');
-  const child: ChildProcess = spawn(process.execPath, [STORMD, 'start', '--state', state, '--listen', rec.address, '--libvirt-uri', m.config.libvirtUri], { stdio: ['ignore', out, out] });
+  const child: ChildProcess = spawn(process.execPath, [STORMD, 'start', '--state', state, '--listen', rec.address, '--libvirt-uri', m.config.libvirtUri, ...(bridge ? ['--bridge', bridge] : [])], { stdio: ['ignore', out, out] });
   child.on('exit', (code, sig) => log.warn('local stormd exited', { code, signal: sig }));
   log.info('local stormd started', { pid: child.pid, listen: rec.address });
   return {

@@ -166,7 +166,7 @@ const HOST_COMMANDS: CommandDef[] = [
       keepAlive(log);
       const { ssh } = await startSsh(m, log);
       // The local hypervisor is part of the default; a failure is logged and shown as an event, not fatal.
-      const local = await startLocalStormd(m, log).catch((e: Error) => {
+      const local = await startLocalStormd(m, log, net?.bridge).catch((e: Error) => {
         log.error('local stormd not started', { error: e.message });
         m.bus.emit({ kind: 'host.local', level: 'error', message: `local stormd not started: ${e.message}` });
         return undefined;

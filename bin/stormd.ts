@@ -16,7 +16,7 @@ import { loadState } from '../stormd/state.ts';
 const USAGE = `stormd ${VERSION}: the STORM hypervisor agent
 
 Usage:
-  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--log-level L]
+  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--bridge BR] [--log-level L]
         serve the manager over mutual-TLS XML-RPC (default listen 127.0.0.1:${STORMD_DEFAULT_PORT})
   stormd join --manager URL --token TOKEN [--state DIR]
         enrol with a manager using the one-time token from \`storm host add\`
@@ -37,7 +37,7 @@ async function main(): Promise<number> {
   try {
     values = parseArgs({
       args: argv.slice(1),
-      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' } },
+      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' }, bridge: { type: 'string' } },
       strict: true,
     }).values as Record<string, string | undefined>;
   } catch (e) {
@@ -61,7 +61,9 @@ async function main(): Promise<number> {
     // The hypervisor side: layer cache, instance layers and libvirt behind layer.*, instanceLayer.*, domain.*.
     const { id } = loadState(state);
     const driver = new LibvirtDriver({ uri: libvirtUri });
-    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver });
+    // Guests attach to --bridge when a request names none (no NIC when neither does).
+    const bridge = values.bridge ?? env.STORMD_BRIDGE;
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, ...(bridge ? { defaultBridge: bridge } : {}) });
     let d;
     try {
       d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent) });
