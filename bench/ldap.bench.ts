@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, which } from '../lib/exec.ts';
 import { parseFilter, writeFilter } from '../manager/netsvc/ldap/filter.ts';
-import { bindRequest, searchRequest } from '../manager/netsvc/ldap/protocol.ts';
+import { bindRequest, searchRequest, splitMessages } from '../manager/netsvc/ldap/protocol.ts';
 import { result, median, type BenchResult } from './result.ts';
 import { BENCH_BASE, BENCH_PASSWORD, BENCH_USERS, benchEntries, toLdif } from './ldap/entries.ts';
 
@@ -50,23 +50,9 @@ async function clientLoop(t: Target, filters: Buffer[], state: { counting: boole
   let wake: ((f: Buffer) => void) | undefined;
   const frames: Buffer[] = [];
   sock.on('data', (d: Buffer) => {
-    buf = buf.length ? Buffer.concat([buf, d]) : d;
-    let p = 0;
-    while (p + 2 <= buf.length) {
-      let len = buf[p + 1]!;
-      let hdr = 2;
-      if (len & 0x80) {
-        const n = len & 0x7f;
-        if (p + 2 + n > buf.length) break;
-        len = 0;
-        for (let i = 0; i < n; i++) len = len * 256 + buf[p + 2 + i]!;
-        hdr += n;
-      }
-      if (p + hdr + len > buf.length) break;
-      frames.push(buf.subarray(p, p + hdr + len));
-      p += hdr + len;
-    }
-    buf = buf.subarray(p);
+    const split = splitMessages(buf.length ? Buffer.concat([buf, d]) : d);
+    frames.push(...split.frames);
+    buf = split.rest;
     while (wake && frames.length) {
       const w = wake;
       wake = undefined;
