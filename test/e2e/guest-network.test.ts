@@ -134,6 +134,20 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   // The API saw the calls from the instance's certificate.
   const { records } = await api.call<{ records: { name: string; type: string; owner?: string }[] }>('dns.record.list');
   assert.ok(records.some((r) => r.type === 'MX' && r.owner === `instance:${NAME}`), `the MX is the instance's own: ${JSON.stringify(records)}`);
+  // The relay does not weaken the API's mutual TLS: without a certificate, from the guest network, no answer.
+  const apiPort = embedded.m.applianceApi.port!;
+  const call = '<?xml version="1.0"?><methodCall><methodName>config.get</methodName><params></params></methodCall>';
+  const anon = await new Promise<{ out: string; err: string }>((resolve) => {
+    const c = spawn('ip', ['netns', 'exec', net.name, 'timeout', '20', 'openssl', 's_client', '-quiet', '-connect', `10.77.0.1:${apiPort}`], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, OPENSSL_CONF: '/dev/null' } });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d));
+    c.stderr.on('data', (d: Buffer) => (err += d));
+    c.on('exit', () => resolve({ out, err }));
+    c.stdin.end(`POST /RPC2 HTTP/1.0\r\nContent-Type: text/xml\r\nContent-Length: ${call.length}\r\n\r\n${call}`);
+  });
+  assert.match(anon.err, /depth=\d[^\n]*STORM/, `the relay reached the API (its certificate came back): ${anon.err}`);
+  assert.doesNotMatch(anon.out, /methodResponse|HTTP\/1/, 'no certificate: refused in the handshake');
   // The root namespace has no address on the guest network.
   for (const dev of [net.bridge!, net.outer]) assert.doesNotMatch(spawnSync('ip', ['-4', '-o', 'addr', 'show', 'dev', dev], { encoding: 'utf8' }).stdout, /inet /);
 
