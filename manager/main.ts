@@ -32,6 +32,7 @@ import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
 import { hostDirectory } from './hosts/host-directory.ts';
 import { startReconciler } from './instances/reconciler.ts';
+import { crashAt } from './instances/crash-points.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
@@ -98,7 +99,11 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       const c = await applianceApi.creds.ensure(inst);
       return { key: c.key, cert: c.cert, ca: caForInstances.caCertPem, serial: c.serial };
     },
-    revoke: async (serial: string) => caForInstances?.revoke(serial, 'instance destroyed'),
+    // By instance id: what the API issued for it (even if provisioning died before saving the serial), then the serial.
+    revoke: async ({ id, serial }: { id: string; serial?: string }) => {
+      await applianceApi?.creds.revoke(id);
+      if (serial) await caForInstances?.revoke(serial, 'instance destroyed');
+    },
   };
   const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
     domain: config.dnsDomain,
@@ -106,6 +111,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     identity,
     // The API URL the instance calls (written after identity's files, so /etc/storm/manager names the API).
     instanceFiles: async (): Promise<Record<string, string>> => (applianceApi ? { '/etc/storm/manager': `${applianceApi.url}\n` } : {}),
+    ...(config.testCrashAt ? { checkpoint: crashAt(config.testCrashAt, log) } : {}),
   });
   registerInstances(registry, instances, log);
 

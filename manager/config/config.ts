@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { loadConfig, parseHostPort, type Schema } from '../../lib/config.ts';
 import type { EnvSnapshot } from '../../lib/env.ts';
 import { defaultStateDir } from '../../lib/paths.ts';
+import { crashPointNames } from '../instances/crash-points.ts';
 import { normalizeDn } from '../netsvc/ldap/dn.ts';
 
 /** The manager's configuration, frozen after validation and passed to constructors. */
@@ -71,6 +72,8 @@ export interface ManagerConfig {
   imageParallel: number;
   /** Free disk (MiB) that must remain after a layer download. */
   imageReserveMiB: number;
+  /** Tests only: SIGKILL the manager at this provisioning or destroy step (OP:POINT, see docs/instances.md); '' = never. */
+  testCrashAt: string;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -141,6 +144,10 @@ export const managerSchema: Schema<ManagerConfig> = {
   },
   imageParallel: { type: 'int', default: 3, env: 'STORM_IMAGE_PARALLEL', doc: 'layer downloads running at once', validate: (v) => (v >= 1 && v <= 64 ? undefined : `expected 1..64, got ${v}`) },
   imageReserveMiB: { type: 'int', default: 256, env: 'STORM_IMAGE_RESERVE_MIB', doc: 'free disk (MiB) a layer download must leave', validate: (v) => (v >= 0 ? undefined : `expected 0 or more, got ${v}`) },
+  testCrashAt: {
+    type: 'string', default: '', env: 'STORM_TEST_CRASH_AT', doc: 'tests only: the manager SIGKILLs itself at this step, e.g. provision:define (empty: never)',
+    validate: (v) => (v === '' || crashPointNames().includes(v) ? undefined : `expected one of ${crashPointNames().join(', ')}, got "${v}"`),
+  },
 };
 
 /** The LDAP base DN in effect (configured, or derived from the domain). */
