@@ -123,6 +123,11 @@ export class InstanceService {
     return this.#c.values();
   }
 
+  /** Open journal entries: operations in progress, or interrupted and awaiting reconciliation. */
+  operations(): Promise<JournalEntry[]> {
+    return this.#journal.open();
+  }
+
   /** Find by name or id. */
   async get(ref: string): Promise<InstanceRecord> {
     const byId = await this.#c.get(ref);
