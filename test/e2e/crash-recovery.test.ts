@@ -35,11 +35,17 @@ before(() => {
 
 const virsh = (...args: string[]) => run('virsh', ['-c', URI, ...args]);
 
-/** Domains of ours: named like STORM's and built on this test's stormd (others' tests share libvirtd). */
+/** Domains named like STORM's that other tests on this libvirtd built (names are unique ids: asked once). */
+const others = new Set<string>();
+/** Domains of ours: named like STORM's and built on this test's stormd. */
 async function ourDomains(hv: string): Promise<string[]> {
-  const names = (await virsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter((n) => n.startsWith('storm-'));
+  const names = (await virsh('list', '--all', '--name')).stdout.split('\n').map((s) => s.trim()).filter((n) => n.startsWith('storm-') && !others.has(n));
   const ours: string[] = [];
-  for (const n of names) if ((await virsh('dumpxml', n)).stdout.includes(`${hv}/`)) ours.push(n);
+  for (const n of names) {
+    const xml = await virsh('dumpxml', n);
+    if (xml.stdout.includes(`${hv}/`)) ours.push(n);
+    else if (xml.code === 0) others.add(n);
+  }
   return ours.sort();
 }
 
@@ -59,6 +65,16 @@ async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => bo
     if (check(v)) return v;
     if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${JSON.stringify(v)}`);
     await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** One call over the manager's control socket (checks and cleanup; the CLI is exercised for create and destroy). */
+async function call<R>(state: string, method: string, params: Record<string, unknown> = {}): Promise<R> {
+  const api = await ControlClient.connect(controlSocketPath(state));
+  try {
+    return await api.call<R>(method, params);
+  } finally {
+    api.close();
   }
 }
 
@@ -119,26 +135,22 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
     assert.match(m.output(), new RegExp(`test crash point reached.*"crashAt":"${op}:${at}"`));
     await cli;
     m = await manager();
-    const api = await ControlClient.connect(controlSocketPath(state));
-    try {
-      // Reconciliation runs once hv1 has been polled: then no entry is open and no record is mid-operation.
-      const after = await until(
-        'reconciled',
-        async () => ({ ops: await api.call<JournalEntry[]>('instance.operations'), insts: await api.call<InstanceRecord[]>('instance.list') }),
-        (v) => v.ops.length === 0 && !v.insts.some((i) => TRANSITIONAL.has(i.state)),
-      );
-      return after.insts;
-    } finally {
-      api.close();
-    }
+    // Reconciliation runs once hv1 has been polled: then no entry is open and no record is mid-operation.
+    const after = await until(
+      'reconciled',
+      async () => ({ ops: await call<JournalEntry[]>(state, 'instance.operations'), insts: await call<InstanceRecord[]>(state, 'instance.list') }),
+      (v) => v.ops.length === 0 && !v.insts.some((i) => TRANSITIONAL.has(i.state)),
+    );
+    return after.insts;
   };
 
   /** Nothing of ours is left: no record, entry, domain, instance layer, or live instance certificate. */
   const assertClean = async () => {
-    assert.deepEqual(JSON.parse(await ok(['instance', 'list', '-o', 'json'], env)), []);
+    assert.deepEqual(await call(state, 'instance.list'), []);
+    assert.deepEqual(await call(state, 'instance.operations'), [], 'no open journal entry');
     assert.deepEqual(await ourDomains(hv), [], 'no orphan domain');
     assert.deepEqual(existsSync(join(hv, 'instances')) ? readdirSync(join(hv, 'instances')) : [], [], 'no instance layer');
-    const certs = JSON.parse(await ok(['pki', 'list', '-o', 'json'], env)) as { role: string; commonName: string; revokedAt?: string }[];
+    const certs = await call<{ role: string; commonName: string; revokedAt?: string }[]>(state, 'pki.list');
     assert.deepEqual(certs.filter((c) => c.role === 'instance' && !c.revokedAt).map((c) => c.commonName), [], 'no live instance certificate');
   };
 
@@ -164,7 +176,7 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
         assert.ok(!existsSync(join(hv, 'instances', inst.id)), 'no instance layer');
       }
       // The admin removes what is left; everything goes.
-      await ok(['instance', 'destroy', name, '--yes'], env);
+      await call(state, 'instance.destroy', { name });
       await assertClean();
       await m.stop();
     });
@@ -175,9 +187,8 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
       const name = `d-${at}`;
       let id = '';
       const insts = await round('destroy', at, async () => {
-        const up = JSON.parse(await ok(['instance', 'create', name, '--appliance', APPLIANCE, '--wait', '--timeout', '90', '-o', 'json'], env)) as InstanceRecord;
-        assert.equal(up.state, 'running');
-        id = up.id;
+        id = (await call<InstanceRecord>(state, 'instance.create', { name, appliance: APPLIANCE })).id;
+        await until(`${name} running`, () => call<InstanceRecord>(state, 'instance.show', { name }), (i) => i.state === 'running', 90);
       }, ['instance', 'destroy', name, '--yes']);
       assert.deepEqual(insts, [], 'the destroy was finished: no record');
       assert.ok(!(await ourDomains(hv)).includes(`storm-${id}`));
