@@ -99,7 +99,6 @@ export interface InstanceServiceOptions {
  * lifecycle actions under a per-instance lock, and reconciliation.
  */
 export class InstanceService {
-  readonly #store: Store;
   readonly #c: Collection<InstanceRecord>;
   readonly #journal: Journal;
   readonly #locks = new OperationLocks();
@@ -113,7 +112,6 @@ export class InstanceService {
     private readonly log: Logger,
     private readonly opts: InstanceServiceOptions = { domain: 'cloud.storm' },
   ) {
-    this.#store = store;
     this.#c = store.collection<InstanceRecord>('instances');
     this.#journal = new Journal(store);
     this.#point = opts.checkpoint ?? (() => {});
