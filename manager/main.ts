@@ -99,10 +99,13 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       const c = await applianceApi.creds.ensure(inst);
       return { key: c.key, cert: c.cert, ca: caForInstances.caCertPem, serial: c.serial };
     },
-    // By instance id: what the API issued for it (even if provisioning died before saving the serial), then the serial.
+    // By instance id too: what the API issued for it even if provisioning died before saving the serial
+    // (the API forgets the key itself on instance.destroyed, or at its next start if that event was lost).
     revoke: async ({ id, serial }: { id: string; serial?: string }) => {
-      await applianceApi?.creds.revoke(id);
-      if (serial) await caForInstances?.revoke(serial, 'instance destroyed');
+      const rec = (await applianceApi?.creds.list())?.find((c) => c.id === id);
+      for (const s of new Set([serial, rec?.serial, rec?.previousSerial])) {
+        if (s && caForInstances && !caForInstances.isRevoked(s)) await caForInstances.revoke(s, 'instance destroyed');
+      }
     },
   };
   const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
