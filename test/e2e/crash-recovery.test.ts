@@ -3,7 +3,8 @@
 // so a new step is covered as soon as it is listed), then restarted without
 // the crash point: every operation ends finished or undone. No domain of ours
 // without a record, one record or none, no open journal entry, no instance
-// layer without an instance, no certificate left valid for a gone instance.
+// layer without an instance, no certificate left valid for a gone instance,
+// no grant left for one.
 // One stormd on qemu:///system serves every round; the guests are never
 // waited for (a domain started is all provisioning promises).
 import { before, test, type TestContext } from 'node:test';
@@ -152,6 +153,8 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
     assert.deepEqual(existsSync(join(hv, 'instances')) ? readdirSync(join(hv, 'instances')) : [], [], 'no instance layer');
     const certs = await call<{ role: string; commonName: string; revokedAt?: string }[]>(state, 'pki.list');
     assert.deepEqual(certs.filter((c) => c.role === 'instance' && !c.revokedAt).map((c) => c.commonName), [], 'no live instance certificate');
+    // The API forgets a gone instance's grants (at its next start when the destroyed event was lost).
+    await until('no grant left', () => call<unknown[]>(state, 'grant.list'), (g) => g.length === 0, 30);
   };
 
   for (const at of CRASH_POINTS.provision) {
@@ -189,6 +192,7 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
       const insts = await round('destroy', at, async () => {
         id = (await call<InstanceRecord>(state, 'instance.create', { name, appliance: APPLIANCE })).id;
         await until(`${name} running`, () => call<InstanceRecord>(state, 'instance.show', { name }), (i) => i.state === 'running', 90);
+        await call(state, 'grant.add', { instance: name, appliance: 'wiki' }); // what the API must forget with it
       }, ['instance', 'destroy', name, '--yes']);
       assert.deepEqual(insts, [], 'the destroy was finished: no record');
       assert.ok(!(await ourDomains(hv)).includes(`storm-${id}`));
