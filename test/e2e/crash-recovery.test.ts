@@ -130,6 +130,8 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
   const round = async (op: CrashOp, at: string, prepare: (env: NodeJS.ProcessEnv) => Promise<void>, action: string[]) => {
     await m.stop(); // a failed round may have left its manager up
     m = await manager(`${op}:${at}`);
+    // Placement needs hv1 online: this manager's first poll of it.
+    await until('hv1 online', () => call<{ name: string; state: string }[]>(state, 'host.list'), (hs) => hs.some((h) => h.name === 'hv1' && h.state === 'online'));
     await prepare(env);
     const cli = storm(action, env); // it may fail: its manager dies under it
     assert.equal(await ended(m), 'SIGKILL', `the manager died by SIGKILL; output:\n${m.output()}`);
