@@ -52,6 +52,8 @@ export interface ManagerConfig {
   hostPollSeconds: number;
   /** Seconds between reconciliation passes (one also runs at start); 0: only at start. */
   reconcileSeconds: number;
+  /** Tests only: SIGKILL the manager at this provisioning or destroy step (OP:POINT, see docs/instances.md); '' = never. */
+  testCrashAt: string;
   /** LDAP (with StartTLS) HOST:PORT; empty turns LDAP off. */
   ldapListen: string;
   /** LDAPS HOST:PORT (served once the manager has a certificate); empty turns it off. */
@@ -72,8 +74,6 @@ export interface ManagerConfig {
   imageParallel: number;
   /** Free disk (MiB) that must remain after a layer download. */
   imageReserveMiB: number;
-  /** Tests only: SIGKILL the manager at this provisioning or destroy step (OP:POINT, see docs/instances.md); '' = never. */
-  testCrashAt: string;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -118,6 +118,10 @@ export const managerSchema: Schema<ManagerConfig> = {
   managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', doc: 'names and IPs in the manager certificate (comma-separated)' },
   joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
   reconcileSeconds: { type: 'int', default: 300, env: 'STORM_RECONCILE_SECONDS', doc: 'seconds between reconciliation passes (also one at start, after the first host polls); 0: only at start', validate: (v) => (v >= 0 && v <= 86400 ? undefined : 'expected 0..86400 seconds') },
+  testCrashAt: {
+    type: 'string', default: '', env: 'STORM_TEST_CRASH_AT', doc: 'tests only: the manager SIGKILLs itself at this step, e.g. provision:define (empty: never)',
+    validate: (v) => (v === '' || crashPointNames().includes(v) ? undefined : `expected one of ${crashPointNames().join(', ')}, got "${v}"`),
+  },
   hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },
   ldapListen: { type: 'string', default: '127.0.0.1:1389', env: 'STORM_LDAP_LISTEN', flag: 'ldap-listen', doc: 'LDAP server HOST:PORT (StartTLS once the manager has a certificate); empty = off', validate: optHostPort },
   ldapsListen: { type: 'string', default: '127.0.0.1:1636', env: 'STORM_LDAPS_LISTEN', flag: 'ldaps-listen', doc: 'LDAPS server HOST:PORT (needs the manager certificate); empty = off', validate: optHostPort },
@@ -144,10 +148,6 @@ export const managerSchema: Schema<ManagerConfig> = {
   },
   imageParallel: { type: 'int', default: 3, env: 'STORM_IMAGE_PARALLEL', doc: 'layer downloads running at once', validate: (v) => (v >= 1 && v <= 64 ? undefined : `expected 1..64, got ${v}`) },
   imageReserveMiB: { type: 'int', default: 256, env: 'STORM_IMAGE_RESERVE_MIB', doc: 'free disk (MiB) a layer download must leave', validate: (v) => (v >= 0 ? undefined : `expected 0 or more, got ${v}`) },
-  testCrashAt: {
-    type: 'string', default: '', env: 'STORM_TEST_CRASH_AT', doc: 'tests only: the manager SIGKILLs itself at this step, e.g. provision:define (empty: never)',
-    validate: (v) => (v === '' || crashPointNames().includes(v) ? undefined : `expected one of ${crashPointNames().join(', ')}, got "${v}"`),
-  },
 };
 
 /** The LDAP base DN in effect (configured, or derived from the domain). */

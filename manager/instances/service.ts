@@ -84,15 +84,17 @@ export interface InstanceServiceOptions {
   managerAddress?: string;
   /** Extra instance-layer files made at provisioning (e.g. the API URL in /etc/storm/manager). */
   instanceFiles?: (inst: InstanceRecord) => Promise<Record<string, string>>;
+  /** Tests only: called at each crash point (manager/instances/crash-points.ts). */
+  checkpoint?: Checkpoint;
   /** The CA: each instance gets its own certificate in its layer; it is revoked at destroy. */
   identity?: {
     issue(inst: { id: string; name: string }): Promise<{ key: string; cert: string; ca: string; serial: string }>;
     /** Revoke whatever was issued for the instance id (and `serial`, if known); nothing issued, or already revoked, is fine. */
     revoke(inst: { id: string; serial?: string }): Promise<unknown>;
   };
-  /** Tests only: called at each crash point (manager/instances/crash-points.ts). */
-  checkpoint?: Checkpoint;
 }
+
+const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
 
 /**
  * The life of an instance: provisioning with undo and an intent journal,
