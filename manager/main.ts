@@ -110,11 +110,11 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   };
   const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
     domain: config.dnsDomain,
+    ...(config.testCrashAt ? { checkpoint: crashAt(config.testCrashAt, log) } : {}),
     managerAddress,
     identity,
     // The API URL the instance calls (written after identity's files, so /etc/storm/manager names the API).
     instanceFiles: async (): Promise<Record<string, string>> => (applianceApi ? { '/etc/storm/manager': `${applianceApi.url}\n` } : {}),
-    ...(config.testCrashAt ? { checkpoint: crashAt(config.testCrashAt, log) } : {}),
   });
   registerInstances(registry, instances, log);
 
