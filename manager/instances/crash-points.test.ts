@@ -111,6 +111,22 @@ for (const point of CRASH_POINTS.destroy) {
   });
 }
 
+for (const point of CRASH_POINTS.destroy.filter((p) => p !== 'deleting')) {
+  test(`a second crash, at destroy:${point} while the restarted manager finishes a destroy: the next start finishes it`, async (t) => {
+    const w = await world(t);
+    const first = freezeAt('destroy', 'deleting');
+    const dead = w.service(first.checkpoint);
+    const inst = await dead.provision((await dead.create({ name: 'r1', appliance: 'wiki' })).id);
+    void dead.destroy(inst.id);
+    await first.reached;
+    const second = freezeAt('destroy', point);
+    void w.service(second.checkpoint).reconcile();
+    await second.reached;
+    await w.service().reconcile();
+    assert.deepEqual([await w.service().list(), await w.journal(), await w.h1.domains(), w.h1.instanceLayers.size, w.live.size], [[], [], [], 0, 0]);
+  });
+}
+
 test('a periodic pass leaves alone an entry create wrote before provisioning took it', async (t) => {
   const w = await world(t);
   const svc = w.service();
