@@ -32,6 +32,7 @@ import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
 import { hostDirectory } from './hosts/host-directory.ts';
 import { startReconciler } from './instances/reconciler.ts';
+import { crashAt } from './instances/crash-points.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
@@ -98,10 +99,18 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       const c = await applianceApi.creds.ensure(inst);
       return { key: c.key, cert: c.cert, ca: caForInstances.caCertPem, serial: c.serial };
     },
-    revoke: async (serial: string) => caForInstances?.revoke(serial, 'instance destroyed'),
+    // By instance id too: what the API issued for it even if provisioning died before saving the serial
+    // (the API forgets the key itself on instance.destroyed, or at its next start if that event was lost).
+    revoke: async ({ id, serial }: { id: string; serial?: string }) => {
+      const rec = (await applianceApi?.creds.list())?.find((c) => c.id === id);
+      for (const s of new Set([serial, rec?.serial, rec?.previousSerial])) {
+        if (s && caForInstances && !caForInstances.isRevoked(s)) await caForInstances.revoke(s, 'instance destroyed');
+      }
+    },
   };
   const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
     domain: config.dnsDomain,
+    ...(config.testCrashAt ? { checkpoint: crashAt(config.testCrashAt, log) } : {}),
     managerAddress,
     identity,
     // The API URL the instance calls (written after identity's files, so /etc/storm/manager names the API).

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { loadConfig, parseHostPort, type Schema } from '../../lib/config.ts';
 import type { EnvSnapshot } from '../../lib/env.ts';
 import { defaultStateDir } from '../../lib/paths.ts';
+import { crashPointNames } from '../instances/crash-points.ts';
 import { normalizeDn } from '../netsvc/ldap/dn.ts';
 
 /** The manager's configuration, frozen after validation and passed to constructors. */
@@ -51,6 +52,8 @@ export interface ManagerConfig {
   hostPollSeconds: number;
   /** Seconds between reconciliation passes (one also runs at start); 0: only at start. */
   reconcileSeconds: number;
+  /** Tests only: SIGKILL the manager at this provisioning or destroy step (OP:POINT, see docs/instances.md); '' = never. */
+  testCrashAt: string;
   /** LDAP (with StartTLS) HOST:PORT; empty turns LDAP off. */
   ldapListen: string;
   /** LDAPS HOST:PORT (served once the manager has a certificate); empty turns it off. */
@@ -115,6 +118,10 @@ export const managerSchema: Schema<ManagerConfig> = {
   managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', flag: 'manager-names', doc: 'names and IPs in the manager certificate (comma-separated)' },
   joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
   reconcileSeconds: { type: 'int', default: 300, env: 'STORM_RECONCILE_SECONDS', doc: 'seconds between reconciliation passes (also one at start, after the first host polls); 0: only at start', validate: (v) => (v >= 0 && v <= 86400 ? undefined : 'expected 0..86400 seconds') },
+  testCrashAt: {
+    type: 'string', default: '', env: 'STORM_TEST_CRASH_AT', doc: 'tests only: the manager SIGKILLs itself at this step, e.g. provision:define (empty: never)',
+    validate: (v) => (v === '' || crashPointNames().includes(v) ? undefined : `expected one of ${crashPointNames().join(', ')}, got "${v}"`),
+  },
   hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },
   ldapListen: { type: 'string', default: '127.0.0.1:1389', env: 'STORM_LDAP_LISTEN', flag: 'ldap-listen', doc: 'LDAP server HOST:PORT (StartTLS once the manager has a certificate); empty = off', validate: optHostPort },
   ldapsListen: { type: 'string', default: '127.0.0.1:1636', env: 'STORM_LDAPS_LISTEN', flag: 'ldaps-listen', doc: 'LDAPS server HOST:PORT (needs the manager certificate); empty = off', validate: optHostPort },

@@ -68,4 +68,5 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
   });
   reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: (p) => svc.rollback(str(p, 'name', 'update.rollback')) });
   reg.add({ name: 'instance.reconcile', mutates: true, summary: 'compare the store with the hosts and repair', handler: () => svc.reconcile() });
+  reg.add({ name: 'instance.operations', mutates: false, summary: 'open journal entries: operations in progress or awaiting reconciliation', handler: () => svc.operations() });
 }
