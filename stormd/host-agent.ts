@@ -17,7 +17,8 @@ import type { Health } from '../lib/health.ts';
 import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
-import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentInstanceLayerSpec, AgentLayerRef, AgentLayerRole, AgentTransferRef } from './api/methods.ts';
+import { checkLimit, listInstanceLayerFiles } from './layers/instance-files.ts';
+import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentInstanceLayerSpec, AgentLayerFiles, AgentLayerRef, AgentLayerRole, AgentTransferRef } from './api/methods.ts';
 
 export type { AgentLayerRole, AgentLayerRef, AgentCapacity, AgentInstanceLayerSpec, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentTransferRef };
 
@@ -264,6 +265,13 @@ export class LocalHostAgent {
 
   snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
     return this.instances.snapshots(id);
+  }
+
+  /** The paths in an instance layer's tree and what each is (whiteouts, opaque dirs), sorted, at most `limit`. */
+  async instanceLayerFiles(id: string, limit?: number): Promise<AgentLayerFiles> {
+    const path = this.instances.path(id);
+    if (!(await stat(path).catch(() => undefined))) throw notFound(`no instance layer ${id} on this hypervisor`);
+    return listInstanceLayerFiles(path, checkLimit(limit));
   }
 
   /** Digest and size of an instance layer, and where the server offers it (instance shut off). */

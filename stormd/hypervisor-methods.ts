@@ -80,6 +80,11 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
     { name: M.instanceLayerRestore, summary: 'roll an instance layer back to a snapshot (instance shut off)', handler: async (p: P) => (await agent.restore(id(p, M.instanceLayerRestore), snap(p, M.instanceLayerRestore)), ok) },
     { name: M.instanceLayerDeleteSnapshot, summary: 'delete a snapshot', handler: async (p: P) => (await agent.deleteSnapshot(id(p, M.instanceLayerDeleteSnapshot), snap(p, M.instanceLayerDeleteSnapshot)), ok) },
     { name: M.instanceLayerSnapshots, summary: "an instance layer's snapshots", handler: (p: P) => agent.snapshots(id(p, M.instanceLayerSnapshots)) },
+    {
+      name: M.instanceLayerFiles,
+      summary: "the paths in an instance layer and their kinds (file, dir, opaque-dir, symlink, whiteout), bounded by limit",
+      handler: (p: P) => agent.instanceLayerFiles(id(p, M.instanceLayerFiles), p.limit === undefined ? undefined : reqInt(p, 'limit', M.instanceLayerFiles, 1, 100_000)),
+    },
     { name: M.instanceLayerExport, summary: 'offer an instance layer to another host: URL, digest, size', handler: (p: P) => agent.exportInstanceLayer(id(p, M.instanceLayerExport)) },
     {
       name: M.instanceLayerImport,

@@ -1,6 +1,6 @@
 import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { createHash } from 'node:crypto';
-import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerRef, TransferRef } from './host-agent.ts';
+import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFile, LayerFileKind, LayerFiles, LayerRef, TransferRef } from './host-agent.ts';
 
 /** Exported instance layers, by URL: stands in for the network between memory hosts. */
 const transfers = new Map<string, InstanceLayerSpec>();
@@ -14,6 +14,8 @@ export class MemoryHostAgent implements HostAgent {
   readonly instanceLayers = new Map<string, InstanceLayerSpec>();
   readonly snaps = new Map<string, Map<string, { spec: InstanceLayerSpec; createdAt: string }>>();
   readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string }>();
+  /** What the guest did to its instance layer (path → kind), e.g. a whiteout over a deleted lower file. */
+  readonly guestEdits = new Map<string, Map<string, LayerFileKind>>();
   /** Inject a failure into the next call of a method (for undo tests). */
   readonly failNext = new Set<keyof HostAgent>();
   constructor(readonly host: string, readonly cap: HostCapacity = { memoryMiB: 8192, freeMemoryMiB: 8192, vcpus: 4, freeDiskBytes: 100e9 }) {}
@@ -107,6 +109,24 @@ export class MemoryHostAgent implements HostAgent {
   }
   async snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
     return [...(this.snaps.get(id) ?? new Map())].map(([name, s]) => ({ name, createdAt: s.createdAt }));
+  }
+  /** The tree stormd would build from the spec (files, /etc/hostname, /etc/storm/domain, tls), plus guest edits. */
+  async instanceLayerFiles(id: string, limit = 10_000): Promise<LayerFiles> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw invalid('limit must be an integer from 1 to 100000');
+    const spec = this.#layer(id);
+    const kinds = new Map<string, LayerFileKind>();
+    const add = (p: string, kind: LayerFileKind) => {
+      const parts = p.split('/').filter(Boolean);
+      for (let i = 1; i < parts.length; i++) if (!kinds.has(`/${parts.slice(0, i).join('/')}`)) kinds.set(`/${parts.slice(0, i).join('/')}`, 'dir');
+      kinds.set(`/${parts.join('/')}`, kind);
+    };
+    add('/etc/hostname', 'file');
+    if (spec.domain) add('/etc/storm/domain', 'file');
+    for (const p of Object.keys(spec.files)) add(p, 'file');
+    if (spec.tls) for (const f of ['instance.crt', 'instance.key', 'ca.crt']) add(`/etc/storm/tls/${f}`, 'file');
+    for (const [p, k] of this.guestEdits.get(id) ?? []) add(p, k);
+    const all: LayerFile[] = [...kinds].map(([path, kind]) => ({ path, kind })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { entries: all.slice(0, limit), total: all.length, truncated: all.length > limit };
   }
   async exportInstanceLayer(id: string): Promise<TransferRef> {
     const spec = this.#layer(id);

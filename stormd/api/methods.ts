@@ -81,6 +81,7 @@ export const HYPERVISOR_METHODS = {
   instanceLayerSnapshots: 'instanceLayer.snapshots',
   instanceLayerExport: 'instanceLayer.export',
   instanceLayerImport: 'instanceLayer.import',
+  instanceLayerFiles: 'instanceLayer.files',
   domainDefine: 'domain.define',
   domainStart: 'domain.start',
   domainShutdown: 'domain.shutdown',
@@ -143,3 +144,17 @@ export interface AgentTransferRef {
   size: number;
 }
 
+
+/** What one path in an instance layer is: a whiteout hides a lower file, an opaque dir every lower file below it. */
+export type AgentLayerFileKind = 'file' | 'dir' | 'opaque-dir' | 'symlink' | 'whiteout' | 'other';
+export interface AgentLayerFile {
+  /** Absolute in-guest path (the layer's root/ is `/`). */
+  path: string;
+  kind: AgentLayerFileKind;
+}
+/** `instanceLayer.files` result: entries sorted by path, at most `limit`; `total` counts them all. */
+export interface AgentLayerFiles {
+  entries: AgentLayerFile[];
+  total: number;
+  truncated: boolean;
+}
