@@ -156,3 +156,49 @@ export async function opaqueDirs(src: Ext4Source, top: string, dirs: string[]): 
   }
   return res;
 }
+
+/**
+ * Copy the tree under `top` (e.g. "/root") into `dest` (created): regular
+ * files, directories and symlinks with their modes. Whiteouts and other
+ * special files are skipped (read them with listTree).
+ */
+export async function extractTree(src: Ext4Source, top: string, dest: string): Promise<void> {
+  const { mkdir, mkdtemp, readdir, rename, rm } = await import('node:fs/promises');
+  const { join, basename } = await import('node:path');
+  await mkdir(dest, { recursive: true });
+  const scratch = await mkdtemp(join(dest, '.rdump-'));
+  try {
+    await debugfs(src, [`rdump ${q(top)} ${q(scratch)}`]);
+    const got = join(scratch, basename(top));
+    for (const n of await readdir(got).catch(() => [] as string[])) await rename(join(got, n), join(dest, n));
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** SHA-256 of regular files under `top` (paths relative to it), read with one debugfs `dump` pass. */
+export async function fileDigests(src: Ext4Source, top: string, paths: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (!paths.length) return out;
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { createReadStream } = await import('node:fs');
+  const { createHash } = await import('node:crypto');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), 'storm-dump-'));
+  try {
+    await debugfs(src, paths.map((p, i) => `dump ${q(`${top}/${p}`)} ${q(join(dir, String(i)))}`));
+    for (const [i, p] of paths.entries()) {
+      const h = createHash('sha256');
+      try {
+        for await (const c of createReadStream(join(dir, String(i)))) h.update(c as Buffer);
+        out.set(p, h.digest('hex'));
+      } catch {
+        // Not dumped (not a regular file): no digest; the caller treats it as changed.
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}

@@ -1,0 +1,183 @@
+/**
+ * Deployment layer versions: each edit copies the previous version's tree out
+ * of its image (debugfs, no mounting), applies the file set (files written,
+ * paths deleted as whiteouts) and builds a new `storm-deployment` layer with
+ * `buildLayer`. And the other direction: which paths changed between two
+ * versions of any layer (what an update brings to an instance).
+ */
+import { chmod, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { invalid } from '../../lib/errors.ts';
+import { extractTree, fileDigests, listTree, opaqueDirs, openExt4, type TreeEntry } from '../../lib/ext4-read.ts';
+import { DELETIONS_FILE, OPAQUE_MARKER, buildLayer, type LayerBuildResult } from '../images/layer-build.ts';
+
+/** One file a deployment edit writes. */
+export interface FileEdit {
+  /** Absolute in-guest path. */
+  path: string;
+  /** Contents, base64 (binary-safe over the control socket). */
+  base64: string;
+  /** Permission bits (default 0644). */
+  mode?: number;
+}
+
+/** What one edit does: files to write, paths to delete (whiteouts over the appliance's files). */
+export interface EditSet {
+  files?: FileEdit[];
+  delete?: string[];
+}
+
+export const MAX_EDIT_FILES = 10_000;
+export const MAX_EDIT_BYTES = 64 * 1024 * 1024;
+
+/** `/etc/x` → `etc/x`; refuses relative paths, `..`, the root itself and names debugfs cannot quote. */
+export function guestPath(p: unknown, what: string): string {
+  if (typeof p !== 'string' || !p.startsWith('/') || p.length > 1024 || p.includes('\0')) throw invalid(`${what}: ${JSON.stringify(p)} must be an absolute path inside the guest`, { hint: 'e.g. /etc/wiki/site.conf' });
+  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+  if (parts.length === 0 || parts.some((x) => x === '..')) throw invalid(`${what}: ${JSON.stringify(p)} is not a file path inside the guest`);
+  if (/["\n\\]/.test(p)) throw invalid(`${what}: ${JSON.stringify(p)} has a quote, backslash or newline`);
+  if (parts.some((x) => x.startsWith('.wh.')) || parts[0] === DELETIONS_FILE) throw invalid(`${what}: ${JSON.stringify(p)} uses a name reserved for whiteouts`);
+  return parts.join('/');
+}
+
+/** Check an edit set's shape and bounds before any work; returns it normalised. */
+export function checkEdits(e: unknown): Required<EditSet> {
+  if (e === undefined) return { files: [], delete: [] };
+  if (!e || typeof e !== 'object' || Array.isArray(e)) throw invalid('edits must be an object {files, delete}');
+  const { files = [], delete: del = [] } = e as EditSet;
+  if (!Array.isArray(files) || !Array.isArray(del)) throw invalid('edits.files and edits.delete must be lists');
+  if (files.length + del.length > MAX_EDIT_FILES) throw invalid(`one edit may touch at most ${MAX_EDIT_FILES} paths`);
+  let bytes = 0;
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (!f || typeof f !== 'object' || typeof f.base64 !== 'string') throw invalid('each edited file needs {path, base64}');
+    if (f.mode !== undefined && (!Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o7777)) throw invalid(`${f.path}: mode must be permission bits (0..07777)`);
+    const p = guestPath(f.path, 'file');
+    if (seen.has(p)) throw invalid(`/${p} is given twice`);
+    seen.add(p);
+    bytes += Math.floor((f.base64.length * 3) / 4);
+  }
+  for (const d of del) {
+    const p = guestPath(d, 'delete');
+    if (seen.has(p)) throw invalid(`/${p} is both written and deleted`);
+    seen.add(p);
+  }
+  if (bytes > MAX_EDIT_BYTES) throw invalid(`the files of one edit exceed ${MAX_EDIT_BYTES / 1048576} MiB`, { hint: 'ship large content in the appliance, not the deployment' });
+  return { files, delete: del };
+}
+
+/** The source tree of a layer image (files, plus its whiteouts and opaque dirs written back as markers). */
+async function sourceFromImage(image: string, dest: string): Promise<Set<string>> {
+  const src = await openExt4(image);
+  await extractTree(src, '/root', dest);
+  const tree = await listTree(src, '/root');
+  const deleted = new Set([...tree].filter(([, e]) => e.type === 'whiteout').map(([p]) => p));
+  const opaque = await opaqueDirs(src, '/root', [...tree].filter(([, e]) => e.type === 'dir').map(([p]) => p));
+  for (const o of opaque) await writeFile(join(dest, o, OPAQUE_MARKER), '');
+  return deleted;
+}
+
+export interface BuildVersion {
+  name: string;
+  version: number;
+  /** The image this version starts from (the previous version, or the appliance's deployment layer). */
+  base?: string;
+  edits: EditSet;
+  /** Output file (renamed into the image store by the caller). */
+  out: string;
+}
+
+/** Build one deployment layer version: base tree + edits → a `storm-deployment` image. */
+export async function buildDeploymentVersion(b: BuildVersion): Promise<LayerBuildResult> {
+  const edits = checkEdits(b.edits);
+  const stage = await mkdtemp(join(tmpdir(), 'storm-deployment-'));
+  try {
+    const deleted = b.base ? await sourceFromImage(b.base, stage) : new Set<string>();
+    for (const f of edits.files) {
+      const p = guestPath(f.path, 'file');
+      deleted.delete(p);
+      const dst = join(stage, p);
+      const st = await lstat(dst).catch(() => undefined);
+      if (st?.isDirectory()) throw invalid(`/${p} is a directory in this deployment; cannot write a file over it`);
+      await mkdir(dirname(dst), { recursive: true, mode: 0o755 });
+      await rm(dst, { force: true });
+      await writeFile(dst, Buffer.from(f.base64, 'base64'));
+      await chmod(dst, f.mode ?? 0o644);
+    }
+    for (const d of edits.delete) {
+      const p = guestPath(d, 'delete');
+      await rm(join(stage, p), { recursive: true, force: true });
+      deleted.add(p);
+    }
+    if (deleted.size) await writeFile(join(stage, DELETIONS_FILE), [...deleted].sort().map((p) => `/${p}`).join('\n') + '\n');
+    return await buildLayer({ dir: stage, role: 'deployment', name: b.name, version: String(b.version), out: b.out });
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+}
+
+export type PathChange = 'added' | 'modified' | 'removed' | 'deleted';
+
+/**
+ * Paths that differ between two versions of a layer (relative, no leading
+ * slash): `added` (new in the layer), `modified` (kind, mode or contents
+ * differ), `removed` (gone from the layer: the lower one shows again),
+ * `deleted` (the new version whites it out). Directories count only when
+ * they appear, vanish, or turn opaque. No old image: everything is added.
+ */
+export async function changedPaths(oldImage: string | undefined, newImage: string): Promise<Map<string, PathChange>> {
+  const read = async (f: string) => {
+    const src = await openExt4(f);
+    const tree = await listTree(src, '/root');
+    const opaque = await opaqueDirs(src, '/root', [...tree].filter(([, e]) => e.type === 'dir').map(([p]) => p));
+    return { src, tree, opaque };
+  };
+  const nw = await read(newImage);
+  const old = oldImage ? await read(oldImage) : undefined;
+  const out = new Map<string, PathChange>();
+  const sameMeta = (a: TreeEntry, b: TreeEntry) => a.type === b.type && a.mode === b.mode && a.size === b.size;
+  const compare: string[] = [];
+  for (const [p, e] of nw.tree) {
+    const o = old?.tree.get(p);
+    if (!o) {
+      if (e.type === 'whiteout') out.set(p, 'deleted');
+      else out.set(p, 'added');
+    } else if (e.type === 'dir') {
+      if (o.type !== 'dir' || nw.opaque.has(p) !== old!.opaque.has(p)) out.set(p, 'modified');
+    } else if (!sameMeta(e, o)) {
+      out.set(p, e.type === 'whiteout' ? 'deleted' : 'modified');
+    } else if (e.type === 'file' || e.type === 'symlink') compare.push(p);
+  }
+  if (old) {
+    for (const p of old.tree.keys()) if (!nw.tree.has(p)) out.set(p, 'removed');
+    const files = compare.filter((p) => nw.tree.get(p)!.type === 'file');
+    const [a, b] = await Promise.all([fileDigests(old.src, '/root', files), fileDigests(nw.src, '/root', files)]);
+    for (const p of files) if (!a.get(p) || a.get(p) !== b.get(p)) out.set(p, 'modified');
+    // Symlinks of equal length: compare their targets.
+    const links = compare.filter((p) => nw.tree.get(p)!.type === 'symlink');
+    if (links.length) {
+      const [la, lb] = await Promise.all([symlinkTargets(old.src.spec, links), symlinkTargets(nw.src.spec, links)]);
+      for (const p of links) if (la.get(p) === undefined || la.get(p) !== lb.get(p)) out.set(p, 'modified');
+    }
+  }
+  return out;
+}
+
+async function symlinkTargets(spec: string, paths: string[]): Promise<Map<string, string>> {
+  const { run } = await import('../../lib/exec.ts');
+  const out = new Map<string, string>();
+  const dir = await mkdtemp(join(tmpdir(), 'storm-links-'));
+  try {
+    await writeFile(join(dir, 'cmds'), paths.map((p) => `stat "/root/${p}"`).join('\n') + '\n');
+    const r = await run('debugfs', ['-f', join(dir, 'cmds'), spec], { timeoutMs: 120_000 });
+    for (const part of r.stdout.split(/^debugfs: stat /m).slice(1)) {
+      const path = /^"\/root\/(.*)"/.exec(part)?.[1];
+      const dest = /Fast link dest: "(.*)"/.exec(part)?.[1];
+      if (path !== undefined && dest !== undefined) out.set(path, dest);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
