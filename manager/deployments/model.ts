@@ -1,0 +1,44 @@
+/**
+ * A deployment: an appliance plus the site's configuration edits, kept as a
+ * `storm-deployment` layer with one version per edit (content-addressed in
+ * the manager's image store; every version kept). JSON shape documented in
+ * docs/instances.md; fields are only ever added.
+ */
+import type { PathChange } from './layer.ts';
+
+export interface DeploymentVersion {
+  version: number;
+  /** The layer image's digest (STATE/images/sha256/<sha256>). */
+  sha256: string;
+  size: number;
+  createdAt: string;
+  /** How it was made: `create` (from the appliance's own deployment layer), `files` (a file set), `maintenance`. */
+  via: 'create' | 'files' | 'maintenance';
+  note?: string;
+  /** Paths that differ from the version before (at most 1,000 listed; `changedCount` counts all). */
+  changed: { path: string; change: PathChange }[];
+  changedCount: number;
+}
+
+export interface DeploymentRecord {
+  name: string;
+  /** The appliance it is built on, as resolved at create: catalog id and version. */
+  appliance: string;
+  applianceVersion: string;
+  /** The digest of the appliance's own deployment layer it started from, if it had one. */
+  base?: string;
+  /** The newest version (what new instances and `storm update apply` use). */
+  version: number;
+  versions: DeploymentVersion[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** The appliance reference instances of a deployment carry (`InstanceRecord.appliance`). */
+export const DEPLOYMENT_PREFIX = 'deployment:';
+export const deploymentRef = (name: string, version?: number | string) => `${DEPLOYMENT_PREFIX}${name}${version === undefined ? '' : `@${version}`}`;
+
+/** Deployment names become layer names and appear in `deployment:NAME`: DNS-label-like. */
+export function validDeploymentName(name: unknown): name is string {
+  return typeof name === 'string' && /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name);
+}
