@@ -28,7 +28,8 @@ export interface EditSet {
 }
 
 export const MAX_EDIT_FILES = 10_000;
-export const MAX_EDIT_BYTES = 64 * 1024 * 1024;
+/** One edit crosses the control socket as one message (4 MiB, base64): larger content belongs in the appliance. */
+export const MAX_EDIT_BYTES = 2 * 1024 * 1024;
 
 /** `/etc/x` → `etc/x`; refuses relative paths, `..`, the root itself and names debugfs cannot quote. */
 export function guestPath(p: unknown, what: string): string {
