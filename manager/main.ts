@@ -41,6 +41,7 @@ import { deploymentRef } from './deployments/model.ts';
 import { registerDeployments } from './services/deployments.ts';
 import { changedPaths } from './images/layer-changes.ts';
 import { ShadowFinder } from './instances/shadowed.ts';
+import { domainName } from './instances/model.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -150,6 +151,29 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     ensureImage: async (ref) => void (await storedImage(ref, ref.what)),
     layerUrl: (sha) => (layerBase ? `${layerBase}${sha}` : undefined),
     users: async (name) => (await instances.list()).filter((i) => i.appliance === deploymentRef(name)).map((i) => i.name),
+    // Maintenance instances are ordinary instances (journaled, reconciled) of a `maintenance:NAME@N` reference.
+    maintenance: {
+      start: async (req) => {
+        const inst = await instances.create(req);
+        const done = await instances.provision(inst.id);
+        return { name: done.name, host: done.host };
+      },
+      stop: async (name) => {
+        const inst = await instances.get(name);
+        const agent = hostDir.agent(inst.host);
+        if ((await agent.state(domainName(inst.id))) !== 'running') return; // the maintainer powered it off
+        if (inst.state === 'running') await instances.stop(name);
+        else await agent.shutdown(domainName(inst.id));
+      },
+      read: async (name, offset, length) => {
+        const inst = await instances.get(name);
+        return hostDir.agent(inst.host).readMaintenanceLayer(inst.id, offset, length);
+      },
+      destroy: async (name) => {
+        const inst = await instances.get(name).catch(() => undefined);
+        if (inst) await instances.destroy(inst.id);
+      },
+    },
   });
   images.addHolder(() => deployments!.digests());
   registerDeployments(registry, deployments);

@@ -32,11 +32,26 @@ export interface DeploymentRecord {
   versions: DeploymentVersion[];
   createdAt: string;
   updatedAt: string;
+  /** Present while a maintenance instance edits the layer by hand (`storm deployment edit NAME --maintenance`). */
+  maintenance?: {
+    /** The maintenance instance's name (its record says `appliance: "maintenance:NAME"`). */
+    instance: string;
+    /** The version it started from (the new one is built from what it wrote). */
+    from: number;
+    startedAt: string;
+    /** Extra kernel command line for its boot (e.g. `storm.rescue` for a shell on the console). */
+    append?: string;
+  };
 }
 
 /** The appliance reference instances of a deployment carry (`InstanceRecord.appliance`). */
 export const DEPLOYMENT_PREFIX = 'deployment:';
 export const deploymentRef = (name: string, version?: number | string) => `${DEPLOYMENT_PREFIX}${name}${version === undefined ? '' : `@${version}`}`;
+
+/** The appliance reference of a deployment's maintenance instance: boots the layer writable, never updated by plans. */
+export const MAINTENANCE_PREFIX = 'maintenance:';
+/** The maintenance instance's name: derived from the deployment's, a valid hostname label. */
+export const maintenanceInstanceName = (name: string) => `${name.slice(0, 57).replace(/-+$/, '')}-maint`;
 
 /** Deployment names become layer names and appear in `deployment:NAME`: DNS-label-like. */
 export function validDeploymentName(name: unknown): name is string {

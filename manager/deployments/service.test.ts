@@ -9,10 +9,29 @@ import { digestFile } from '../images/layer-build.ts';
 import { ImageStore } from '../images/store.ts';
 import type { ApplianceSpec } from '../instances/model.ts';
 import { Store } from '../store/store.ts';
-import { DeploymentService, deploymentAwareSource } from './service.ts';
+import { DeploymentService, deploymentAwareSource, type MaintenanceBackend } from './service.ts';
+import { buildDeploymentVersion } from './layer.ts';
+import { readFileSync } from 'node:fs';
 
 const FIXTURE = new URL('../../fixtures/build/wiki-example-corp-1.0-deployment.img', import.meta.url).pathname;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/** A maintenance backend whose "guest" wrote `written` (an image) into its deployment layer. */
+function fakeMaintenance() {
+  const log: string[] = [];
+  const state = { written: undefined as Buffer | undefined, running: false };
+  const backend: MaintenanceBackend = {
+    start: async (req) => (log.push(`start ${req.name} ${req.appliance}`), (state.running = true), { name: req.name, host: 'h1' }),
+    stop: async (name) => void (log.push(`stop ${name}`), (state.running = false)),
+    read: async (name, offset, length) => {
+      if (state.running) throw new StormError('conflict', 'running');
+      if (!state.written) throw new StormError('not_found', `no layer for ${name}`);
+      return { base64: state.written.subarray(offset, offset + length).toString('base64'), size: state.written.length };
+    },
+    destroy: async (name) => void log.push(`destroy ${name}`),
+  };
+  return { backend, log, state };
+}
 
 async function setup(t: import('node:test').TestContext) {
   const dir = mkdtempSync(join(tmpdir(), 'deploy-svc-'));
@@ -34,7 +53,9 @@ async function setup(t: import('node:test').TestContext) {
   const fetched: string[] = [];
   let serving = true;
   const users = new Set<string>();
+  const maint = fakeMaintenance();
   const svc = new DeploymentService({
+    maintenance: maint.backend,
     store, appliances: catalog, images, bus: new EventBus(),
     ensureImage: async (ref) => {
       fetched.push(ref.url);
@@ -43,7 +64,7 @@ async function setup(t: import('node:test').TestContext) {
     layerUrl: (sha) => (serving ? `http://manager/layers/${sha}` : undefined),
     users: async () => [...users],
   });
-  return { svc, wiki, images, fetched, users, source: deploymentAwareSource(catalog, () => svc), stopServing: () => (serving = false) };
+  return { svc, wiki, images, fetched, users, maint, dir, source: deploymentAwareSource(catalog, () => svc), stopServing: () => (serving = false) };
 }
 
 test('deployments: versions in the image store, spec for deployment:NAME[@N], every version kept for gc', async (t) => {
@@ -86,4 +107,47 @@ test('deployments: bad names, traditional appliances, duplicates, removal while 
   assert.deepEqual(await svc.remove('corp'), { removed: 'corp' });
   assert.deepEqual(await svc.list(), []);
   await assert.rejects(svc.remove('corp'), (e: StormError) => e.code === 'not_found');
+});
+
+test('maintenance: a writable boot of the newest version; finish keeps what the guest wrote as a new version, abort keeps nothing', async (t) => {
+  const { svc, maint, source, images, dir } = await setup(t);
+  const d1 = await svc.create({ name: 'corp', appliance: 'wiki' });
+  const started = await svc.startMaintenance('corp', { append: 'storm.rescue' });
+  assert.deepEqual(started.maintenance && { instance: started.maintenance.instance, from: started.maintenance.from, append: started.maintenance.append }, { instance: 'corp-maint', from: 1, append: 'storm.rescue' });
+  assert.deepEqual(maint.log, ['start corp-maint maintenance:corp@1']);
+  const spec = await source.resolve('maintenance:corp@1');
+  assert.equal(spec.id, 'maintenance:corp');
+  assert.equal(spec.maintenance, true);
+  assert.match(spec.cmdline ?? '', /storm\.maintenance storm\.rescue$/);
+  assert.equal(spec.layers.find((l) => l.role === 'deployment')!.sha256, d1.versions[0]!.sha256);
+  await assert.rejects(svc.startMaintenance('corp'), (e: StormError) => e.code === 'conflict');
+  await assert.rejects(svc.edit('corp', { edits: { files: [{ path: '/x', base64: '' }] } }), (e: StormError) => e.code === 'conflict' && /maintenance/.test(e.message));
+  await assert.rejects(svc.remove('corp'), (e: StormError) => e.code === 'conflict');
+
+  // What the guest wrote: version 1 plus a motd (built as an image, as the host would read it back).
+  const written = await buildDeploymentVersion({ name: 'guest', version: 9, base: images.path(d1.versions[0]!.sha256), edits: { files: [{ path: '/etc/motd', base64: b64('maintained\n') }] }, out: join(dir, 'written.img') });
+  maint.state.written = readFileSync(written.path);
+  const d2 = await svc.finishMaintenance('corp', { note: 'by hand' });
+  assert.equal(d2.maintenance, undefined);
+  assert.equal(d2.version, 2);
+  assert.deepEqual(d2.versions[1]!.changed, [{ path: '/etc/motd', change: 'added' }]);
+  assert.equal(d2.versions[1]!.via, 'maintenance');
+  assert.equal(d2.versions[1]!.note, 'by hand');
+  assert.deepEqual(maint.log.slice(1), ['stop corp-maint', 'destroy corp-maint']);
+  await assert.rejects(svc.finishMaintenance('corp'), (e: StormError) => e.code === 'conflict');
+
+  // A session that changes nothing leaves the version; abort destroys and keeps nothing.
+  await svc.startMaintenance('corp');
+  maint.state.written = readFileSync(images.path(d2.versions[1]!.sha256));
+  assert.equal((await svc.finishMaintenance('corp')).version, 2);
+  await svc.startMaintenance('corp');
+  const aborted = await svc.abortMaintenance('corp');
+  assert.equal(aborted.version, 2);
+  assert.equal(aborted.maintenance, undefined);
+  assert.equal(maint.log.at(-1), 'destroy corp-maint');
+
+  // A host that fails to start it leaves no maintenance behind.
+  maint.backend.start = async () => { throw new StormError('unavailable', 'no host'); };
+  await assert.rejects(svc.startMaintenance('corp'), (e: StormError) => e.code === 'unavailable');
+  assert.equal((await svc.get('corp')).maintenance, undefined);
 });

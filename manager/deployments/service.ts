@@ -17,7 +17,9 @@ import type { ApplianceSpec } from '../instances/model.ts';
 import type { ApplianceSource } from '../instances/service.ts';
 import type { Collection, Store } from '../store/store.ts';
 import { buildDeploymentVersion, changedPaths, checkEdits, type EditSet } from './layer.ts';
-import { DEPLOYMENT_PREFIX, deploymentRef, validDeploymentName, type DeploymentRecord, type DeploymentVersion } from './model.ts';
+import { DEPLOYMENT_PREFIX, MAINTENANCE_PREFIX, deploymentRef, maintenanceInstanceName, validDeploymentName, type DeploymentRecord, type DeploymentVersion } from './model.ts';
+import { openExt4 } from '../../lib/ext4-read.ts';
+import { open as openFile } from 'node:fs/promises';
 
 const MAX_CHANGED_LISTED = 1000;
 
@@ -33,7 +35,25 @@ export interface DeploymentServiceOptions {
   bus: EventBus;
   /** Names of instances using a deployment (any version): removal is refused while there are some. */
   users: (name: string) => Promise<string[]>;
+  /** The instance service's side of maintenance (absent: `--maintenance` is unavailable). */
+  maintenance?: MaintenanceBackend;
 }
+
+/** How maintenance drives an instance: the instance service and the host it runs on. */
+export interface MaintenanceBackend {
+  /** Create and provision an instance of `appliance` (a `maintenance:` ref); resolves once its domain runs. */
+  start(req: { name: string; appliance: string; host?: string }): Promise<{ name: string; host: string }>;
+  /** Shut it down gracefully if it runs (the guest flushes its writes). */
+  stop(name: string): Promise<void>;
+  /** A chunk of the deployment layer it wrote (flattened raw image). */
+  read(name: string, offset: number, length: number): Promise<{ base64: string; size: number }>;
+  /** Destroy it with its layers (absent is fine). */
+  destroy(name: string): Promise<void>;
+}
+
+const CHUNK = 4 * 1024 * 1024;
+/** A deployment layer read back from a host: bounded like any layer the manager builds. */
+const MAX_MAINTENANCE_LAYER = 4 * 1024 * 1024 * 1024;
 
 export class DeploymentService {
   readonly #c: Collection<DeploymentRecord>;
@@ -113,6 +133,7 @@ export class DeploymentService {
     if (!edits.files.length && !edits.delete.length) throw invalid('nothing to change', { hint: 'give --set PATH=@FILE, --from DIR or --delete PATH' });
     return this.#locks.run(name, 'edit', async () => {
       const rec = await this.get(name);
+      if (rec.maintenance) throw conflict(`deployment ${name} is in maintenance (${rec.maintenance.instance}); a file-set edit now would be lost`, { hint: `storm deployment edit ${name} --finish (or --abort) first` });
       const cur = rec.versions.find((v) => v.version === rec.version)!;
       const next = rec.version + 1;
       const built = await this.#build(rec.name, next, this.#o.images.path(cur.sha256), edits);
@@ -134,7 +155,8 @@ export class DeploymentService {
   /** Forget a deployment (its layer images go at the next `storm image gc`); refused while instances use it. */
   async remove(name: string): Promise<{ removed: string }> {
     return this.#locks.run(name, 'remove', async () => {
-      await this.get(name);
+      const rec = await this.get(name);
+      if (rec.maintenance) throw conflict(`deployment ${name} is in maintenance (${rec.maintenance.instance})`, { hint: `storm deployment edit ${name} --abort` });
       const users = await this.#o.users(name);
       if (users.length) throw conflict(`deployment ${name} is used by ${users.length} instance(s): ${users.slice(0, 10).join(', ')}`, { hint: 'destroy them first' });
       await this.#c.del(name);
@@ -143,8 +165,101 @@ export class DeploymentService {
     });
   }
 
+  #backend(): MaintenanceBackend {
+    if (!this.#o.maintenance) throw unavailable('maintenance instances are not available in this manager');
+    return this.#o.maintenance;
+  }
+
+  /**
+   * Start editing by hand: boot a maintenance instance of the newest version
+   * with `storm.maintenance` (the deployment layer is its writable upper
+   * layer; what the guest writes lands in it). Finish with `finishMaintenance`.
+   */
+  async startMaintenance(name: string, opts: { host?: string; append?: string } = {}): Promise<DeploymentRecord> {
+    const be = this.#backend();
+    if (opts.append !== undefined && (opts.append.length > 512 || /[\x00-\x1f\x7f]/.test(opts.append))) throw invalid('--append must be at most 512 printable characters');
+    return this.#locks.run(name, 'maintenance', async () => {
+      const rec = await this.get(name);
+      if (rec.maintenance) throw conflict(`deployment ${name} is already in maintenance (${rec.maintenance.instance})`, { hint: `storm deployment edit ${name} --finish or --abort` });
+      const instance = maintenanceInstanceName(name);
+      rec.maintenance = { instance, from: rec.version, startedAt: new Date().toISOString(), ...(opts.append ? { append: opts.append } : {}) };
+      await this.#c.put(name, rec);
+      try {
+        const r = await be.start({ name: instance, appliance: `${MAINTENANCE_PREFIX}${name}@${rec.version}`, ...(opts.host ? { host: opts.host } : {}) });
+        this.#o.bus.emit({ kind: 'deployment.maintenance', object: `deployment/${name}`, message: `deployment ${name}: maintenance instance ${r.name} runs on ${r.host} (version ${rec.version} writable)` });
+        return rec;
+      } catch (e) {
+        await be.destroy(instance).catch(() => undefined);
+        delete rec.maintenance;
+        await this.#c.put(name, rec);
+        throw e;
+      }
+    });
+  }
+
+  /** Shut the maintenance instance down, read back what it wrote, keep it as a new version (if anything changed), destroy it. */
+  async finishMaintenance(name: string, opts: { note?: string } = {}): Promise<DeploymentRecord> {
+    const be = this.#backend();
+    return this.#locks.run(name, 'maintenance', async () => {
+      const rec = await this.get(name);
+      const m = rec.maintenance;
+      if (!m) throw conflict(`deployment ${name} is not in maintenance`, { hint: `storm deployment edit ${name} --maintenance starts it` });
+      await be.stop(m.instance);
+      const tmp = join(this.#o.images.partials, `maintenance-${name}-${randomBytes(4).toString('hex')}.img`);
+      try {
+        const fh = await openFile(tmp, 'wx', 0o600);
+        try {
+          for (let off = 0, size = Infinity; off < size; ) {
+            const c = await be.read(m.instance, off, CHUNK);
+            if (c.size > MAX_MAINTENANCE_LAYER) throw invalid(`the maintenance layer of ${name} is ${c.size} bytes, over ${MAX_MAINTENANCE_LAYER}`);
+            size = c.size;
+            const b = Buffer.from(c.base64, 'base64');
+            if (!b.length && off < size) throw unavailable(`the host returned no data at offset ${off} of the maintenance layer`);
+            await fh.write(b, 0, b.length, off);
+            off += b.length;
+          }
+        } finally {
+          await fh.close();
+        }
+        const label = (await openExt4(tmp)).label;
+        if (label !== 'storm-deployment') throw invalid(`the maintenance layer read back is labelled "${label}", not storm-deployment`);
+        // Rebuilt from its tree (not stored as written): root-owned, fixed times, the same layer format as any version.
+        const next = rec.version + 1;
+        const built = await this.#build(name, next, tmp, {});
+        const cur = rec.versions.find((v) => v.version === rec.version)!;
+        const changes = await this.#changes(cur.sha256, built.sha256);
+        await be.destroy(m.instance);
+        delete rec.maintenance;
+        if (changes.changedCount === 0) {
+          rec.updatedAt = new Date().toISOString();
+          await this.#c.put(name, rec);
+          this.#o.bus.emit({ kind: 'deployment.maintenance', object: `deployment/${name}`, message: `deployment ${name}: maintenance changed nothing; version stays ${rec.version}` });
+          return rec;
+        }
+        return await this.#addVersion(rec, { version: next, ...built, createdAt: new Date().toISOString(), via: 'maintenance', ...(opts.note ? { note: opts.note } : {}), ...changes });
+      } finally {
+        await rm(tmp, { force: true });
+      }
+    });
+  }
+
+  /** Throw away a maintenance session: destroy its instance; the deployment stays at its version. */
+  async abortMaintenance(name: string): Promise<DeploymentRecord> {
+    const be = this.#backend();
+    return this.#locks.run(name, 'maintenance', async () => {
+      const rec = await this.get(name);
+      if (!rec.maintenance) throw conflict(`deployment ${name} is not in maintenance`);
+      await be.destroy(rec.maintenance.instance);
+      delete rec.maintenance;
+      rec.updatedAt = new Date().toISOString();
+      await this.#c.put(name, rec);
+      this.#o.bus.emit({ kind: 'deployment.maintenance', object: `deployment/${name}`, message: `deployment ${name}: maintenance aborted; version stays ${rec.version}` });
+      return rec;
+    });
+  }
+
   /** `NAME` or `NAME@VERSION` → the ApplianceSpec an instance of it boots (id `deployment:NAME`, version the layer version). */
-  async spec(ref: string): Promise<ApplianceSpec> {
+  async spec(ref: string, opts: { maintenance?: boolean } = {}): Promise<ApplianceSpec> {
     const m = /^([^@]+)(?:@(\d+))?$/.exec(ref);
     if (!m) throw invalid(`deployment reference ${JSON.stringify(ref)} must be NAME or NAME@VERSION`);
     const rec = await this.get(m[1]!);
@@ -155,7 +270,10 @@ export class DeploymentService {
     const url = this.#o.layerUrl(v.sha256);
     if (!url) throw unavailable("the manager's layer server is not serving, so hosts cannot fetch deployment layers", { hint: 'set layerListen (STORM_LAYER_LISTEN) to a free HOST:PORT' });
     const layers = [...app.layers.filter((l) => l.role !== 'deployment'), { role: 'deployment' as const, sha256: v.sha256, size: v.size, url }];
-    return { ...app, id: deploymentRef(rec.name), version: String(v.version), layers, formats: { ...(app.formats ?? {}), deployment: 'raw' } };
+    const spec: ApplianceSpec = { ...app, id: deploymentRef(rec.name), version: String(v.version), layers, formats: { ...(app.formats ?? {}), deployment: 'raw' } };
+    if (!opts.maintenance) return spec;
+    const append = rec.maintenance?.append ? ` ${rec.maintenance.append}` : '';
+    return { ...spec, id: `${MAINTENANCE_PREFIX}${rec.name}`, cmdline: `${app.cmdline ?? 'console=ttyS0'} storm.maintenance${append}`, maintenance: true };
   }
 }
 
@@ -163,10 +281,11 @@ export class DeploymentService {
 export function deploymentAwareSource(catalog: ApplianceSource, deployments: () => DeploymentService | undefined): ApplianceSource {
   return {
     resolve: async (ref) => {
-      if (!ref.startsWith(DEPLOYMENT_PREFIX)) return catalog.resolve(ref);
+      const maintenance = ref.startsWith(MAINTENANCE_PREFIX);
+      if (!ref.startsWith(DEPLOYMENT_PREFIX) && !maintenance) return catalog.resolve(ref);
       const d = deployments();
       if (!d) throw unavailable('deployments are not available yet: the manager is starting');
-      return d.spec(ref.slice(DEPLOYMENT_PREFIX.length)).catch((e) => {
+      return d.spec(ref.slice((maintenance ? MAINTENANCE_PREFIX : DEPLOYMENT_PREFIX).length), { maintenance }).catch((e) => {
         throw toStormError(e);
       });
     },

@@ -88,6 +88,9 @@ export class StormdHostAgent implements HostAgent {
   async deleteSnapshot(id: string, snap: string): Promise<void> {
     await this.#call(M.instanceLayerDeleteSnapshot, { id, snapshot: snap }, TIMEOUT.build);
   }
+  readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }> {
+    return this.#call(M.maintenanceLayerRead, { id, offset, length }, TIMEOUT.build);
+  }
   instanceLayerFiles(id: string, limit?: number): Promise<LayerFiles> {
     return this.#call<LayerFiles>(M.instanceLayerFiles, { id, ...(limit === undefined ? {} : { limit }) }, TIMEOUT.build);
   }

@@ -50,6 +50,8 @@ export interface DomainRequest {
   instanceLayer: string;
   mac: string;
   bridge?: string;
+  /** storm.maintenance: attach the deployment layer writable (an overlay kept with the instance layer). */
+  maintenance?: boolean;
 }
 
 export type DomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
@@ -86,6 +88,13 @@ export interface HostAgent {
    * set when there were more. `not_found` when the layer does not exist.
    */
   instanceLayerFiles(id: string, limit?: number): Promise<LayerFiles>;
+  /**
+   * A chunk (at most 4 MiB) of the deployment layer a maintenance domain
+   * (`DomainRequest.maintenance`) edited, flattened to a raw image; `conflict`
+   * while the domain runs, `not_found` when there is none. Removed with the
+   * instance layer.
+   */
+  readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }>;
   /** Offer the instance layer for another host to pull: where, and its digest. */
   exportInstanceLayer(id: string): Promise<TransferRef>;
   /** Pull an instance layer another host exported; verified by digest. */

@@ -16,6 +16,8 @@ export class MemoryHostAgent implements HostAgent {
   readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string }>();
   /** What the guest did to its instance layer (path → kind), e.g. a whiteout over a deleted lower file. */
   readonly guestEdits = new Map<string, Map<string, LayerFileKind>>();
+  /** The deployment layer a maintenance domain wrote (tests put the edited image here). */
+  readonly maintenanceImages = new Map<string, Buffer>();
   /** Inject a failure into the next call of a method (for undo tests). */
   readonly failNext = new Set<keyof HostAgent>();
   constructor(readonly host: string, readonly cap: HostCapacity = { memoryMiB: 8192, freeMemoryMiB: 8192, vcpus: 4, freeDiskBytes: 100e9 }) {}
@@ -42,6 +44,7 @@ export class MemoryHostAgent implements HostAgent {
   }
   async removeInstanceLayer(id: string): Promise<void> {
     this.instanceLayers.delete(id);
+    this.maintenanceImages.delete(id);
   }
   async define(req: DomainRequest): Promise<void> {
     this.#maybeFail('define');
@@ -109,6 +112,14 @@ export class MemoryHostAgent implements HostAgent {
   }
   async snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
     return [...(this.snaps.get(id) ?? new Map())].map(([name, s]) => ({ name, createdAt: s.createdAt }));
+  }
+  async readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 1 || length > 4 * 1024 * 1024) throw invalid('bad offset or length');
+    const dom = [...this.doms.values()].find((d) => d.req.instanceLayer === id && d.req.maintenance);
+    if (dom?.state === 'running') throw conflict(`the maintenance domain of ${id} is running`);
+    const img = this.maintenanceImages.get(id);
+    if (!img) throw notFound(`instance ${id} has no maintenance deployment layer on ${this.host}`);
+    return { base64: img.subarray(offset, offset + length).toString('base64'), size: img.length };
   }
   /** The tree stormd would build from the spec (files, /etc/hostname, /etc/storm/domain, tls), plus guest edits. */
   async instanceLayerFiles(id: string, limit = 10_000): Promise<LayerFiles> {

@@ -226,6 +226,7 @@ export class InstanceService {
       name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel?.sha256 ?? '', initrd: app.initrd?.sha256 ?? '',
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
       ...(app.formats ? { formats: app.formats } : {}),
+      ...(app.maintenance ? { maintenance: true } : {}),
     };
   }
 

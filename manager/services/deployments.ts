@@ -34,5 +34,26 @@ export function registerDeployments(reg: Registry, svc: DeploymentService): void
       return svc.edit(str(p, 'name', 'deployment.edit'), { edits: edits(p, 'deployment.edit') ?? {}, ...(note ? { note } : {}) });
     },
   });
+  reg.add<Record<string, unknown>, DeploymentRecord>({
+    name: 'deployment.maintenance.start',
+    mutates: true,
+    summary: 'boot a maintenance instance (storm.maintenance) whose writable upper layer is the deployment layer',
+    handler: (p) => {
+      const m = 'deployment.maintenance.start';
+      const host = optStr(p, 'host', m);
+      const append = optStr(p, 'append', m);
+      return svc.startMaintenance(str(p, 'name', m), { ...(host ? { host } : {}), ...(append ? { append } : {}) });
+    },
+  });
+  reg.add<Record<string, unknown>, DeploymentRecord>({
+    name: 'deployment.maintenance.finish',
+    mutates: true,
+    summary: 'shut the maintenance instance down and keep what it wrote as a new version',
+    handler: (p) => {
+      const note = optStr(p, 'note', 'deployment.maintenance.finish');
+      return svc.finishMaintenance(str(p, 'name', 'deployment.maintenance.finish'), note ? { note } : {});
+    },
+  });
+  reg.add<Record<string, unknown>, DeploymentRecord>({ name: 'deployment.maintenance.abort', mutates: true, summary: 'destroy the maintenance instance; the deployment keeps its version', handler: (p) => svc.abortMaintenance(str(p, 'name', 'deployment.maintenance.abort')) });
   reg.add({ name: 'deployment.remove', mutates: true, summary: 'forget a deployment no instance uses', handler: (p) => svc.remove(str(p, 'name', 'deployment.remove')) });
 }

@@ -82,6 +82,7 @@ export const HYPERVISOR_METHODS = {
   instanceLayerExport: 'instanceLayer.export',
   instanceLayerImport: 'instanceLayer.import',
   instanceLayerFiles: 'instanceLayer.files',
+  maintenanceLayerRead: 'maintenanceLayer.read',
   domainDefine: 'domain.define',
   domainStart: 'domain.start',
   domainShutdown: 'domain.shutdown',
@@ -128,6 +129,8 @@ export interface AgentDomainRequest {
   instanceLayer: string;
   mac: string;
   bridge?: string;
+  /** storm.maintenance: the deployment layer is attached writable, as an overlay kept with the instance layer. */
+  maintenance?: boolean;
 }
 export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
 export interface AgentHostInfo extends AgentCapacity {
@@ -157,4 +160,12 @@ export interface AgentLayerFiles {
   entries: AgentLayerFile[];
   total: number;
   truncated: boolean;
+}
+
+/** Largest chunk `maintenanceLayer.read` returns (base64 grows it by a third; responses stay under MAX_RESPONSE_BYTES). */
+export const MAINTENANCE_CHUNK_MAX = 4 * 1024 * 1024;
+/** A chunk of a file: `base64` from the offset asked, and the whole file's size. */
+export interface AgentChunk {
+  base64: string;
+  size: number;
 }

@@ -13,6 +13,7 @@ export const deploymentRows: RowSpec<DeploymentRecord> = {
     { header: 'VERSIONS', get: (d) => String(d.versions.length) },
     { header: 'LAYER', get: (d) => d.versions.find((v) => v.version === d.version)?.sha256.slice(0, 12) ?? '' },
     { header: 'UPDATED', get: (d) => age(d.updatedAt) },
+    { header: 'MAINTENANCE', get: (d) => (d.maintenance ? `${d.maintenance.instance} (from ${d.maintenance.from})` : '-') },
     { header: 'SHA256', get: (d) => d.versions.find((v) => v.version === d.version)?.sha256 ?? '', wide: true },
   ],
 };

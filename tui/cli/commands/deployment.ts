@@ -109,14 +109,32 @@ export const deploymentCommands: CommandDef[] = [
     args: ['NAME'],
     options: {
       ...EDIT_OPTIONS,
-      maintenance: { type: 'boolean', doc: 'boot an instance with storm.maintenance to edit the layer by hand (not available yet)' },
+      maintenance: { type: 'boolean', doc: 'instead of a file set: boot a maintenance instance (storm.maintenance) whose writable layer is the deployment layer; edit in the guest, then --finish' },
+      host: { type: 'string', doc: 'with --maintenance: the host to boot it on' },
+      append: { type: 'string', doc: 'with --maintenance: extra kernel command line (e.g. storm.rescue for a shell on the console)' },
+      finish: { type: 'boolean', doc: 'shut the maintenance instance down and keep what it wrote as a new version' },
+      abort: { type: 'boolean', doc: 'destroy the maintenance instance; the deployment keeps its version' },
     },
     run: async (ctx) => {
+      const modes = ['maintenance', 'finish', 'abort'].filter((k) => ctx.opts[k]);
+      const hasEdits = Boolean(ctx.opts.set || ctx.opts.from || ctx.opts.delete);
+      if (modes.length > 1 || (modes.length && hasEdits)) throw invalid('give one of a file set, --maintenance, --finish or --abort');
+      if ((ctx.opts.host || ctx.opts.append) && !ctx.opts.maintenance) throw invalid('--host and --append go with --maintenance');
+      const api = await ctx.api();
       if (ctx.opts.maintenance) {
-        throw new StormError('unavailable', 'storm deployment edit --maintenance is not available yet', { hint: 'edit with a file set: --set /PATH=@FILE, --from DIR, --delete /PATH' });
+        const data = await api.call<DeploymentRecord>('deployment.maintenance.start', { name: ctx.args[0], ...(ctx.opts.host ? { host: ctx.opts.host } : {}), ...(ctx.opts.append ? { append: ctx.opts.append } : {}) });
+        const m = data.maintenance!;
+        ctx.progress(`${data.name}: maintenance instance ${m.instance} runs version ${m.from} with the deployment layer writable (storm instance console ${m.instance}); when done: storm deployment edit ${data.name} --finish`);
+        return { data, rows: deploymentRows, text: showText(data) };
+      }
+      if (ctx.opts.finish || ctx.opts.abort) {
+        const before = (await api.call<DeploymentRecord>('deployment.show', { name: ctx.args[0] })).version;
+        const data = await api.call<DeploymentRecord>(ctx.opts.finish ? 'deployment.maintenance.finish' : 'deployment.maintenance.abort', { name: ctx.args[0], ...(ctx.opts.finish && ctx.opts.note ? { note: ctx.opts.note } : {}) });
+        ctx.progress(data.version === before ? `${data.name}: no new version (stays at ${data.version})` : `${data.name}: version ${data.version} from maintenance; storm update plan --deployment ${data.name}`);
+        return { data, rows: deploymentRows, text: showText(data) };
       }
       const edits = await editsFrom(ctx);
-      const data = await (await ctx.api()).call<DeploymentRecord>('deployment.edit', { name: ctx.args[0], edits, ...(ctx.opts.note ? { note: ctx.opts.note } : {}) });
+      const data = await api.call<DeploymentRecord>('deployment.edit', { name: ctx.args[0], edits, ...(ctx.opts.note ? { note: ctx.opts.note } : {}) });
       const v = data.versions.find((x) => x.version === data.version)!;
       ctx.progress(`${data.name}: version ${v.version} (${v.changedCount} path(s) changed); storm update plan --deployment ${data.name}`);
       return { data, rows: deploymentRows, text: showText(data) };
