@@ -7,7 +7,7 @@
 import { chmod, lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { invalid } from '../../lib/errors.ts';
+import { internal, invalid, unavailable } from '../../lib/errors.ts';
 import { extractTree, listTree, opaqueDirs, openExt4 } from '../../lib/ext4-read.ts';
 import { DELETIONS_FILE, OPAQUE_MARKER, buildLayer, type LayerBuildResult } from '../images/layer-build.ts';
 
@@ -86,6 +86,8 @@ export interface BuildVersion {
   edits: EditSet;
   /** Output file (renamed into the image store by the caller). */
   out: string;
+  /** Top-level names of the base tree that are not content (a maintenance boot's `.layers` mount points). */
+  drop?: string[];
 }
 
 /** Build one deployment layer version: base tree + edits → a `storm-deployment` image. */
@@ -94,6 +96,10 @@ export async function buildDeploymentVersion(b: BuildVersion): Promise<LayerBuil
   const stage = await mkdtemp(join(tmpdir(), 'storm-deployment-'));
   try {
     const deleted = b.base ? await sourceFromImage(b.base, stage) : new Set<string>();
+    for (const d of b.drop ?? []) {
+      await rm(join(stage, guestPath(`/${d}`, 'drop')), { recursive: true, force: true });
+      for (const p of [...deleted]) if (p === d || p.startsWith(`${d}/`)) deleted.delete(p);
+    }
     for (const f of edits.files) {
       const p = guestPath(f.path, 'file');
       deleted.delete(p);
@@ -118,3 +124,15 @@ export async function buildDeploymentVersion(b: BuildVersion): Promise<LayerBuil
 }
 
 export { changedPaths, type PathChange } from '../images/layer-changes.ts';
+
+/**
+ * Make an ext4 image a guest wrote consistent before reading it with debugfs
+ * (which does not replay the journal): `e2fsck -fy` on the file, no root
+ * needed. Exit 0-2 means clean or repaired; more is an error.
+ */
+export async function repairImage(file: string): Promise<void> {
+  const { run } = await import('../../lib/exec.ts');
+  const r = await run('e2fsck', ['-fy', file], { timeoutMs: 300_000 });
+  if (r.spawnError) throw unavailable('e2fsck is not installed', { hint: 'apt-get install e2fsprogs' });
+  if (r.code > 2) throw internal(`the layer read back is damaged: e2fsck exited ${r.code}: ${(r.stdout + r.stderr).trim().split('\n').slice(-3).join(' | ')}`);
+}

@@ -16,7 +16,7 @@ import type { ImageStore } from '../images/store.ts';
 import type { ApplianceSpec } from '../instances/model.ts';
 import type { ApplianceSource } from '../instances/service.ts';
 import type { Collection, Store } from '../store/store.ts';
-import { buildDeploymentVersion, changedPaths, checkEdits, type EditSet } from './layer.ts';
+import { buildDeploymentVersion, changedPaths, checkEdits, repairImage, type EditSet } from './layer.ts';
 import { DEPLOYMENT_PREFIX, MAINTENANCE_PREFIX, deploymentRef, maintenanceInstanceName, validDeploymentName, type DeploymentRecord, type DeploymentVersion } from './model.ts';
 import { openExt4 } from '../../lib/ext4-read.ts';
 import { open as openFile } from 'node:fs/promises';
@@ -81,10 +81,10 @@ export class DeploymentService {
   }
 
   /** Build a layer version into the image store; returns its digest and size. */
-  async #build(name: string, version: number, base: string | undefined, edits: EditSet): Promise<{ sha256: string; size: number }> {
+  async #build(name: string, version: number, base: string | undefined, edits: EditSet, drop?: string[]): Promise<{ sha256: string; size: number }> {
     const tmp = join(this.#o.images.partials, `deployment-${name}-${version}-${randomBytes(4).toString('hex')}.img`);
     try {
-      const r = await buildDeploymentVersion({ name, version, ...(base ? { base } : {}), edits, out: tmp });
+      const r = await buildDeploymentVersion({ name, version, ...(base ? { base } : {}), edits, out: tmp, ...(drop ? { drop } : {}) });
       const dst = this.#o.images.path(r.sha256);
       if (await this.#o.images.has(r.sha256)) await rm(tmp, { force: true });
       else {
@@ -223,9 +223,11 @@ export class DeploymentService {
         }
         const label = (await openExt4(tmp)).label;
         if (label !== 'storm-deployment') throw invalid(`the maintenance layer read back is labelled "${label}", not storm-deployment`);
+        await repairImage(tmp); // the guest may have powered off without unmounting: replay its journal
         // Rebuilt from its tree (not stored as written): root-owned, fixed times, the same layer format as any version.
+        // `.layers` is where the initrd mounted the layers in the union: mount points, not content.
         const next = rec.version + 1;
-        const built = await this.#build(name, next, tmp, {});
+        const built = await this.#build(name, next, tmp, {}, ['.layers']);
         const cur = rec.versions.find((v) => v.version === rec.version)!;
         const changes = await this.#changes(cur.sha256, built.sha256);
         await be.destroy(m.instance);
