@@ -304,6 +304,8 @@ export class InstanceService {
     const inst = await this.get(ref);
     return this.#locks.run(inst.id, 'migrate', async () => {
       assertAllowed(inst, 'migrate');
+      // Its edits live in a deployment-layer overlay beside its instance layer, which migration does not move.
+      if (inst.appliance.startsWith('maintenance:')) throw conflict(`${inst.name} is a deployment's maintenance instance and cannot migrate`, { hint: 'finish or abort the maintenance first' });
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
