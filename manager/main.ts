@@ -35,7 +35,7 @@ import { startReconciler } from './instances/reconciler.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
-import { ChannelServer } from './channels/server.ts';
+import { LayerServer } from './deployments/layer-server.ts';
 import { DeploymentService, deploymentAwareSource } from './deployments/service.ts';
 import { deploymentRef } from './deployments/model.ts';
 import { registerDeployments } from './services/deployments.ts';
@@ -95,22 +95,9 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   registerChannels(registry, { channels, images });
   // Hypervisors come from the hosts service (started below, after the CA); tests may inject memory hosts and appliances.
   let hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
-  // Deployment layers the manager builds are served from its image store by digest (stormd verifies what it fetches).
-  let layerServer: ChannelServer | undefined;
+  // Deployment layers the manager builds: served from its image store by digest over mutual TLS, once the CA is open (below).
+  let layerServer: LayerServer | undefined;
   let layerBase: string | undefined;
-  if (config.layerListen) {
-    const ll = parseHostPort(config.layerListen)!;
-    try {
-      layerServer = new ChannelServer({ root: images.store.blobs });
-      const at = await layerServer.listen(ll.host, ll.port);
-      const host = ll.host === '0.0.0.0' || ll.host === '::' ? (config.managerAddress || '127.0.0.1') : ll.host;
-      layerBase = config.layerUrl ? config.layerUrl.replace(/\/?$/, '/') : `http://${host.includes(':') ? `[${host}]` : host}:${at.port}/`;
-    } catch (e) {
-      layerServer = undefined;
-      log.error('layer server did not start', { listen: config.layerListen, error: (e as Error).message });
-      bus.emit({ kind: 'layers.failed', level: 'error', message: `layer server ${config.layerListen} not serving: ${(e as Error).message}; instances of deployments cannot be provisioned` });
-    }
-  }
   let deployments: DeploymentService | undefined;
   const catalog: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels);
   const appliances: ApplianceSource = deploymentAwareSource(catalog, () => deployments);
@@ -252,6 +239,22 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     throw e;
   }
   caForInstances = pki;
+  if (config.layerListen) {
+    const ll = parseHostPort(config.layerListen)!;
+    try {
+      const started = await LayerServer.start({
+        host: ll.host, port: ll.port, tls: () => pki.managerTls(), check: (pem) => pki.check(pem, 'stormd'),
+        path: (sha) => images.store.path(sha), log: log.child({ svc: 'layers' }),
+      });
+      layerServer = started.server;
+      pki.onChange(() => layerServer?.reload());
+      const host = ll.host === '0.0.0.0' || ll.host === '::' ? (config.managerAddress || '127.0.0.1') : ll.host;
+      layerBase = config.layerUrl ? config.layerUrl.replace(/\/?$/, '/') : `https://${host.includes(':') ? `[${host}]` : host}:${started.port}/`;
+    } catch (e) {
+      log.error('layer server did not start', { listen: config.layerListen, error: (e as Error).message });
+      bus.emit({ kind: 'layers.failed', level: 'error', message: `layer server ${config.layerListen} not serving: ${(e as Error).message}; instances of deployments cannot be provisioned` });
+    }
+  }
   // LDAP StartTLS and LDAPS present the manager's certificate, renewed with it.
   const ldapTls = () => {
     const t = pki.managerTls();
