@@ -34,6 +34,7 @@ async function editsFrom(ctx: CommandContext): Promise<EditSet> {
   const sets = (ctx.opts.set as string[] | undefined) ?? [];
   const from = ctx.opts.from as string | undefined;
   const del = (ctx.opts.delete as string[] | undefined) ?? [];
+  if (from && ctx.remote) throw new StormError('unauthorized', `--from ${from}: over SSH the directory would be read on the manager's machine, not yours`, { hint: 'use --set PATH=@- once per file, or run storm on the manager' });
   const files: FileEdit[] = from ? await filesFrom(from) : [];
   for (const kv of sets) {
     const i = kv.indexOf('=');
@@ -59,7 +60,6 @@ async function editsFrom(ctx: CommandContext): Promise<EditSet> {
     if (at >= 0) files[at] = edit;
     else files.push(edit);
   }
-  if (from && ctx.remote) throw new StormError('unauthorized', `--from ${from}: over SSH the directory would be read on the manager's machine, not yours`, { hint: 'use --set PATH=@- once per file, or run storm on the manager' });
   return { files, delete: del };
 }
 
