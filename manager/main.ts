@@ -163,6 +163,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     },
   });
   images.addHolder(() => deployments!.digests());
+  await deployments.sweep().catch((e) => log.warn('could not sweep deployment build files', { error: (e as Error).message }));
   registerDeployments(registry, deployments);
 
   const reverse = reverseZoneFor(config.dhcpSubnet);

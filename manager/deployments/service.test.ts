@@ -88,6 +88,13 @@ test('deployments: versions in the image store, spec for deployment:NAME[@N], ev
   await assert.rejects(source.resolve('deployment:corp@7'), (e: StormError) => e.code === 'not_found');
   await assert.rejects(source.resolve('deployment:nope'), (e: StormError) => e.code === 'not_found');
   assert.deepEqual([...(await svc.digests()).values()].sort(), ['deployment/corp@1', 'deployment/corp@2']);
+  // What a crash mid-build leaves behind is swept at start; downloads in progress are not touched.
+  const { writeFileSync, readdirSync } = await import('node:fs');
+  writeFileSync(join(images.partials, 'deployment-corp-3-abcd.img'), 'x');
+  writeFileSync(join(images.partials, 'deployment-corp-3-abcd.img.tmp-123'), 'x');
+  writeFileSync(join(images.partials, `${'f'.repeat(64)}.part`), 'x');
+  assert.equal(await svc.sweep(), 2);
+  assert.deepEqual(readdirSync(images.partials), [`${'f'.repeat(64)}.part`]);
 });
 
 test('deployments: bad names, traditional appliances, duplicates, removal while used, no layer server', async (t) => {

@@ -65,6 +65,18 @@ export class DeploymentService {
     this.#c = o.store.collection<DeploymentRecord>('deployments');
   }
 
+  /** Remove build files a crash left in the image store's partial directory (no edit runs at start). */
+  async sweep(): Promise<number> {
+    const { readdir } = await import('node:fs/promises');
+    let n = 0;
+    for (const f of await readdir(this.#o.images.partials).catch(() => [] as string[])) {
+      if (!/^(deployment|maintenance)-.+\.img(\.tmp-\d+)?$/.test(f)) continue;
+      await rm(join(this.#o.images.partials, f), { force: true });
+      n++;
+    }
+    return n;
+  }
+
   async list(): Promise<DeploymentRecord[]> {
     return (await this.#c.values()).sort((a, b) => a.name.localeCompare(b.name));
   }
