@@ -74,6 +74,10 @@ export interface ManagerConfig {
   imageParallel: number;
   /** Free disk (MiB) that must remain after a layer download. */
   imageReserveMiB: number;
+  /** HTTPS (mutual TLS) server for the layers the manager builds (deployment layers), fetched by digest by stormd; port 0 picks one; '' = off. */
+  layerListen: string;
+  /** Base URL hypervisors fetch those layers from ('' = https://<layerListen host, or managerAddress when it listens on all>:<port>/). */
+  layerUrl: string;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -147,6 +151,8 @@ export const managerSchema: Schema<ManagerConfig> = {
     validate: (v) => (v >= 0 ? undefined : `expected 0 or more seconds, got ${v}`),
   },
   imageParallel: { type: 'int', default: 3, env: 'STORM_IMAGE_PARALLEL', doc: 'layer downloads running at once', validate: (v) => (v >= 1 && v <= 64 ? undefined : `expected 1..64, got ${v}`) },
+  layerListen: { type: 'string', default: '127.0.0.1:0', env: 'STORM_LAYER_LISTEN', flag: 'layer-listen', doc: 'layer server HOST:PORT (HTTPS, mutual TLS) for deployment layers hypervisors fetch (port 0: any free port; empty: off)', validate: optHostPort },
+  layerUrl: { type: 'string', default: '', env: 'STORM_LAYER_URL', doc: 'base URL hypervisors fetch manager-built layers from (empty: from layerListen)', validate: (v) => (v === '' || /^https?:\/\/\S+$/.test(v) ? undefined : `expected an http(s):// URL or "", got "${v}"`) },
   imageReserveMiB: { type: 'int', default: 256, env: 'STORM_IMAGE_RESERVE_MIB', doc: 'free disk (MiB) a layer download must leave', validate: (v) => (v >= 0 ? undefined : `expected 0 or more, got ${v}`) },
 };
 

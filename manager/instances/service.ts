@@ -10,6 +10,7 @@ import type { DomainRequest, HostAgent, LayerRef } from './host-agent.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
 import { place, type Candidate } from './placement.ts';
+import type { RoleChange, ShadowFinder, ShadowedFile } from './shadowed.ts';
 
 /** Where hosts come from (the hosts service) and how to reach each one. */
 export interface HostDirectory {
@@ -48,6 +49,12 @@ export interface UpdatePlanEntry {
   from: string;
   to: string;
   changes: { role: string; from: string | undefined; to: string }[];
+  /** Paths in the instance's own layer that would hide files this update changes (when the service has a ShadowFinder). */
+  shadowed?: ShadowedFile[];
+  /** The instance layer listing hit the host's bound: `shadowed` may be incomplete. */
+  shadowedTruncated?: boolean;
+  /** Why there is no shadowed-files report for this instance (host unreachable …). */
+  shadowedError?: string;
 }
 
 export interface UpdateReport {
@@ -92,6 +99,8 @@ export interface InstanceServiceOptions {
     /** Revoke whatever was issued for the instance id (and `serial`, if known); nothing issued, or already revoked, is fine. */
     revoke(inst: { id: string; serial?: string }): Promise<unknown>;
   };
+  /** Reports which files in each instance layer an update would hide (`update plan`). */
+  shadows?: ShadowFinder;
 }
 
 const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
@@ -246,6 +255,7 @@ export class InstanceService {
       name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel?.sha256 ?? '', initrd: app.initrd?.sha256 ?? '',
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
       ...(app.formats ? { formats: app.formats } : {}),
+      ...(app.maintenance ? { maintenance: true } : {}),
     };
   }
 
@@ -323,6 +333,8 @@ export class InstanceService {
     const inst = await this.get(ref);
     return this.#locks.run(inst.id, 'migrate', async () => {
       assertAllowed(inst, 'migrate');
+      // Its edits live in a deployment-layer overlay beside its instance layer, which migration does not move.
+      if (inst.appliance.startsWith('maintenance:')) throw conflict(`${inst.name} is a deployment's maintenance instance and cannot migrate`, { hint: 'finish or abort the maintenance first' });
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
@@ -381,15 +393,41 @@ export class InstanceService {
   }
 
   /** Which instances of an appliance are not at the target version, and which layers change. */
-  async updatePlan(applianceRef: string): Promise<UpdatePlanEntry[]> {
+  async updatePlan(applianceRef: string, opts: { shadowed?: boolean } = {}): Promise<UpdatePlanEntry[]> {
     const app = await this.appliances.resolve(applianceRef);
-    return (await this.#c.values())
+    const plan = (await this.#c.values())
       .filter((i) => i.appliance === app.id && (i.version !== app.version || app.layers.some((l) => i.layers[l.role] !== l.sha256)))
       .map((i) => ({
         instance: i.name, host: i.host, from: i.version, to: app.version,
         changes: app.layers.filter((l) => i.layers[l.role] !== l.sha256).map((l) => ({ role: l.role, from: i.layers[l.role], to: l.sha256 })),
       }))
       .sort((a, b) => a.instance.localeCompare(b.instance));
+    if (this.opts.shadows && opts.shadowed !== false) for (const e of plan) await this.#shadowed(e, app);
+    return plan;
+  }
+
+  /** Fill in one plan entry's shadowed-files report (errors land in `shadowedError`, never fail the plan). */
+  async #shadowed(e: UpdatePlanEntry, app: ApplianceSpec): Promise<void> {
+    const inst = (await this.#c.values()).find((i) => i.name === e.instance);
+    if (!inst) return;
+    // The layers it has now, with their URLs when its version is still resolvable (to fetch an image the manager lacks).
+    const old = await this.appliances.resolve(`${inst.appliance}@${inst.version}`).catch(() => undefined);
+    const changes: RoleChange[] = e.changes.map((c) => {
+      const to = app.layers.find((l) => l.role === c.role)!;
+      const was = c.from ? old?.layers.find((l) => l.sha256 === c.from) : undefined;
+      return { role: to.role, to, ...(c.from ? { from: was ?? { sha256: c.from } } : {}) };
+    });
+    let agent: HostAgent;
+    try {
+      agent = this.hosts.agent(inst.host);
+    } catch (err) {
+      e.shadowedError = toStormError(err).message;
+      return;
+    }
+    const r = await this.opts.shadows!.report(agent, inst.id, changes);
+    e.shadowed = r.shadowed;
+    if (r.truncated) e.shadowedTruncated = true;
+    if (r.error) e.shadowedError = r.error;
   }
 
   /**
@@ -398,7 +436,7 @@ export class InstanceService {
    */
   async updateApply(applianceRef: string, opts: { concurrency?: number; healthy?: (i: InstanceRecord) => Promise<boolean> } = {}): Promise<UpdateReport> {
     const app = await this.appliances.resolve(applianceRef);
-    const plan = await this.updatePlan(applianceRef);
+    const plan = await this.updatePlan(applianceRef, { shadowed: false });
     const rep: UpdateReport = { appliance: app.id, to: app.version, updated: [], failed: [] };
     const healthy = opts.healthy ?? (async (i: InstanceRecord) => i.state !== 'running' || (await this.hosts.agent(i.host).state(domainName(i.id))) === 'running');
     const one = async (name: string) => {
