@@ -78,7 +78,8 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     act('update.rollback', (i) => (i.version = '1.2'));
     const info = (memFree: number, diskFree: number) => ({ name: 'x', version: '0.1.0', hostname: 'x', cpus: 4, cpuModel: 'qemu', memoryBytes: 8 * 2 ** 30, freeMemoryBytes: memFree * 2 ** 30, diskFreeBytes: diskFree * 2 ** 30, diskTotalBytes: 100 * 2 ** 30, libvirtUri: 'qemu:///system', libvirtVersion: '9.0.0', accel: 'tcg', crlNumber: 1 });
     list('host.list', () => [
-      { name: 'hv1', address: '127.0.0.1:7001', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(6, 30) },
+      // hv1's stormd reports CPU usage (the manager keeps a series); hv2's is older and reports none.
+      { name: 'hv1', address: '127.0.0.1:7001', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: { ...info(6, 30), cpuPercent: 40 }, cpuHistory: [0, 5, 100, 50, 40] },
       { name: 'hv2', address: '127.0.0.1:7002', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(2, 70) },
     ]);
     list('channel.list', () => [{ name: 'example', url: 'http://127.0.0.1:8080/feed.rss', title: 'Example', appliances: 2, lastSuccess: new Date().toISOString() }]);

@@ -31,7 +31,7 @@ function open(t: import('node:test').TestContext, f: Fixture, o: { view?: string
 const EXPECT: Record<string, RegExp> = {
   dashboard: /memory[\s\S]*disk[\s\S]*total 3[\s\S]*running\s+2[\s\S]*│\s+50%\s+││\s+50%\s+│[\s\S]*hv2\s+online\s+cpu\s+-\s+mem\s+75%\s+disk\s+30%/,
   instances: /web-0\s+running\s+nginx@1\.2\s+hv1\s+60m/,
-  hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+8\.0G\s+30\.0G\s+tcg/,
+  hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+40%\s+8\.0G\s+30\.0G\s+tcg/,
   channels: /example\s+ok\s+2\s+unsigned/,
   appliances: /example\s+nginx\s+1\.2\s+appliance\s+50(\.0)? ?M/,
   layers: /abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
@@ -55,6 +55,34 @@ test('every view renders its rows without a terminal', async (t) => {
     assert.match(text(), new RegExp(v.title), v.id);
     c.destroy();
   }
+});
+
+test('dashboard: a CPU sparkline per host from its series, fitted to the pane, following new samples', async (t) => {
+  const f = fixture({ services: false });
+  const host = (name: string, cpuHistory?: number[]) => ({ name, state: 'online', info: { memoryBytes: 100, freeMemoryBytes: 50, ...(cpuHistory ? { cpuPercent: cpuHistory.at(-1) } : {}) }, ...(cpuHistory ? { cpuHistory } : {}) });
+  const hosts = [host('hv1', [0, 5, 100, 50, 40]), host('hv2')];
+  f.reg.add({ name: 'host.list', mutates: false, summary: '', handler: async () => hosts });
+  const { c, text, press, see } = open(t, f, { cols: 100, rows: 30 });
+  await c.settled();
+  assert.match(text(), /│hv1  online  cpu 40%  mem 50%  disk -\s*│/);
+  assert.match(text(), /│▁▁█▅▄\s*│/);
+  assert.match(text(), /│hv2  online  cpu -  mem 50%  disk -\s*│[\s\S]*│\(no CPU figures from this host yet\)/);
+  assert.match(text(), /cpu[\s\S]*40%/, 'the cpu gauge averages the hosts that report it');
+  // A new poll's sample arrives: the line grows on the right.
+  hosts[0] = host('hv1', [0, 5, 100, 50, 40, 100]);
+  await press('r');
+  await see(/│▁▁█▅▄█\s*│/);
+  // A long series shows its newest samples, one bar per column, never wrapping.
+  hosts[0] = host('hv1', Array.from({ length: 200 }, (_, i) => (i % 2 ? 100 : 0)));
+  await press('r');
+  await see(/│(?:▁█|█▁){20,}/);
+  assert.ok(screenText(c.screen).every((l) => l.length <= 100));
+  // More hosts than the pane holds: as many as fit, then how many more.
+  hosts.splice(0, hosts.length, ...Array.from({ length: 12 }, (_, i) => host(`hv${i}`, [i * 8])));
+  await press('r');
+  await see(/… \d+ more hosts \(h: hosts view\)/);
+  assert.match(text(), /hv0  online/);
+  assert.doesNotMatch(text(), /hv11  online/);
 });
 
 test('views whose service is missing say "not available" and light up when it lands', async (t) => {

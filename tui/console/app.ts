@@ -11,6 +11,8 @@ import { METHODS } from './methods.ts';
 import { FIRST_VIEW, VIEWS, VIEW_LIST } from './views/index.ts';
 import type { TableView, View } from './views/view.ts';
 import { setGauges, type GaugeSpec } from './widgets/gauges.ts';
+import { setSparklines, sparklines } from './widgets/sparklines.ts';
+import { hostSparkRows } from '../render/hosts.ts';
 
 export interface ConsoleOptions {
   api: StormApi;
@@ -113,6 +115,8 @@ export function createConsole(o: ConsoleOptions): Console {
   const dHosts = blessed.box({ parent: dash, top: 0, left: 0, width: '50%', height: '50%', label: ' hosts ', border: { type: 'line' }, style: { border: { fg: 'gray' } }, tags: false });
   const dGauges = blessed.box({ parent: dHosts, top: 0, left: 0, width: '100%-2', height: 6 });
   const dHostText = blessed.box({ parent: dHosts, top: 6, left: 0, width: '100%-2', height: '100%-8' });
+  // Per host: its figures and a CPU sparkline from the manager's polls.
+  const dSpark = sparklines(dHosts, { top: 6, height: '100%-8' });
   const dInst = blessed.box({ parent: dash, top: 0, left: '50%', width: '50%', height: '50%', label: ' instances by state ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
   const dHealth = blessed.box({ parent: dash, top: '50%', left: 0, width: '50%', height: '50%', label: ' service health ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
   const dEvents = blessed.box({ parent: dash, top: '50%', left: '50%', width: '50%', height: '50%', label: ' recent events ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
@@ -180,10 +184,12 @@ export function createConsole(o: ConsoleOptions): Console {
     table.hide();
     dash.show();
     const d = f.dash ?? {};
-    if (typeof d.hosts === 'string' || d.hosts === undefined) {
+    if (typeof d.hosts === 'string' || d.hosts === undefined || d.hosts.length === 0) {
       setGauges(dGauges, []);
+      dSpark.hide();
+      dHostText.show();
       dHostText.top = 0;
-      dHostText.setContent(clean(d.hosts ?? 'loading…'));
+      dHostText.setContent(clean(typeof d.hosts === 'string' ? d.hosts : d.hosts === undefined ? 'loading…' : 'no hosts enrolled'));
     } else {
       // Average over the hosts that report the figure; a figure no host reports gets no gauge.
       const avg = (what: 'cpu' | 'mem' | 'disk') => {
@@ -196,12 +202,15 @@ export function createConsole(o: ConsoleOptions): Console {
         if (p !== undefined) gauges.push({ label, percent: p, stroke });
       }
       setGauges(dGauges, gauges);
-      dHostText.top = 6;
-      dHostText.setContent(clean(
-        d.hosts.length === 0
-          ? 'no hosts enrolled'
-          : d.hosts.map((h) => `${text(h.name).padEnd(16)} ${text(h.state ?? h.status).padEnd(10)} cpu ${fmtPct(percent(h, 'cpu'))} mem ${fmtPct(percent(h, 'mem'))} disk ${fmtPct(percent(h, 'disk'))}`).join('\n'),
-      ));
+      dHostText.hide();
+      dSpark.show();
+      // One column short of the box: blessed wraps a line that fills it exactly.
+      const width = Math.max(1, (dSpark.width as number) - 1);
+      setSparklines(
+        dSpark,
+        hostSparkRows(d.hosts, width).map((r) => ({ title: clean(r.title), bars: r.bars || '(no CPU figures from this host yet)' })),
+        (n) => `… ${n} more host${n === 1 ? '' : 's'} (h: hosts view)`,
+      );
     }
     if (typeof d.instances === 'string' || d.instances === undefined) dInst.setContent(clean(d.instances ?? 'loading…'));
     else {
@@ -761,8 +770,6 @@ export function createConsole(o: ConsoleOptions): Console {
 
 /** Service text on its way to a terminal: no control characters (no escape-sequence injection). */
 const clean = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
-
-const fmtPct = (p: number | undefined) => (p === undefined ? '  -' : `${Math.round(p)}%`.padStart(4));
 
 function fullText(what: string, err: StormError): string {
   return [`${what}`, '', `code: ${err.code}`, `message: ${err.message}`, ...(err.hint ? [`hint: ${err.hint}`] : []), ...(err.details ? ['details:', toYaml(err.details)] : [])].join('\n');

@@ -62,7 +62,7 @@ export function bytes(v: unknown): string {
 
 /** A host's usage of one resource as 0..100, from whichever shape the host service reports. */
 export function percent(o: unknown, what: 'cpu' | 'mem' | 'disk'): number | undefined {
-  const direct = pick(o, `${what}Percent`, `${what}.percent`, `usage.${what}`);
+  const direct = pick(o, `${what}Percent`, `${what}.percent`, `usage.${what}`, `info.${what}Percent`);
   if (typeof direct === 'number' && Number.isFinite(direct)) return Math.max(0, Math.min(100, direct));
   const used = pick(o, `${what}Used`, `${what}.used`);
   const total = pick(o, `${what}Total`, `${what}.total`);
