@@ -35,6 +35,7 @@ import { startReconciler } from './instances/reconciler.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
+import { logOperations } from './services/operations.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -78,6 +79,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   const store = await Store.open(`${config.state}/db`);
   const bus = new EventBus();
   const registry = new Registry();
+  // Who changed what, in the events log; every console session refreshes on it.
+  logOperations(registry, bus);
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });

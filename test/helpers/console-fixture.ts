@@ -2,6 +2,7 @@ import { LocalApi, type StormApi } from '../../manager/api.ts';
 import { EventBus } from '../../manager/events.ts';
 import { Registry, str, type CallContext } from '../../manager/services/registry.ts';
 import { registerSystem } from '../../manager/services/system.ts';
+import { logOperations } from '../../manager/services/operations.ts';
 import { notFound } from '../../lib/errors.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { managerSchema, type ManagerConfig } from '../../manager/config/config.ts';
@@ -31,6 +32,8 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   const reg = new Registry();
   const bus = new EventBus();
   const calls: Fixture['calls'] = [];
+  // As the manager does: every state change is an event, so every session refreshes.
+  logOperations(reg, bus);
   registerSystem(reg, {
     config: fixtureConfig(opts.state ?? '/dev/null/storm-fixture-state'),
     bus,

@@ -278,6 +278,11 @@ test('two sessions on one service layer: a change in one shows in the other; res
   await Promise.all([a.c.settled(), b.c.settled()]);
   await a.press('T');
   await b.see(/web-0\s+stopped/, 'web-0 stopped in the other session');
+  // A service that emits no event of its own: the operations log still tells the other session.
+  f.reg.add({ name: 'instance.rename', mutates: true, summary: '', handler: async (p) => ((f.instances.find((i) => i.name === p.name)!.name = 'quiet-1'), {}) });
+  await f.api().call('instance.rename', { name: 'web-1' });
+  await b.see(/quiet-1\s+running/, 'a silent change in the other session');
+  await until(() => /quiet-1/.test(a.text()), 'and in the first');
   b.term.resize(60, 20);
   await until(() => b.c.screen.width === 60, 'resize');
   await b.see(/^└─{58}┘$/m, 'a 60-column border');
