@@ -257,12 +257,35 @@ test('progress of long work shows as gauges from events, without blocking keys',
   await until(() => c.state().progress.size === 0, 'finished gauge removed');
 });
 
+test('downloads into the image store show as gauges by bytes, and go when stored or failed', async (t) => {
+  const f = fixture();
+  const { c, see } = open(t, f, { view: 'layers' });
+  await c.settled();
+  const sha = 'cd'.repeat(32);
+  f.bus.emit({ kind: 'image.download', object: 'image/cdcd', message: 'downloading', data: { kind: 'started', sha256: sha, what: 'wiki appliance layer', size: 4000, from: 0 } });
+  await see(/download wiki appliance layer[\s\S]*0%/);
+  f.bus.emit({ kind: 'image.progress', object: 'image/cdcd', message: '1000 of 4000', data: { kind: 'progress', sha256: sha, what: 'wiki appliance layer', bytes: 1000, size: 4000, url: 'http://x/' } });
+  await see(/25%/);
+  f.bus.emit({ kind: 'image.retry', object: 'image/cdcd', message: 'retrying', level: 'warn', data: { kind: 'retry', sha256: sha, what: 'wiki appliance layer', bytes: 1000, url: 'http://x/', reason: 'reset' } });
+  assert.equal(c.state().progress.get(`image:${sha}`)?.percent, 25, 'a retry keeps the figure');
+  f.bus.emit({ kind: 'image.stored', object: 'image/cdcd', message: 'stored', data: { kind: 'stored', sha256: sha, what: 'wiki appliance layer', size: 4000, received: 4000 } });
+  await see(/100%/);
+  await until(() => c.state().progress.size === 0, 'finished download gauge removed');
+  f.bus.emit({ kind: 'image.failed', object: 'image/efef', message: 'failed', level: 'error', data: { kind: 'failed', sha256: 'ef'.repeat(32), what: 'blog layer', error: '404' } });
+  assert.equal(c.state().progress.get(`image:${'ef'.repeat(32)}`)?.stroke, 'red');
+  await until(() => c.state().progress.size === 0, 'failed download gauge removed');
+});
+
 test('provisioning shows as a gauge from instance.state events, in every session', async (t) => {
   const f = fixture();
   const { c, see } = open(t, f, { view: 'hosts' });
   await c.settled();
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });
-  await see(/provision web-9[\s\S]*50%/);
+  await see(/provision web-9[\s\S]*10%/);
+  // The service's per-layer progress moves the same gauge on.
+  f.bus.emit({ kind: 'instance.progress', object: 'instance/web-9', message: 'web-9 on hv1: appliance 3/5', data: { operation: 'provision:instance/web-9', progress: 52, label: 'provision web-9: appliance 3/5' } });
+  await see(/provision web-9: appliance 3\/5[\s\S]*52%/);
+  assert.equal(c.state().progress.size, 1);
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is running', data: { id: 'x', state: 'running' } });
   await see(/provision web-9: running[\s\S]*100%/);
   await until(() => c.state().progress.size === 0, 'gauge removed');

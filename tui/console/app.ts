@@ -697,9 +697,19 @@ export function createConsole(o: ConsoleOptions): Console {
     // Provisioning reports states, not percentages: pending → provisioning → running (or failed).
     if (e.kind === 'instance.state' && d && typeof d.state === 'string' && e.object) {
       const id = `provision:${e.object}`;
-      const step: Record<string, number> = { pending: 10, provisioning: 50 };
+      // The service's own progress events (instance.progress, per layer fetched) carry the same operation id and move it on.
+      const step: Record<string, number> = { pending: 5, provisioning: 10 };
       if (d.state in step) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
       else if (progress.has(id)) trackProgress({ ...e, kind: 'progress', level: d.state === 'failed' ? 'error' : 'info', data: { operation: id, progress: 100, label: `provision ${e.object.replace(/^instance\//, '')}: ${d.state}` } });
+      return;
+    }
+    // The manager's image store reports downloads by bytes (image.download/progress/retry/stored/failed).
+    if (e.kind.startsWith('image.') && d && typeof d.sha256 === 'string' && /^image\.(download|progress|retry|stored|failed)$/.test(e.kind)) {
+      const id = `image:${d.sha256}`;
+      const size = typeof d.size === 'number' && d.size > 0 ? d.size : undefined;
+      const got = typeof d.bytes === 'number' ? d.bytes : typeof d.from === 'number' ? d.from : undefined;
+      const pct = e.kind === 'image.stored' ? 100 : size !== undefined && got !== undefined ? Math.min(99, Math.floor((got / size) * 100)) : (progress.get(id)?.percent ?? 0);
+      trackProgress({ ...e, kind: 'progress', ...(e.kind === 'image.failed' ? { level: 'error' as const } : {}), data: { operation: id, progress: pct, label: `download ${text(d.what)}` } });
       return;
     }
     if (!d || typeof d.operation !== 'string' || typeof d.progress !== 'number') return;
