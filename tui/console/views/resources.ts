@@ -2,7 +2,7 @@ import * as R from '../../render/resources.ts';
 import { instanceRows } from '../../render/instances.ts';
 import { hostRows } from '../../render/hosts.ts';
 import { applianceRows, channelRows, imageRows } from '../../render/channels.ts';
-import { dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
+import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
@@ -71,7 +71,11 @@ export const layersView: TableView<Obj> = {
     return app ? all.filter((i) => Array.isArray(i.usedBy) && i.usedBy.some((u) => String(u).includes(app))) : all;
   },
 };
-export const dnsView: TableView<Obj> = { kind: 'table', id: 'dns', title: 'DNS records', rows: dnsRecordRows as never, method: METHODS.dnsRecords };
+export const dnsView: TableView<Obj> = {
+  kind: 'table', id: 'dns', title: 'DNS records', rows: dnsRecordRows as never, method: METHODS.dnsRecords,
+  // The service answers {zones, records, hosts}: instance hosts and stored records, as the CLI lists them.
+  load: async (api) => dnsListRows(await api.call(METHODS.dnsRecords)) as unknown as Obj[],
+};
 export const dhcpView: TableView<Obj> = { kind: 'table', id: 'dhcp', title: 'DHCP leases', rows: leaseRows as never, method: METHODS.dhcpLeases };
 export const usersView: TableView<Obj> = { kind: 'table', id: 'users', title: 'LDAP users', rows: userRows as never, method: METHODS.users };
 export const groupsView: TableView<Obj> = { kind: 'table', id: 'groups', title: 'LDAP groups', rows: groupRows as never, method: METHODS.groups };
