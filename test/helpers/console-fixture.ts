@@ -43,7 +43,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   const n = opts.instances ?? 3;
   const instances: Obj[] = Array.from({ length: n }, (_, i) => ({
     id: `i${String(i).padStart(6, '0')}`, name: `web-${i}`, state: i % 3 === 2 ? 'stopped' : 'running', appliance: 'nginx', version: '1.2', host: i % 2 ? 'hv2' : 'hv1',
-    mac: `52:54:00:00:00:${(i % 256).toString(16).padStart(2, '0')}`, layers: {}, memoryMiB: 256, vcpus: 1, params: {}, createdAt: new Date(Date.now() - 3_600_000).toISOString(), updatedAt: new Date().toISOString(),
+    mac: `52:54:00:00:00:${(i % 256).toString(16).padStart(2, '0')}`, layers: { substrate: 'aa'.repeat(32), appliance: 'bb'.repeat(32) }, memoryMiB: 256, vcpus: 1, params: {}, createdAt: new Date(Date.now() - 3_600_000).toISOString(), updatedAt: new Date().toISOString(),
   }));
   const list = (name: string, rows: () => Obj[]) =>
     reg.add<Obj, Obj[]>({ name, mutates: false, summary: `fixture ${name}`, handler: async (p, ctx) => (calls.push({ method: name, params: p, ctx }), rows()) });
@@ -68,6 +68,11 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     act('instance.reboot', () => {});
     act('instance.poweroff', (i) => (i.state = 'stopped'));
     list('instance.snapshot.list', () => [{ name: 'before-upgrade', createdAt: '2026-11-26T08:00:00Z' }]);
+    reg.add({ name: 'instance.console', mutates: false, summary: 'fixture instance.console', handler: async (p) => `[    0.000000] Linux version 6.1\r\n\x1b[0mSTORM-INIT: layers mounted\nSTORM-GUEST: ${String(p.name)} ready\n` });
+    reg.add({
+      name: 'appliance.show', mutates: false, summary: 'fixture appliance.show',
+      handler: async () => ({ channel: 'example', id: 'nginx', version: '1.2', appliance: { layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'aa'.repeat(32) }, { role: 'appliance', name: 'nginx', version: '1.2', sha256: 'bb'.repeat(32) }] } }),
+    });
     list('update.plan', () => instances.filter((i) => i.version !== '1.3').map((i) => ({ instance: i.name, host: i.host, from: i.version, to: '1.3', changes: [{ role: 'appliance', from: 'a', to: 'b' }] })));
     reg.add<Obj, Obj>({
       name: 'update.apply', mutates: true, summary: 'fixture update.apply',
@@ -89,7 +94,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     list('appliance.list', () => [{ channel: 'example', id: 'nginx', version: '1.2', kind: 'appliance', title: 'web server', blobs: [{ size: 52428800 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' }]);
     list('image.list', () => [{ sha256: 'ab'.repeat(32), size: 52428800, usedBy: ['example/nginx@1.2'], storedAt: '2026-11-26T08:00:00Z' }]);
     list('dns.record.list', () => [{ name: 'web-0.storm.internal', type: 'A', value: '10.77.0.10', ttl: 60, owner: 'instance' }]);
-    list('dhcp.lease.list', () => [{ ip: '10.77.0.10', mac: '52:54:00:aa:bb:cc', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true }]);
+    list('dhcp.lease.list', () => [{ ip: '10.77.0.10', mac: '52:54:00:00:00:00', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true }]);
     list('user.list', () => [{ name: 'alice', uidNumber: 10001, gidNumber: 10000, cn: 'Alice Admin', locked: false, hasPassword: true, groups: ['admins'], home: '/home/alice', shell: '/bin/sh', dn: 'uid=alice' }]);
     list('group.list', () => [{ name: 'admins', gidNumber: 10000, members: ['alice'], dn: 'cn=admins' }]);
     list('principal.list', () => [{ name: 'alice@STORM.INTERNAL', kind: 'user' }]);

@@ -37,7 +37,7 @@ const EXPECT: Record<string, RegExp> = {
   layers: /abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
   updates: /web-0\s+nginx\s+hv1\s+1\.2\s+1\.3\s+appliance/,
   dns: /web-0\.storm\.internal\s+A\s+10\.77\.0\.10\s+instance/,
-  dhcp: /10\.77\.0\.10\s+52:54:00:aa:bb:cc\s+web-0\s+bound/,
+  dhcp: /10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+bound/,
   users: /alice\s+10001\s+10000\s+Alice Admin\s+active\s+admins/,
   groups: /admins\s+10000\s+alice/,
   principals: /alice@STORM\.INTERNAL\s+user/,
@@ -110,7 +110,8 @@ test('views whose service is missing say "not available" and light up when it la
 
 test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
   const f = fixture({ instances: 12 });
-  const { c, text, press } = open(t, f, { view: 'instances' });
+  // Tall enough for the whole detail pane.
+  const { c, text, press } = open(t, f, { view: 'instances', rows: 80 });
   await c.settled();
   await press('2'); // sort by STATE
   assert.match(text(), /STATE▲/);
@@ -148,6 +149,10 @@ test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
   assert.equal(c.state().mode, 'detail');
   assert.match(text(), /Instances: web-0[\s\S]*appliance: nginx/);
   await until(() => /snapshots:[\s\S]*before-upgrade[\s\S]*events:/.test(text()), 'snapshots and events in the detail pane');
+  // Its layers with their versions, its addresses, and the console log as lines (no control characters).
+  assert.match(text(), /substrate: jeos 1\.0 \(aaaaaaaaaaaa\)[\s\S]*appliance: nginx 1\.2 \(bbbbbbbbbbbb\)/);
+  assert.match(text(), /ip: "10\.77\.0\.10"[\s\S]*- web-0\.storm\.internal A/);
+  assert.match(text(), /console: \|[\s│]+\[    0\.000000\] Linux version 6\.1[\s│]+STORM-INIT: layers mounted[\s│]+STORM-GUEST: web-0 ready/);
   await press(KEY.esc);
   assert.equal(c.state().mode, 'normal');
 });

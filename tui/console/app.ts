@@ -398,9 +398,16 @@ export function createConsole(o: ConsoleOptions): Console {
     const v = f.view;
     void (async () => {
       const parts: string[] = [];
+      // Multi-line text (a console log) reads as lines, after the short facts and the events.
+      let blocks = '';
       if (v.detail) {
         try {
-          parts.push(toYaml(await v.detail(api, name)));
+          const facts: Record<string, unknown> = {};
+          for (const [k, x] of Object.entries(await v.detail(api, name, row))) {
+            if (typeof x === 'string' && x.includes('\n')) blocks += `\n${k}: |\n${x.replace(/\s+$/, '').split(/\r?\n/).map((l) => `  ${l}`).join('\n')}`;
+            else facts[k] = x;
+          }
+          parts.push(toYaml(facts));
         } catch (e) {
           parts.push(`(${toStormError(e).message})\n`);
         }
@@ -412,6 +419,7 @@ export function createConsole(o: ConsoleOptions): Console {
       } catch {
         /* no events: the pane shows the object alone */
       }
+      parts.push(blocks);
       if (mode === 'detail' && !destroyed) {
         detail.setContent(clean(`${head}${parts.join('')}`));
         screen.render();
@@ -778,8 +786,8 @@ export function createConsole(o: ConsoleOptions): Console {
   };
 }
 
-/** Service text on its way to a terminal: no control characters (no escape-sequence injection). */
-const clean = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+/** Service text on its way to a terminal: escape sequences dropped whole (a guest's console has colours), then any other control character (no injection). */
+const clean = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 
 function fullText(what: string, err: StormError): string {
   return [`${what}`, '', `code: ${err.code}`, `message: ${err.message}`, ...(err.hint ? [`hint: ${err.hint}`] : []), ...(err.details ? ['details:', toYaml(err.details)] : [])].join('\n');

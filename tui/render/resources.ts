@@ -102,3 +102,30 @@ export const updatePlanRows: RowSpec<Obj> = {
     { header: 'LAYERS', get: (o) => (Array.isArray(o?.changes) ? o.changes.map((c: Obj) => text(c?.role)).join(',') : '') },
   ],
 };
+
+/**
+ * An instance's layers for its detail pane: role → "name version (sha256…)",
+ * names and versions from its appliance's catalog entry (`appliance.layers`);
+ * a digest the entry does not list (after an update) shows as the digest alone.
+ */
+export function layerVersions(layers: unknown, entry: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!layers || typeof layers !== 'object') return out;
+  const known = field(entry, 'appliance.layers');
+  const list = Array.isArray(known) ? known : [];
+  for (const [role, sha] of Object.entries(layers as Obj)) {
+    const digest = text(sha);
+    const l = list.find((x) => field(x, 'sha256') === digest) as Obj | undefined;
+    out[role] = l ? `${text(l.name)} ${text(l.version)} (${digest.slice(0, 12)})` : digest.slice(0, 12);
+  }
+  return out;
+}
+
+/** An instance's addresses: its MAC, the address its lease holds, and the DNS names that point at it or are its own. */
+export function instanceAddresses(name: string, mac: unknown, leases: readonly unknown[], dns: readonly unknown[]): { mac: string; ip: string; dns: string[] } {
+  const m = text(mac).toLowerCase();
+  const lease = leases.find((l) => m !== '' && text(field(l, 'mac')).toLowerCase() === m && field(l, 'state') === 'bound' && field(l, 'active') !== false);
+  const ip = text(field(lease, 'ip'));
+  const names = dns.filter((r) => text(field(r, 'owner')) === `instance:${name}` || (ip !== '' && text(field(r, 'value')) === ip)).map((r) => `${text(field(r, 'name'))} ${text(field(r, 'type'))}`);
+  return { mac: text(mac), ip: ip || '(no lease)', dns: [...new Set(names)] };
+}

@@ -16,18 +16,28 @@ export const instancesView: TableView = {
     const all = await api.call<{ host?: string }[]>(METHODS.instances);
     return typeof p.host === 'string' ? all.filter((i) => i.host === p.host) : all;
   },
-  // Snapshots and the console log tail; what the manager does not offer is said, not fatal.
-  detail: async (api, name) => {
+  // Layers with their versions, addresses, snapshots and the console log tail; what the manager does not offer is said, not fatal.
+  detail: async (api, name, row) => {
+    const inst = (row ?? {}) as Obj;
     const out: Record<string, unknown> = {};
-    const ask = async (key: string, method: string, params: Record<string, unknown>) => {
+    const ask = async <T,>(method: string, params: Record<string, unknown>): Promise<T | string> => {
       try {
-        out[key] = await api.call(method, params);
+        return await api.call<T>(method, params);
       } catch (e) {
-        out[key] = `(${(e as Error).message})`;
+        return `(${(e as Error).message})`;
       }
     };
-    await ask('snapshots', METHODS.instanceSnapshots, { name });
-    await ask('console', METHODS.instanceConsole, { name, bytes: 2000 });
+    const [entry, leases, dns, snapshots, tail] = await Promise.all([
+      typeof inst.appliance === 'string' ? ask<Obj>(METHODS.applianceShow, { ref: `${inst.appliance}@${String(inst.version ?? '')}`.replace(/@$/, '') }) : Promise.resolve(undefined),
+      ask<unknown>(METHODS.dhcpLeases, {}),
+      ask<unknown>(METHODS.dnsRecords, {}),
+      ask<unknown>(METHODS.instanceSnapshots, { name }),
+      ask<unknown>(METHODS.instanceConsole, { name, bytes: 2000 }),
+    ]);
+    out.layers = R.layerVersions(inst.layers, typeof entry === 'object' ? entry : undefined);
+    out.addresses = R.instanceAddresses(name, inst.mac, Array.isArray(leases) ? leases : [], dnsListRows(typeof dns === 'string' ? [] : dns));
+    out.snapshots = snapshots;
+    out.console = tail;
     return out;
   },
 };

@@ -12,7 +12,7 @@ export interface TableView<T = any> {
   /** Load the rows; default: call `method` with the drill-down params. */
   load?: (api: StormApi, params: Record<string, unknown>) => Promise<T[]>;
   /** More for the detail pane (fetched when it opens; failures are shown, not fatal). */
-  detail?: (api: StormApi, name: string) => Promise<Record<string, unknown>>;
+  detail?: (api: StormApi, name: string, row: T) => Promise<Record<string, unknown>>;
   /** Enter on a row opens another view filtered to it (else: the detail pane). */
   drill?: { view: string; params: (row: T, name: string) => Record<string, unknown> };
 }
