@@ -91,7 +91,11 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
       { name: 'hv2', address: '127.0.0.1:7002', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(2, 70) },
     ]);
     list('channel.list', () => [{ name: 'example', url: 'http://127.0.0.1:8080/feed.rss', title: 'Example', appliances: 2, lastSuccess: new Date().toISOString() }]);
-    list('appliance.list', () => [{ channel: 'example', id: 'nginx', version: '1.2', kind: 'appliance', title: 'web server', blobs: [{ size: 52428800 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' }]);
+    // Two appliances on one substrate (ab…, the one file in the image store), each with a layer of its own.
+    list('appliance.list', () => [
+      { channel: 'example', id: 'nginx', version: '1.2', kind: 'appliance', title: 'web server', blobs: [{ sha256: 'ab'.repeat(32), size: 52428800 }, { sha256: 'cd'.repeat(32), size: 1048576 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' },
+      { channel: 'example', id: 'mail', version: '2.1', kind: 'appliance', title: 'mail server', blobs: [{ sha256: 'ab'.repeat(32), size: 52428800 }, { sha256: 'ef'.repeat(32), size: 1048576 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' },
+    ]);
     list('image.list', () => [{ sha256: 'ab'.repeat(32), size: 52428800, usedBy: ['example/nginx@1.2'], storedAt: '2026-11-26T08:00:00Z' }]);
     list('dns.record.list', () => [{ name: 'web-0.storm.internal', type: 'A', value: '10.77.0.10', ttl: 60, owner: 'instance' }]);
     list('dhcp.lease.list', () => [{ ip: '10.77.0.10', mac: '52:54:00:00:00:00', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true }]);

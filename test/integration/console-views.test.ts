@@ -34,7 +34,7 @@ const EXPECT: Record<string, RegExp> = {
   instances: /Instances 0\/0/,
   hosts: /local\s+127\.0\.0\.1:\d+\s+online\s+\d+\s+\d+%/,
   channels: /fixtures\s+ok\s+3\s+unsigned/,
-  appliances: /fixtures\s+wiki\s+1\.0\s+layered/,
+  appliances: /fixtures\s+wiki\s+1\.0\s+layered\s+[\d.]+ \S+\s+all\s+\d of \d/,
   layers: /[0-9a-f]{16}\s+\S+\s+.*wiki/,
   updates: /Layer updates 0\/0/,
   dns: /www\.storm\.internal\s+A\s+10\.77\.0\.80\s+admin/,

@@ -1,7 +1,8 @@
 import * as R from '../../render/resources.ts';
 import { instanceRows } from '../../render/instances.ts';
 import { hostRows } from '../../render/hosts.ts';
-import { applianceRows, channelRows, imageRows } from '../../render/channels.ts';
+import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../render/channels.ts';
+import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
 import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
 import { METHODS } from '../methods.ts';
@@ -69,7 +70,13 @@ export const channelsView: TableView<Obj> = {
   drill: { view: 'appliances', params: (_r, name) => ({ channel: name }) },
 };
 export const appliancesView: TableView<Obj> = {
-  kind: 'table', id: 'appliances', title: 'Appliances', rows: applianceRows as never, method: METHODS.appliances,
+  kind: 'table', id: 'appliances', title: 'Appliances', rows: catalogRowSpec as never, method: METHODS.appliances,
+  // Which files are in the image store, and which are shared with other appliances.
+  load: async (api, p) => {
+    const entries = await api.call<CatalogEntry[]>(METHODS.appliances, typeof p.channel === 'string' ? { channel: p.channel } : {});
+    const images = await api.call<{ sha256: string }[]>(METHODS.layers).catch(() => []);
+    return catalogRows(Array.isArray(entries) ? entries : [], Array.isArray(images) ? images : []) as unknown as Obj[];
+  },
   // An appliance's files in the image store (which are cached, which shared with others).
   drill: { view: 'layers', params: (r) => ({ appliance: (r as { id?: unknown }).id }) },
 };
