@@ -133,7 +133,7 @@ test('a read-only key sees no state-changing key and cannot change state (OpenSS
   const full = tmux(t, ['ssh', ...sshArgs(ssh.port, admin.key)], { cols: 120, rows: 30 });
   await full.see(/STORM\s+Dashboard/);
   full.keys('i');
-  await full.see(/S start\s+T stop\s+\^D destroy/);
+  await full.see(/S start\s+T stop\s+N new instance\s+\^D destroy/);
 
   const ro = tmux(t, ['ssh', ...sshArgs(ssh.port, auditor.key)], { cols: 120, rows: 30 });
   await ro.see(/\[read-only\]/);
@@ -207,10 +207,12 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   assert.equal(refused.code, 255);
   assert.match(refused.stderr, /Permission denied \(publickey\)/);
 
-  // The wizard, by keys: appliance (tab completes from the catalog) → name → automatic placement → no parameters → confirm.
+  // The dashboard: the host's figures and its CPU sparkline, from the real stormd's polls.
   const tm = tmux(t, ['ssh', ...sshArgs(sshPort, admin.key)], { cols: 110, rows: 30 });
   await tm.see(/STORM\s+Dashboard/);
-  await tm.see(/hv1\s+online/);
+  await tm.see(/hv1  online  cpu \d+%  mem \d+%  disk \d+%\s*│[^\n]*\n│[▁▂▃▄▅▆▇█]+\s*│/);
+
+  // The wizard, by keys: appliance (tab completes from the catalog; its deployment shown) → name → no parameters → automatic placement → confirm.
   tm.keys('i');
   await tm.see(/Instances 0\/0[\s\S]*\(none\)[\s\S]*N new instance/);
   tm.keys('N');
@@ -219,15 +221,17 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   tm.keys('Tab');
   await tm.see(/new instance › appliance: wiki█/);
   tm.keys('Enter');
-  await tm.see(/new instance › wiki › name:/);
+  await tm.see(/new instance › wiki \(deployment wiki-example-corp 1\.0\) › name:/);
   tm.text('web1');
   tm.keys('Enter');
-  await tm.see(/host \(empty: automatic\):/);
+  await tm.see(/new instance › web1 › parameters \(key=value\):/);
   tm.keys('Enter');
-  await tm.see(/parameters \(key=value \.\.\.\):/);
+  await tm.see(/host \(empty: automatic; tab completes\):/);
   tm.keys('Enter');
-  await tm.see(/create instance web1 of wiki on a host chosen automatically\?/);
+  await tm.see(/create instance web1 of wiki \(deployment wiki-example-corp 1\.0\) on a host chosen automatically\?/);
   tm.keys('y');
+  // Provisioning shows as a gauge (layers fetched one by one) while the console stays usable.
+  await tm.see(/provision web1/);
   const inst = (await until(() => json<{ id: string; name: string }[]>('instance', 'list').find((i) => i.name === 'web1'), 'web1 recorded', 30_000))!;
   ours.add(`storm-${inst.id}`);
 

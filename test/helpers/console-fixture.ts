@@ -62,6 +62,16 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     });
   if (opts.services !== false) {
     list('instance.list', () => instances);
+    reg.add<Obj, Obj>({
+      name: 'instance.create', mutates: true, summary: 'fixture instance.create',
+      handler: async (p, ctx) => {
+        calls.push({ method: 'instance.create', params: p, ctx });
+        const inst = { ...instances[0], id: `i${instances.length}`, name: p.name, appliance: 'nginx', host: p.host ?? 'hv1', state: 'running', params: p.params };
+        instances.push(inst);
+        bus.emit({ kind: 'instance.created', object: `instance/${String(p.name)}`, message: `${String(p.name)} created` });
+        return inst;
+      },
+    });
     act('instance.start', (i) => (i.state = 'running'));
     act('instance.stop', (i) => (i.state = 'stopped'));
     act('instance.destroy', (i) => instances.splice(instances.indexOf(i), 1));
@@ -71,7 +81,16 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     reg.add({ name: 'instance.console', mutates: false, summary: 'fixture instance.console', handler: async (p) => `[    0.000000] Linux version 6.1\r\n\x1b[0mSTORM-INIT: layers mounted\nSTORM-GUEST: ${String(p.name)} ready\n` });
     reg.add({
       name: 'appliance.show', mutates: false, summary: 'fixture appliance.show',
-      handler: async () => ({ channel: 'example', id: 'nginx', version: '1.2', appliance: { layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'aa'.repeat(32) }, { role: 'appliance', name: 'nginx', version: '1.2', sha256: 'bb'.repeat(32) }] } }),
+      handler: async (p) => {
+        if (!String(p.ref).startsWith('nginx')) throw notFound(`appliance "${String(p.ref)}" not found in the catalog`);
+        return {
+          channel: 'example', id: 'nginx', version: '1.2',
+          appliance: {
+            layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'aa'.repeat(32) }, { role: 'appliance', name: 'nginx', version: '1.2', sha256: 'bb'.repeat(32) }, { role: 'deployment', name: 'nginx-example', version: '1.0', sha256: 'cc'.repeat(32) }],
+            parameters: [{ name: 'title', type: 'string', default: 'Hello', required: false }, { name: 'tls', type: 'enum', choices: ['off', 'on'], default: 'off', required: false }, { name: 'admin', type: 'email', required: true }],
+          },
+        };
+      },
     });
     list('update.plan', () => instances.filter((i) => i.version !== '1.3').map((i) => ({ instance: i.name, host: i.host, from: i.version, to: '1.3', changes: [{ role: 'appliance', from: 'a', to: 'b' }] })));
     reg.add<Obj, Obj>({

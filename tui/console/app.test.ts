@@ -161,7 +161,7 @@ test('state changes: upper-case keys act, Ctrl keys confirm naming the objects',
   const f = fixture({ instances: 4 });
   const { c, text, press, see } = open(t, f, { view: 'instances' });
   await c.settled();
-  assert.match(text(), /S start\s+T stop\s+\^D destroy/);
+  assert.match(text(), /S start\s+T stop\s+N new instance\s+\^D destroy/);
   await press('T'); // upper-case T: stop web-0
   await until(() => f.calls.some((x) => x.method === 'instance.stop'), 'stop called');
   assert.deepEqual(f.calls.find((x) => x.method === 'instance.stop')!.params, { name: 'web-0' });
@@ -195,6 +195,44 @@ test('read-only sessions are never offered a state change, and the registry refu
   assert.doesNotMatch(text(), /start|stop|destroy|confirms/);
   assert.ok(!f.calls.some((x) => x.ctx.readOnly && x.method !== 'instance.list' && !x.method.startsWith('system') && x.method !== 'events.recent'));
   await assert.rejects(f.api({ readOnly: true }).call('instance.destroy', { name: 'web-0' }), (e: { code?: string }) => e.code === 'unauthorized');
+});
+
+test('the new-instance wizard: appliance (deployment shown), name, parameters checked against the appliance, host, confirm', async (t) => {
+  const f = fixture({ instances: 2 });
+  const { c, text, press } = open(t, f, { view: 'instances' });
+  await c.settled();
+  await press('N', 'n', 'g', KEY.tab);
+  assert.match(text(), /new instance › appliance: nginx█/);
+  await press(KEY.enter);
+  await until(() => /new instance › nginx \(deployment nginx-example 1\.0\) › name:/.test(text()), 'name prompt');
+  await press('w', 'e', 'b', '9', KEY.enter);
+  // Defaults filled in; the required one named.
+  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/);
+  await press(KEY.enter);
+  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/, 'asked again, the line kept');
+  assert.match(c.state().flash, /required: admin/);
+  await press(...' bogus=1', KEY.enter);
+  assert.match(c.state().flash, /takes no parameter "bogus" \(it takes: title, tls, admin\)/);
+  await press(...'\x7f'.repeat(8), ...' admin=ops@example.org tls=maybe', KEY.enter);
+  assert.match(c.state().flash, /tls must be one of off, on, not "maybe"/);
+  await press(...'\x7f'.repeat(5), 'o', 'n', KEY.enter);
+  assert.match(text(), /host \(empty: automatic; tab completes\):/);
+  await press('h', KEY.tab, '2', KEY.enter);
+  assert.equal(c.state().mode, 'confirm');
+  assert.match(text(), /create instance web9 of nginx \(deployment nginx-example 1\.0\) on hv2 with title=Hello tls=on[\s│]*admin=ops@example\.org\?/);
+  await press('y');
+  await until(() => f.calls.some((x) => x.method === 'instance.create'), 'instance.create called');
+  assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web9', appliance: 'nginx', host: 'hv2', params: { title: 'Hello', tls: 'on', admin: 'ops@example.org' } });
+  await until(() => /web9\s+running/.test(text()), 'web9 listed');
+
+  // An appliance the catalog does not have: said, nothing created; esc cancels at any step.
+  await press('N', ...'nope', KEY.enter);
+  await until(() => /new instance › nope: appliance "nope" not found/.test(c.state().flash), 'not found');
+  await press('N', ...'nginx', KEY.enter);
+  await until(() => c.state().mode === 'input' && /name:/.test(text()), 'name prompt again');
+  await press(KEY.esc);
+  assert.equal(c.state().flash, 'new instance: cancelled');
+  assert.equal(f.calls.filter((x) => x.method === 'instance.create').length, 1);
 });
 
 test('layer updates: the plan per appliance, apply (canary first) with a gauge, roll back one instance', async (t) => {

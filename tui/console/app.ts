@@ -511,8 +511,10 @@ export function createConsole(o: ConsoleOptions): Console {
   }
 
   /**
-   * New instance, by keys only: appliance → name → host (or automatic) →
-   * parameters → confirm. Provisioning runs in the service; its progress
+   * New instance, by keys only: appliance (its deployment is shown: in a
+   * channel it comes with the appliance version) → name → parameters (the
+   * appliance's own, defaults filled in, checked) → host or automatic
+   * placement → confirm. Provisioning runs in the service; its progress
    * shows as a gauge while the console stays usable.
    */
   function wizard(): void {
@@ -523,41 +525,57 @@ export function createConsole(o: ConsoleOptions): Console {
     };
     const apps = names(METHODS.appliances);
     const hosts = names(METHODS.hosts);
-    const sel = frame().view.id === 'appliances' ? frame().model?.selectedName() : undefined;
+    const selRow = frame().view.id === 'appliances' ? (frame().model?.selected() as Record<string, unknown> | undefined) : undefined;
+    const sel = selRow ? `${text(selRow.id)}@${text(selRow.version)}` : undefined;
     const cancel = () => say('new instance: cancelled');
-    ask('new instance › appliance: ', sel ?? '', (appliance) => {
-      if (!appliance?.trim()) return cancel();
-      ask(`new instance › ${appliance} › name: `, '', (name) => {
-        if (!name?.trim()) return cancel();
-        ask(`new instance › ${appliance} › ${name} › host (empty: automatic): `, '', (host) => {
-          if (host === undefined) return cancel();
-          ask(`new instance › ${name} › parameters (key=value ...): `, '', (line) => {
-            if (line === undefined) return cancel();
-            const params: Record<string, string> = {};
-            for (const w of line.trim().split(/\s+/).filter(Boolean)) {
-              const i = w.indexOf('=');
-              if (i <= 0) return say(`new instance: parameter "${w}" is not key=value; nothing created`);
-              params[w.slice(0, i)] = w.slice(i + 1);
-            }
-            const req = { name: name.trim(), appliance: appliance.trim(), ...(host.trim() ? { host: host.trim() } : {}), params };
-            confirmRun = () => {
-              say(`creating ${req.name}…`);
-              api.call(METHODS.instanceCreate, req).then(
-                () => {
-                  if (frame().view.id !== 'instances') go('instances');
-                  else void refresh();
-                },
-                (e) => fail(`new instance ${req.name}`, e),
-              );
-            };
-            mode = 'confirm';
-            dialog.setContent(clean(` create instance ${req.name} of ${req.appliance} on ${req.host ?? 'a host chosen automatically'}${Object.keys(params).length ? ` with ${line.trim()}` : ''}?\n y: yes, any other key: no`));
-            dialog.show();
-            dialog.setFront();
-            draw();
+    ask('new instance › appliance: ', sel ?? '', (ref) => {
+      if (!ref?.trim()) return cancel();
+      const appliance = ref.trim();
+      say(`new instance › ${appliance}: looking it up…`);
+      // The catalog entry: its deployment and parameters (a manager without appliance.show: no checks, free-form parameters).
+      const lookup = missing(METHODS.applianceShow) ? Promise.resolve(undefined) : api.call<Record<string, unknown>>(METHODS.applianceShow, { ref: appliance });
+      lookup.then(
+        (entry) => {
+          if (destroyed) return;
+          const w = wizardFacts(entry);
+          const what = `${appliance}${w.deployment ? ` (deployment ${w.deployment})` : ''}`;
+          ask(`new instance › ${what} › name: `, '', (name) => {
+            if (!name?.trim()) return cancel();
+            const askParams = (initial: string) =>
+              ask(`new instance › ${name.trim()} › parameters (key=value${w.required.length ? `; required: ${w.required.join(', ')}` : ''}): `, initial, (line) => {
+                if (line === undefined) return cancel();
+                const parsed = checkParams(line, w);
+                if (typeof parsed === 'string') {
+                  // Say what is wrong and ask again with the line as typed.
+                  say(`new instance: ${parsed}`);
+                  return askParams(line);
+                }
+                ask(`new instance › ${name.trim()} › host (empty: automatic; tab completes): `, '', (host) => {
+                  if (host === undefined) return cancel();
+                  const req = { name: name.trim(), appliance, ...(host.trim() ? { host: host.trim() } : {}), params: parsed };
+                  confirmRun = () => {
+                    say(`creating ${req.name}…`);
+                    api.call(METHODS.instanceCreate, req).then(
+                      () => {
+                        if (frame().view.id !== 'instances') go('instances');
+                        else void refresh();
+                      },
+                      (e) => fail(`new instance ${req.name}`, e),
+                    );
+                  };
+                  mode = 'confirm';
+                  const kv = Object.entries(parsed).map(([k, v]) => `${k}=${v}`).join(' ');
+                  dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
+                  dialog.show();
+                  dialog.setFront();
+                  draw();
+                }, undefined, () => hosts);
+              });
+            askParams(w.defaults);
           });
-        }, undefined, () => hosts);
-      });
+        },
+        (e) => fail(`new instance › ${appliance}`, e),
+      );
     }, undefined, () => apps);
   }
 
@@ -788,6 +806,57 @@ export function createConsole(o: ConsoleOptions): Console {
 
 /** Service text on its way to a terminal: escape sequences dropped whole (a guest's console has colours), then any other control character (no injection). */
 const clean = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+
+interface WizardFacts {
+  /** "NAME VERSION" of the deployment layer, when the appliance has one. */
+  deployment?: string;
+  /** Declared parameters; undefined when the catalog was not asked (anything goes). */
+  params?: { name: string; required: boolean; default?: string; choices?: string[] }[];
+  required: string[];
+  /** The parameters line to start from: each declared parameter with its default. */
+  defaults: string;
+}
+
+/** What the wizard needs from a catalog entry (appliance.show), tolerant of its shape. */
+export function wizardFacts(entry: unknown): WizardFacts {
+  const a = (entry as { appliance?: { layers?: unknown; parameters?: unknown } } | undefined)?.appliance;
+  if (!a) return { required: [], defaults: '' };
+  const dep = (Array.isArray(a.layers) ? a.layers : []).find((l) => (l as { role?: unknown })?.role === 'deployment') as { name?: unknown; version?: unknown } | undefined;
+  const params = (Array.isArray(a.parameters) ? a.parameters : [])
+    .filter((p): p is Record<string, unknown> => !!p && typeof (p as { name?: unknown }).name === 'string')
+    .map((p) => ({
+      name: String(p.name),
+      required: p.required === true,
+      ...(typeof p.default === 'string' ? { default: p.default } : {}),
+      ...(Array.isArray(p.choices) ? { choices: p.choices.map(String) } : {}),
+    }));
+  return {
+    ...(dep ? { deployment: `${text(dep.name)} ${text(dep.version)}`.trim() } : {}),
+    params,
+    required: params.filter((p) => p.required && p.default === undefined).map((p) => p.name),
+    defaults: params.filter((p) => p.default !== undefined).map((p) => `${p.name}=${p.default}`).join(' '),
+  };
+}
+
+/** Parse "k=v k=v" against the declared parameters: the map, or what is wrong in one sentence. */
+export function checkParams(line: string, w: WizardFacts): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const word of line.trim().split(/\s+/).filter(Boolean)) {
+    const i = word.indexOf('=');
+    if (i <= 0) return `parameter "${word}" is not key=value`;
+    out[word.slice(0, i)] = word.slice(i + 1);
+  }
+  if (!w.params) return out;
+  const declared = new Map(w.params.map((p) => [p.name, p]));
+  for (const [k, v] of Object.entries(out)) {
+    const p = declared.get(k);
+    if (!p) return `this appliance takes no parameter "${k}"${declared.size ? ` (it takes: ${[...declared.keys()].join(', ')})` : ' (it takes none)'}`;
+    if (p.choices && !p.choices.includes(v)) return `${k} must be one of ${p.choices.join(', ')}, not "${v}"`;
+  }
+  const missingReq = w.required.filter((r) => !(r in out) || out[r] === '');
+  if (missingReq.length) return `required: ${missingReq.join(', ')}`;
+  return out;
+}
 
 function fullText(what: string, err: StormError): string {
   return [`${what}`, '', `code: ${err.code}`, `message: ${err.message}`, ...(err.hint ? [`hint: ${err.hint}`] : []), ...(err.details ? ['details:', toYaml(err.details)] : [])].join('\n');
