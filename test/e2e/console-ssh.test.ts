@@ -228,7 +228,7 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   tm.keys('Enter');
   await tm.see(/host \(empty: automatic; tab completes\):/);
   tm.keys('Enter');
-  await tm.see(/create instance web1 of wiki \(deployment wiki-example-corp 1\.0\) on a host chosen automatically\?/);
+  await tm.see(/create instance web1 of wiki \(deployment wiki-example-corp 1\.0\) on a host chosen[\s│]*automatically\?/);
   tm.keys('y');
   // Provisioning shows as a gauge (layers fetched one by one) while the console stays usable.
   await tm.see(/provision web1/);
