@@ -34,7 +34,7 @@ const EXPECT: Record<string, RegExp> = {
   hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+40%\s+8\.0G\s+30\.0G\s+tcg/,
   channels: /example\s+ok\s+2\s+unsigned/,
   appliances: /example\s+nginx\s+1\.2\s+appliance\s+51(\.0)? ?Mi?B?\s+1\/2\s+1 of 2\s+web server/,
-  layers: /abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
+  layers: /Layers and cache 1\/1 · 1 file, 50(\.0)? ?M\S* stored[\s\S]*abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
   updates: /web-0\s+nginx\s+hv1\s+1\.2\s+1\.3\s+appliance/,
   dns: /web-0\.storm\.internal\s+A\s+10\.77\.0\.10\s+instance/,
   dhcp: /10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+bound/,

@@ -65,6 +65,8 @@ interface Frame {
   /** Dashboard data. */
   dash?: Dash;
   notAvailable?: string;
+  /** The view's one-line summary of all its rows (e.g. bytes in the cache), shown in the table's label. */
+  summary?: string;
 }
 
 interface Dash {
@@ -174,7 +176,7 @@ export function createConsole(o: ConsoleOptions): Console {
       s += '\n' + (l.selected ? `{inverse}${t}{/inverse}` : l.marked ? `{yellow-fg}${t}{/yellow-fg}` : t);
     }
     if (m.size === 0) s += `\n  ${m.total === 0 ? '(none)' : `(no match for /${blessed.escape(m.filter)})`}`;
-    table.setLabel(` ${f.view.title} ${w.position} `);
+    table.setLabel(clean(` ${f.view.title} ${w.position}${f.summary ? ` · ${f.summary}` : ''} `));
     table.setContent(s);
   }
 
@@ -319,6 +321,7 @@ export function createConsole(o: ConsoleOptions): Console {
       const rows = v.load ? await v.load(api, f.params) : await api.call<unknown[]>(v.method, f.params);
       f.notAvailable = undefined;
       f.model.setRows(Array.isArray(rows) ? rows : [], ((screen.width as number) ?? 80) > 140);
+      f.summary = v.summary && Array.isArray(rows) ? v.summary(rows) : undefined;
     } catch (e) {
       const err = toStormError(e);
       if (err.code === 'not_found' && available === undefined) f.notAvailable = notAvailableText(v.method, err.message);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { instanceAddresses, layerVersions, percent } from './resources.ts';
+import { cacheSummary, instanceAddresses, layerVersions, percent } from './resources.ts';
 
 test('layerVersions: names and versions from the catalog entry, the digest alone when it does not list it', () => {
   const entry = { appliance: { layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'a'.repeat(64) }] } };
@@ -31,4 +31,10 @@ test('percent reads a host record: stormd info (cpuPercent, memory and disk byte
   assert.equal(percent(h, 'disk'), 0);
   assert.equal(percent({ cpuPercent: 140 }, 'cpu'), 100);
   assert.equal(percent({}, 'cpu'), undefined);
+});
+
+test('cacheSummary: files, bytes stored, and what no appliance uses', () => {
+  assert.equal(cacheSummary([{ size: 1024, usedBy: ['a'] }, { size: 2048, usedBy: [] }, { size: 'x', usedBy: 'y' }]), '3 files, 3.0K stored, 2.0K in 1 unreferenced');
+  assert.equal(cacheSummary([]), '0 files, 0B stored');
+  assert.equal(cacheSummary([{ size: 1, usedBy: ['a'] }]), '1 file, 1B stored');
 });

@@ -129,3 +129,18 @@ export function instanceAddresses(name: string, mac: unknown, leases: readonly u
   const names = dns.filter((r) => text(field(r, 'owner')) === `instance:${name}` || (ip !== '' && text(field(r, 'value')) === ip)).map((r) => `${text(field(r, 'name'))} ${text(field(r, 'type'))}`);
   return { mac: text(mac), ip: ip || '(no lease)', dns: [...new Set(names)] };
 }
+
+/** The image store in one line: how many files, their bytes, and how much no appliance uses any more (`storm image gc` frees it). */
+export function cacheSummary(rows: readonly unknown[]): string {
+  let total = 0;
+  let loose = 0;
+  let looseN = 0;
+  for (const r of rows) {
+    const size = field(r, 'size');
+    const n = typeof size === 'number' && Number.isFinite(size) && size > 0 ? size : 0;
+    total += n;
+    const used = field(r, 'usedBy');
+    if (Array.isArray(used) && used.length === 0) (loose += n), looseN++;
+  }
+  return `${rows.length} file${rows.length === 1 ? '' : 's'}, ${bytes(total) || '0B'} stored${looseN ? `, ${bytes(loose)} in ${looseN} unreferenced` : ''}`;
+}

@@ -82,6 +82,7 @@ export const appliancesView: TableView<Obj> = {
 };
 export const layersView: TableView<Obj> = {
   kind: 'table', id: 'layers', title: 'Layers and cache', rows: imageRows as never, method: METHODS.layers,
+  summary: (rows) => R.cacheSummary(rows),
   load: async (api, p) => {
     const all = await api.call<Obj[]>(METHODS.layers);
     const app = typeof p.appliance === 'string' ? p.appliance : undefined;
