@@ -159,6 +159,7 @@ test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
 
 test('state changes: upper-case keys act, Ctrl keys confirm naming the objects', async (t) => {
   const f = fixture({ instances: 4 });
+  f.reg.add({ name: 'host.remove', mutates: true, summary: '', handler: async () => ({}) });
   const { c, text, press, see } = open(t, f, { view: 'instances' });
   await c.settled();
   assert.match(text(), /S start\s+T stop\s+N new instance\s+\^D destroy/);
@@ -182,6 +183,9 @@ test('state changes: upper-case keys act, Ctrl keys confirm naming the objects',
   assert.match(text(), /destroy instances web-2\?/);
   await press(KEY.esc);
   assert.equal(f.instances.length, 2);
+  await press('h', KEY.ctrlD);
+  assert.match(text(), /remove host hv1\?/);
+  await press('n');
 });
 
 test('read-only sessions are never offered a state change, and the registry refuses one anyway', async (t) => {

@@ -506,7 +506,8 @@ export function createConsole(o: ConsoleOptions): Console {
       const what = names.length === 1 ? `${names[0]}` : `${names.length} objects: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`;
       confirmRun = run;
       mode = 'confirm';
-      dialog.setContent(` ${b.label} ${f.view.title.toLowerCase()} ${what}?\n y: yes, any other key: no`);
+      // "destroy instances web1?", "remove host hv1?": the object named, its kind once.
+      dialog.setContent(clean(` ${b.label}${b.label.includes(' ') ? '' : ` ${f.view.title.toLowerCase()}`} ${what}?\n y: yes, any other key: no`));
       dialog.show();
       dialog.setFront();
       draw();
