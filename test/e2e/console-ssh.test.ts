@@ -201,8 +201,9 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   ok('channel', 'add', `${base}feed.xml`, '--name', 'fixtures');
 
   const admin = keygen(root, 'admin');
+  const auditor = keygen(root, 'auditor');
   const stranger = keygen(root, 'stranger');
-  appendFileSync(authorizedKeysPath(state), admin.pub + '\n');
+  appendFileSync(authorizedKeysPath(state), `${admin.pub}\nstorm-readonly ${auditor.pub}\n`);
   const refused = await sshRun(sshPort, stranger.key, 'storm', 'instance', 'list');
   assert.equal(refused.code, 255);
   assert.match(refused.stderr, /Permission denied \(publickey\)/);
@@ -240,6 +241,14 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   assert.equal(virsh('domstate', `storm-${inst.id}`).stdout.trim(), 'running');
   await until(() => /STORM-GUEST: ready/.test(storm(['instance', 'console', 'web1'], { env }).stdout), 'the guest is up', 180_000);
 
+  // A second admin, read-only, watching the same instances: the change shows there; its keys change nothing.
+  const ro = tmux(t, ['ssh', ...sshArgs(sshPort, auditor.key)], { cols: 110, rows: 30 });
+  await ro.see(/\[read-only\]/);
+  ro.keys('i');
+  await ro.see(/web1\s+running\s+wiki@1\.0\s+hv1/);
+  ro.keys('T', 'C-d', 'y', 'N');
+  assert.doesNotMatch(ro.capture(), /destroy instances|new instance ›|S start|T stop/);
+
   // Resize mid-way: the table and its border follow the window.
   tm.resize(80, 24);
   await tm.see(new RegExp(`^└${'─'.repeat(78)}┘$`, 'm'));
@@ -247,8 +256,10 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   assert.equal(tm.capture().split('\n').filter((l) => l.length > 80).length, 0);
 
   // Stop (upper-case: a state change, no confirmation): ACPI, the guest powers off.
+  assert.equal(json<{ state: string }>('instance', 'show', 'web1').state, 'running', 'the read-only keys changed nothing');
   tm.keys('T');
   await tm.see(/web1\s+stopped/, 120_000);
+  await ro.see(/web1\s+stopped/);
   assert.equal(virsh('domstate', `storm-${inst.id}`).stdout.trim(), 'shut off');
 
   // Destroy (Ctrl: always asks, naming the object); "n" first keeps it.
@@ -262,6 +273,11 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   tm.keys('y');
   await tm.see(/Instances 0\/0/, 60_000);
   await tm.see(/destroy: done \(web1\)/);
+  await ro.see(/Instances 0\/0/);
+  // Who did what, in the operations log both sessions see.
+  ro.keys('e');
+  await ro.see(/operation\s+web1\s+ssh:admin \(admin@test\): instance\.destr/);
+  ro.keys('q');
 
   // Afterwards, from outside the console: no record, no domain, no instance layer.
   assert.deepEqual(json<unknown[]>('instance', 'list'), []);

@@ -332,6 +332,9 @@ test('provisioning shows as a gauge from instance.state events, in every session
   // The service's per-layer progress moves the same gauge on.
   f.bus.emit({ kind: 'instance.progress', object: 'instance/web-9', message: 'web-9 on hv1: appliance 3/5', data: { operation: 'provision:instance/web-9', progress: 52, label: 'provision web-9: appliance 3/5' } });
   await see(/provision web-9: appliance 3\/5[\s\S]*52%/);
+  f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(c.state().progress.get('provision:instance/web-9')?.percent, 52, 'a repeated state does not move the gauge back');
   assert.equal(c.state().progress.size, 1);
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is running', data: { id: 'x', state: 'running' } });
   await see(/provision web-9: running[\s\S]*100%/);

@@ -729,7 +729,10 @@ export function createConsole(o: ConsoleOptions): Console {
       const id = `provision:${e.object}`;
       // The service's own progress events (instance.progress, per layer fetched) carry the same operation id and move it on.
       const step: Record<string, number> = { pending: 5, provisioning: 10 };
-      if (d.state in step) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
+      if (d.state in step) {
+        // A record saved again mid-way (its certificate noted) repeats the state: the gauge never goes back.
+        if ((progress.get(id)?.percent ?? -1) < step[d.state]!) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
+      }
       else if (progress.has(id)) trackProgress({ ...e, kind: 'progress', level: d.state === 'failed' ? 'error' : 'info', data: { operation: id, progress: 100, label: `provision ${e.object.replace(/^instance\//, '')}: ${d.state}` } });
       return;
     }
