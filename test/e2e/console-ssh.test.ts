@@ -246,8 +246,11 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   await ro.see(/\[read-only\]/);
   ro.keys('i');
   await ro.see(/web1\s+running\s+wiki@1\.0\s+hv1/);
-  ro.keys('T', 'C-d', 'y', 'N');
-  assert.doesNotMatch(ro.capture(), /destroy instances|new instance ›|S start|T stop/);
+  ro.keys('T', 'C-d', 'y', 'N', '?');
+  // Keys are handled in order: once help is up, the others were handled (and offered nothing).
+  await ro.see(/keys \(esc closes\)/);
+  assert.doesNotMatch(ro.capture(), /destroy instances|new instance ›|start|stop\b|destroy|confirms/);
+  ro.keys('Escape');
 
   // Resize mid-way: the table and its border follow the window.
   tm.resize(80, 24);
