@@ -6,6 +6,7 @@ import { krbRealm, ldapBaseDn, type ManagerConfig } from './config/config.ts';
 import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
+import { logOperations } from './services/operations.ts';
 import { registerSystem } from './services/system.ts';
 import { registerChannels } from './services/channels.ts';
 import { ChannelService } from './channels/catalog.ts';
@@ -35,7 +36,6 @@ import { startReconciler } from './instances/reconciler.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
-import { logOperations } from './services/operations.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
