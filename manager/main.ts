@@ -7,6 +7,7 @@ import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
 import { logOperations } from './services/operations.ts';
+import { withLayerProgress } from './hosts/layer-progress.ts';
 import { registerSystem } from './services/system.ts';
 import { registerChannels } from './services/channels.ts';
 import { ChannelService } from './channels/catalog.ts';
@@ -103,7 +104,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     },
     revoke: async (serial: string) => caForInstances?.revoke(serial, 'instance destroyed'),
   };
-  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
+  // Layer fetches show as progress events (a gauge per file in every console).
+  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => withLayerProgress(hostDir.agent(n), bus) }, appliances, bus, log, {
     domain: config.dnsDomain,
     managerAddress,
     identity,

@@ -176,13 +176,7 @@ export class InstanceService {
       await this.#save(inst, { state: 'provisioning' });
       const r = new Revert();
       try {
-        const refs = bootAndLayers(app);
-        for (const [i, l] of refs.entries()) {
-          // Fetching layers is most of the wait: consoles show it as a gauge (docs/console.md, progress events).
-          this.#progress(inst, 10 + Math.round((70 * i) / refs.length), `${l.role} ${i + 1}/${refs.length}`);
-          await agent.ensureLayer(l);
-        }
-        this.#progress(inst, 80, 'instance layer, domain');
+        for (const l of bootAndLayers(app)) await agent.ensureLayer(l);
         await this.#journal.step(j, 'layers');
         let tls: { key: string; cert: string; ca: string } | undefined;
         if (this.opts.identity) {
@@ -216,10 +210,6 @@ export class InstanceService {
         throw err;
       }
     });
-  }
-
-  #progress(inst: InstanceRecord, progress: number, step: string): void {
-    this.bus.emit({ kind: 'instance.progress', object: `instance/${inst.name}`, message: `${inst.name} on ${inst.host}: ${step}`, data: { operation: `provision:instance/${inst.name}`, progress, label: `provision ${inst.name}: ${step}` } });
   }
 
   #domainRequest(inst: InstanceRecord, app: ApplianceSpec): DomainRequest {

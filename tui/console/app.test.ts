@@ -328,8 +328,8 @@ test('provisioning shows as a gauge from instance.state events, in every session
   const { c, see } = open(t, f, { view: 'hosts' });
   await c.settled();
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });
-  await see(/provision web-9[\s\S]*10%/);
-  // The service's per-layer progress moves the same gauge on.
+  await see(/provision web-9[\s\S]*50%/);
+  // Any progress event for the same operation moves the gauge on.
   f.bus.emit({ kind: 'instance.progress', object: 'instance/web-9', message: 'web-9 on hv1: appliance 3/5', data: { operation: 'provision:instance/web-9', progress: 52, label: 'provision web-9: appliance 3/5' } });
   await see(/provision web-9: appliance 3\/5[\s\S]*52%/);
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });

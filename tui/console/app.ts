@@ -727,8 +727,8 @@ export function createConsole(o: ConsoleOptions): Console {
     // Provisioning reports states, not percentages: pending → provisioning → running (or failed).
     if (e.kind === 'instance.state' && d && typeof d.state === 'string' && e.object) {
       const id = `provision:${e.object}`;
-      // The service's own progress events (instance.progress, per layer fetched) carry the same operation id and move it on.
-      const step: Record<string, number> = { pending: 5, provisioning: 10 };
+      // Its layers' fetches have gauges of their own (layer.fetch events, by bytes).
+      const step: Record<string, number> = { pending: 10, provisioning: 50 };
       if (d.state in step) {
         // A record saved again mid-way (its certificate noted) repeats the state: the gauge never goes back.
         if ((progress.get(id)?.percent ?? -1) < step[d.state]!) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
