@@ -117,7 +117,12 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     ]);
     list('image.list', () => [{ sha256: 'ab'.repeat(32), size: 52428800, usedBy: ['example/nginx@1.2'], storedAt: '2026-11-26T08:00:00Z' }]);
     list('dns.record.list', () => [{ name: 'web-0.storm.internal', type: 'A', value: '10.77.0.10', ttl: 60, owner: 'instance' }]);
-    list('dhcp.lease.list', () => [{ ip: '10.77.0.10', mac: '52:54:00:00:00:00', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true }]);
+    const lease = { ip: '10.77.0.10', mac: '52:54:00:00:00:00', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true };
+    list('dhcp.lease.list', () => [lease]);
+    reg.add<Obj, Obj>({
+      name: 'dhcp.lease.release', mutates: true, summary: 'fixture dhcp.lease.release',
+      handler: async (p, ctx) => (calls.push({ method: 'dhcp.lease.release', params: p, ctx }), Object.assign(lease, { state: 'released', active: false })),
+    });
     list('user.list', () => [{ name: 'alice', uidNumber: 10001, gidNumber: 10000, cn: 'Alice Admin', locked: false, hasPassword: true, groups: ['admins'], home: '/home/alice', shell: '/bin/sh', dn: 'uid=alice' }]);
     list('group.list', () => [{ name: 'admins', gidNumber: 10000, members: ['alice'], dn: 'cn=admins' }]);
     list('principal.list', () => [{ name: 'alice@STORM.INTERNAL', kind: 'user' }]);

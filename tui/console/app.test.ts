@@ -186,6 +186,14 @@ test('state changes: upper-case keys act, Ctrl keys confirm naming the objects',
   await press('h', KEY.ctrlD);
   assert.match(text(), /remove host hv1\?/);
   await press('n');
+  // A DHCP lease: ^D releases it, after naming it.
+  await press(':', ...'dhcp', KEY.enter);
+  await see(/10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+bound/);
+  await press(KEY.ctrlD);
+  assert.match(text(), /release lease 10\.77\.0\.10\?/);
+  await press('y');
+  await see(/10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+released/);
+  assert.deepEqual(f.calls.find((x) => x.method === 'dhcp.lease.release')!.params, { name: '10.77.0.10' });
 });
 
 test('read-only sessions are never offered a state change, and the registry refuses one anyway', async (t) => {
