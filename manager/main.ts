@@ -6,6 +6,8 @@ import { krbRealm, ldapBaseDn, type ManagerConfig } from './config/config.ts';
 import { ControlServer } from './control/server.ts';
 import { EventBus } from './events.ts';
 import { Registry, type CallContext } from './services/registry.ts';
+import { logOperations } from './services/operations.ts';
+import { withLayerProgress } from './hosts/layer-progress.ts';
 import { registerSystem } from './services/system.ts';
 import { registerChannels } from './services/channels.ts';
 import { ChannelService } from './channels/catalog.ts';
@@ -90,6 +92,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   const store = await Store.open(`${config.state}/db`);
   const bus = new EventBus();
   const registry = new Registry();
+  // Who changed what, in the events log; every console session refreshes on it.
+  logOperations(registry, bus);
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
@@ -132,7 +136,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       }
     },
   };
-  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
+  // Layer fetches show as progress events (a gauge per file in every console).
+  const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => withLayerProgress(hostDir.agent(n), bus) }, appliances, bus, log, {
     domain: config.dnsDomain,
     ...(config.testCrashAt ? { checkpoint: crashAt(config.testCrashAt, log) } : {}),
     managerAddress,

@@ -5,6 +5,7 @@ import { run, which } from '../lib/exec.ts';
 import { healthy, unhealthy, undetected, type Health } from '../lib/health.ts';
 import { VERSION } from '../lib/version.ts';
 import type { HostInfo } from './api/methods.ts';
+import { CpuSampler } from './cpu-usage.ts';
 
 export interface HostInfoDeps {
   name: string;
@@ -39,8 +40,11 @@ export async function kvmUsable(): Promise<boolean> {
   }
 }
 
+/** One per process: each host.info reports CPU usage since the previous one (the manager polls on its interval). */
+const cpuSampler = new CpuSampler();
+
 export async function hostInfo(d: HostInfoDeps): Promise<HostInfo> {
-  const [lv, kvm, fs] = await Promise.all([libvirtProbe(d.libvirtUri, d.path), kvmUsable(), statfs(d.state).catch(() => undefined)]);
+  const [lv, kvm, fs, cpu] = await Promise.all([libvirtProbe(d.libvirtUri, d.path), kvmUsable(), statfs(d.state).catch(() => undefined), cpuSampler.percent()]);
   const free = fs ? fs.bavail * fs.bsize : 0;
   const total = fs ? fs.blocks * fs.bsize : 0;
   const health: Health[] = [
@@ -60,6 +64,7 @@ export async function hostInfo(d: HostInfoDeps): Promise<HostInfo> {
     hostname: hostname(),
     cpus: c.length,
     cpuModel: c[0]?.model ?? 'unknown',
+    ...(cpu === undefined ? {} : { cpuPercent: cpu }),
     memoryBytes: totalmem(),
     freeMemoryBytes: freemem(),
     diskFreeBytes: free,

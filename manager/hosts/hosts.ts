@@ -32,7 +32,12 @@ export interface HostRecord {
   /** Why it is not online, as data. */
   lastError?: ErrorData;
   info?: HostInfo;
+  /** CPU usage (info.cpuPercent) of the last polls, oldest first, at most CPU_HISTORY: the console's sparkline. */
+  cpuHistory?: number[];
 }
+
+/** Samples of CPU usage kept per host (10 minutes at the default 10 s poll). */
+export const CPU_HISTORY = 60;
 
 export interface HostAddResult {
   host: HostRecord;
@@ -248,6 +253,7 @@ export class Hosts {
     try {
       const info = await this.#client(rec).call<HostInfo>(METHODS.hostInfo, {}, { timeoutMs: 10_000 });
       next = { ...rec, state: 'online', lastSeen: new Date().toISOString(), info };
+      if (typeof info.cpuPercent === 'number') next.cpuHistory = [...(rec.cpuHistory ?? []), info.cpuPercent].slice(-CPU_HISTORY);
       delete next.lastError;
       this.#failures.set(name, 0);
       if (info.crlNumber < this.#o.pki.crlNumber) void this.pushCrl(name);

@@ -103,4 +103,9 @@ export class StormdHostAgent implements HostAgent {
   async importInstanceLayer(id: string, from: TransferRef): Promise<void> {
     await this.#call(M.instanceLayerImport, { id, from: { url: from.url, sha256: from.sha256, size: from.size } }, TIMEOUT.layer);
   }
+  /** Layer downloads in flight on the host (progress for the consoles' gauges; `total` unknown is -1 on the wire). */
+  async downloads(): Promise<{ sha256: string; received: number; total: number | undefined }[]> {
+    const r = await this.#call<{ sha256: string; received: number; total: number }[]>(M.layerDownloads, {});
+    return (Array.isArray(r) ? r : []).map((d) => ({ sha256: d.sha256, received: d.received, total: d.total >= 0 ? d.total : undefined }));
+  }
 }

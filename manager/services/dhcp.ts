@@ -12,6 +12,18 @@ export function registerDhcp(reg: Registry, deps: { dhcp: DhcpService; bus: Even
     summary: 'leases (bound, released, declined)',
     handler: () => dhcp.leases(),
   });
+  reg.add<Record<string, unknown>, Lease>({
+    name: 'dhcp.lease.release',
+    mutates: true,
+    summary: 'end a bound lease: its address goes back to the pool',
+    handler: async (p) => {
+      // The console's tables pass the row's name (the address) as `name`.
+      const ip = optStr(p, 'ip', 'dhcp.lease.release') ?? str(p, 'name', 'dhcp.lease.release');
+      const l = await dhcp.releaseLease(ip);
+      bus.emit({ kind: 'dhcp.lease.released', object: l.mac || l.ip, message: `lease of ${l.ip}${l.mac ? ` (${l.mac})` : ''} released by the admin` });
+      return l;
+    },
+  });
   reg.add<Record<string, never>, ReturnType<DhcpService['settings']>>({
     name: 'dhcp.pool.show',
     mutates: false,

@@ -17,6 +17,11 @@ export interface HostInfo {
   hostname: string;
   cpus: number;
   cpuModel: string;
+  /**
+   * CPU busy, 0..100 over all CPUs, since the previous host.info (the first:
+   * over 0.2 s). Added later: absent from older stormd and without /proc.
+   */
+  cpuPercent?: number;
   memoryBytes: number;
   freeMemoryBytes: number;
   /** Free bytes on the filesystem holding the state directory. */

@@ -1,32 +1,37 @@
 /**
  * The console over SSH with the real OpenSSH client inside tmux: log in with
- * a key, drive views by keys, resize, quit; exec with exit codes; read-only keys.
+ * a key, drive views by keys, resize, quit; exec with exit codes; read-only
+ * keys; and an appliance provisioned by keys that really boots (a manager and
+ * an enrolled stormd on qemu:///system, QEMU TCG), stopped and destroyed.
  */
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { SshServer } from '../../tui/ssh/server.ts';
 import { authorizedKeysPath } from '../../tui/ssh/host-key.ts';
 import { COMMANDS } from '../../tui/cli/commands/index.ts';
 import type { CommandDef } from '../../tui/cli/command.ts';
-import { fixture, fixtureConfig, until } from '../helpers/console-fixture.ts';
-import { EventBus } from '../../manager/events.ts';
-import { LocalApi } from '../../manager/api.ts';
-import { Registry } from '../../manager/services/registry.ts';
-import { registerSystem } from '../../manager/services/system.ts';
-import { registerInstances } from '../../manager/services/instances.ts';
-import { InstanceService, type ApplianceSource, type HostDirectory } from '../../manager/instances/service.ts';
-import { MemoryHostAgent } from '../../manager/instances/memory-host-agent.ts';
-import type { ApplianceSpec } from '../../manager/instances/model.ts';
-import { Store } from '../../manager/store/store.ts';
-import { sha } from '../conformance/host-agent.case.ts';
-import { freePort } from '../helpers/ports.ts';
-import { startManagerProcess } from '../helpers/storm.ts';
+import { fixture, until } from '../helpers/console-fixture.ts';
+import { startProcess } from '../helpers/child.ts';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess, storm } from '../helpers/storm.ts';
+import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { tmux } from '../helpers/tmux.ts';
+
+const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
+const URI = 'qemu:///system';
+const virsh = (...args: string[]) => spawnSync('virsh', ['-c', URI, ...args], { encoding: 'utf8' });
+
+// The real-boot test provisions the example channel's wiki: its layers must be built.
+before(() => {
+  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
 
 const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none'];
 
@@ -128,7 +133,7 @@ test('a read-only key sees no state-changing key and cannot change state (OpenSS
   const full = tmux(t, ['ssh', ...sshArgs(ssh.port, admin.key)], { cols: 120, rows: 30 });
   await full.see(/STORM\s+Dashboard/);
   full.keys('i');
-  await full.see(/S start\s+T stop\s+\^D destroy/);
+  await full.see(/S start\s+T stop\s+N new instance\s+\^D destroy/);
 
   const ro = tmux(t, ['ssh', ...sshArgs(ssh.port, auditor.key)], { cols: 120, rows: 30 });
   await ro.see(/\[read-only\]/);
@@ -155,55 +160,110 @@ test('a read-only key sees no state-changing key and cannot change state (OpenSS
   await until(() => ssh.sessionCount === 0, 'sessions freed');
 });
 
-test('provision, stop and destroy an instance by keys only, resizing mid-way (OpenSSH, tmux, the real instance service)', async (t) => {
-  const state = tempDir(t);
-  const store = await Store.open(join(state, 'db'));
-  t.after(() => store.close());
-  // The instance service as the manager runs it, on in-memory hypervisors and a fixture appliance.
-  const APP: ApplianceSpec = {
-    id: 'wiki', version: '1.0', memoryMiB: 256, vcpus: 1,
-    layers: [{ role: 'substrate', sha256: sha('sub'), size: 100, url: 'http://x/sub' }, { role: 'appliance', sha256: sha('wiki'), size: 50, url: 'http://x/wiki' }],
+test('provision an appliance that really boots, by keys only over OpenSSH in tmux: wizard, running, resize, stop, destroy (manager, stormd, libvirt TCG)', async (t) => {
+  const root = tempDir(t, 'storm-tb-boot-');
+  const state = join(root, 'manager');
+  const hv = join(root, 'stormd');
+  // Whatever happens, no domain of ours outlives the test (names are storm-<id>; ids learnt below).
+  const ours = new Set<string>();
+  t.after(() => {
+    for (const d of ours) {
+      virsh('destroy', d);
+      virsh('undefine', d);
+    }
+  });
+  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
+  const sshPort = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: `127.0.0.1:${sshPort}`, STORM_ENROLL_LISTEN: await p(),
+    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
+    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
   };
-  const agents = new Map([['hv1', new MemoryHostAgent('hv1')], ['hv2', new MemoryHostAgent('hv2')]]);
-  const hosts: HostDirectory = { list: async () => [...agents.keys()].map((name) => ({ name, online: true })), agent: (n) => agents.get(n)! };
-  const apps: ApplianceSource = { resolve: async () => APP };
-  const bus = new EventBus();
-  const reg = new Registry();
-  registerSystem(reg, { config: fixtureConfig('/dev/null/storm-fixture-state'), bus, path: '/usr/bin:/bin', startedAt: new Date() });
-  registerInstances(reg, new InstanceService(store, hosts, apps, bus, silentLogger), silentLogger);
-  const ssh = await SshServer.start({ listen: '127.0.0.1:0', state, api: (ctx) => new LocalApi(reg, bus, ctx), log: silentLogger, env: {} });
-  t.after(() => ssh.close());
-  const admin = keygen(state, 'admin');
-  appendFileSync(authorizedKeysPath(state), admin.pub + '\n');
+  // Every server is a child process: the CLI may block this one.
+  const ok = (...args: string[]) => {
+    const r = storm(args, { env });
+    assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+    return r.stdout;
+  };
+  const json = <T>(...args: string[]) => JSON.parse(ok(...args, '-o', 'json')) as T;
 
-  const tm = tmux(t, ['ssh', ...sshArgs(ssh.port, admin.key)], { cols: 110, rows: 30 });
+  // The example channel on loopback, a manager, and a stormd on qemu:///system enrolled with a token.
+  const cport = await freePort();
+  const base = `http://127.0.0.1:${cport}/`;
+  ok('channel', 'publish', CHANNEL, '--base-url', base);
+  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', CHANNEL, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  await startManagerProcess(t, state, [], env);
+  const sport = await freePort();
+  const added = json<{ token: string; joinUrl: string }>('host', 'add', 'hv1', `127.0.0.1:${sport}`);
+  await joinStormd(added.joinUrl, added.token, hv);
+  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await until(() => json<{ state: string }>('host', 'show', 'hv1').state === 'online', 'hv1 online', 60_000);
+  ok('channel', 'add', `${base}feed.xml`, '--name', 'fixtures');
+
+  const admin = keygen(root, 'admin');
+  const auditor = keygen(root, 'auditor');
+  const stranger = keygen(root, 'stranger');
+  appendFileSync(authorizedKeysPath(state), `${admin.pub}\nstorm-readonly ${auditor.pub}\n`);
+  const refused = await sshRun(sshPort, stranger.key, 'storm', 'instance', 'list');
+  assert.equal(refused.code, 255);
+  assert.match(refused.stderr, /Permission denied \(publickey\)/);
+
+  // The dashboard: the host's figures and its CPU sparkline, from the real stormd's polls.
+  const tm = tmux(t, ['ssh', ...sshArgs(sshPort, admin.key)], { cols: 110, rows: 30 });
   await tm.see(/STORM\s+Dashboard/);
+  await tm.see(/hv1  online  cpu \d+%  mem \d+%  disk \d+%\s*│[^\n]*\n│[▁▂▃▄▅▆▇█]+\s*│/);
+
+  // The wizard, by keys: appliance (tab completes from the catalog; its deployment shown) → name → no parameters → automatic placement → confirm.
   tm.keys('i');
   await tm.see(/Instances 0\/0[\s\S]*\(none\)[\s\S]*N new instance/);
   tm.keys('N');
   await tm.see(/new instance › appliance:/);
-  tm.text('wiki');
+  tm.text('wi');
+  tm.keys('Tab');
+  await tm.see(/new instance › appliance: wiki█/);
   tm.keys('Enter');
-  await tm.see(/new instance › wiki › name:/);
+  await tm.see(/new instance › wiki \(deployment wiki-example-corp 1\.0\) › name:/);
   tm.text('web1');
   tm.keys('Enter');
-  await tm.see(/host \(empty: automatic\):/);
+  await tm.see(/new instance › web1 › parameters \(key=value\):/);
   tm.keys('Enter');
-  await tm.see(/parameters \(key=value \.\.\.\):/);
-  tm.text('role=test');
+  await tm.see(/host \(empty: automatic; tab completes\):/);
   tm.keys('Enter');
-  await tm.see(/create instance web1 of wiki on a host chosen automatically[\s│]*with role=test\?/);
+  await tm.see(/create instance web1 of wiki \(deployment wiki-example-corp 1\.0\) on a host chosen[\s│]*automatically\?/);
   tm.keys('y');
-  await tm.see(/web1\s+running\s+wiki@1\.0\s+hv\d/);
+  // Provisioning shows as a gauge (layers fetched one by one) while the console stays usable.
+  await tm.see(/provision web1/);
+  const inst = (await until(() => json<{ id: string; name: string }[]>('instance', 'list').find((i) => i.name === 'web1'), 'web1 recorded', 30_000))!;
+  ours.add(`storm-${inst.id}`);
 
-  // Stop (upper-case: a state change, no confirmation).
-  tm.keys('T');
-  await tm.see(/web1\s+stopped/);
+  // The real boot: layers into stormd's cache, a domain under libvirtd, the guest up (generous bounds, not assertions of speed).
+  await tm.see(/web1\s+running\s+wiki@1\.0\s+hv1/, 240_000);
+  assert.equal(virsh('domstate', `storm-${inst.id}`).stdout.trim(), 'running');
+  await until(() => /STORM-GUEST: ready/.test(storm(['instance', 'console', 'web1'], { env }).stdout), 'the guest is up', 180_000);
+
+  // A second admin, read-only, watching the same instances: the change shows there; its keys change nothing.
+  const ro = tmux(t, ['ssh', ...sshArgs(sshPort, auditor.key)], { cols: 110, rows: 30 });
+  await ro.see(/\[read-only\]/);
+  ro.keys('i');
+  await ro.see(/web1\s+running\s+wiki@1\.0\s+hv1/);
+  ro.keys('T', 'C-d', 'y', 'N', '?');
+  // Keys are handled in order: once help is up, the others were handled (and offered nothing).
+  await ro.see(/keys \(esc closes\)/);
+  assert.doesNotMatch(ro.capture(), /destroy instances|new instance ›|start|stop\b|destroy|confirms/);
+  ro.keys('Escape');
 
   // Resize mid-way: the table and its border follow the window.
   tm.resize(80, 24);
   await tm.see(new RegExp(`^└${'─'.repeat(78)}┘$`, 'm'));
-  assert.match(tm.capture(), /web1\s+stopped/);
+  assert.match(tm.capture(), /web1\s+running/);
+  assert.equal(tm.capture().split('\n').filter((l) => l.length > 80).length, 0);
+
+  // Stop (upper-case: a state change, no confirmation): ACPI, the guest powers off.
+  assert.equal(json<{ state: string }>('instance', 'show', 'web1').state, 'running', 'the read-only keys changed nothing');
+  tm.keys('T');
+  await tm.see(/web1\s+stopped/, 120_000);
+  await ro.see(/web1\s+stopped/);
+  assert.equal(virsh('domstate', `storm-${inst.id}`).stdout.trim(), 'shut off');
 
   // Destroy (Ctrl: always asks, naming the object); "n" first keeps it.
   tm.keys('C-d');
@@ -214,9 +274,18 @@ test('provision, stop and destroy an instance by keys only, resizing mid-way (Op
   tm.keys('C-d');
   await tm.see(/destroy instances web1\?/);
   tm.keys('y');
-  await tm.see(/Instances 0\/0/);
-  assert.doesNotMatch(tm.capture(), /web1\s+(stopped|running)/);
-  assert.deepEqual(await new LocalApi(reg, bus, { actor: 't', readOnly: true }).call('instance.list'), []);
+  await tm.see(/Instances 0\/0/, 60_000);
+  await tm.see(/destroy: done \(web1\)/);
+  await ro.see(/Instances 0\/0/);
+  // Who did what, in the operations log both sessions see.
+  ro.keys('e');
+  await ro.see(/operation\s+web1\s+ssh:admin \(admin@test\): instance\.destr/);
+  ro.keys('q');
+
+  // Afterwards, from outside the console: no record, no domain, no instance layer.
+  assert.deepEqual(json<unknown[]>('instance', 'list'), []);
+  assert.ok(!virsh('list', '--all', '--name').stdout.split('\n').map((s) => s.trim()).includes(`storm-${inst.id}`), 'libvirt has no domain for web1');
+  assert.ok(!existsSync(join(hv, 'instances', inst.id)), 'stormd holds no instance layer for web1');
   tm.keys('q');
   await until(() => !tm.alive(), 'session ends');
 });

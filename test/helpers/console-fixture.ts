@@ -2,6 +2,7 @@ import { LocalApi, type StormApi } from '../../manager/api.ts';
 import { EventBus } from '../../manager/events.ts';
 import { Registry, str, type CallContext } from '../../manager/services/registry.ts';
 import { registerSystem } from '../../manager/services/system.ts';
+import { logOperations } from '../../manager/services/operations.ts';
 import { notFound } from '../../lib/errors.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { managerSchema, type ManagerConfig } from '../../manager/config/config.ts';
@@ -31,6 +32,8 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   const reg = new Registry();
   const bus = new EventBus();
   const calls: Fixture['calls'] = [];
+  // As the manager does: every state change is an event, so every session refreshes.
+  logOperations(reg, bus);
   registerSystem(reg, {
     config: fixtureConfig(opts.state ?? '/dev/null/storm-fixture-state'),
     bus,
@@ -40,7 +43,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   const n = opts.instances ?? 3;
   const instances: Obj[] = Array.from({ length: n }, (_, i) => ({
     id: `i${String(i).padStart(6, '0')}`, name: `web-${i}`, state: i % 3 === 2 ? 'stopped' : 'running', appliance: 'nginx', version: '1.2', host: i % 2 ? 'hv2' : 'hv1',
-    mac: `52:54:00:00:00:${(i % 256).toString(16).padStart(2, '0')}`, layers: {}, memoryMiB: 256, vcpus: 1, params: {}, createdAt: new Date(Date.now() - 3_600_000).toISOString(), updatedAt: new Date().toISOString(),
+    mac: `52:54:00:00:00:${(i % 256).toString(16).padStart(2, '0')}`, layers: { substrate: 'aa'.repeat(32), appliance: 'bb'.repeat(32) }, memoryMiB: 256, vcpus: 1, params: {}, createdAt: new Date(Date.now() - 3_600_000).toISOString(), updatedAt: new Date().toISOString(),
   }));
   const list = (name: string, rows: () => Obj[]) =>
     reg.add<Obj, Obj[]>({ name, mutates: false, summary: `fixture ${name}`, handler: async (p, ctx) => (calls.push({ method: name, params: p, ctx }), rows()) });
@@ -59,12 +62,36 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     });
   if (opts.services !== false) {
     list('instance.list', () => instances);
+    reg.add<Obj, Obj>({
+      name: 'instance.create', mutates: true, summary: 'fixture instance.create',
+      handler: async (p, ctx) => {
+        calls.push({ method: 'instance.create', params: p, ctx });
+        const inst = { ...instances[0], id: `i${instances.length}`, name: p.name, appliance: 'nginx', host: p.host ?? 'hv1', state: 'running', params: p.params };
+        instances.push(inst);
+        bus.emit({ kind: 'instance.created', object: `instance/${String(p.name)}`, message: `${String(p.name)} created` });
+        return inst;
+      },
+    });
     act('instance.start', (i) => (i.state = 'running'));
     act('instance.stop', (i) => (i.state = 'stopped'));
     act('instance.destroy', (i) => instances.splice(instances.indexOf(i), 1));
     act('instance.reboot', () => {});
     act('instance.poweroff', (i) => (i.state = 'stopped'));
     list('instance.snapshot.list', () => [{ name: 'before-upgrade', createdAt: '2026-11-26T08:00:00Z' }]);
+    reg.add({ name: 'instance.console', mutates: false, summary: 'fixture instance.console', handler: async (p) => `[    0.000000] Linux version 6.1\r\n\x1b[0mSTORM-INIT: layers mounted\nSTORM-GUEST: ${String(p.name)} ready\n` });
+    reg.add({
+      name: 'appliance.show', mutates: false, summary: 'fixture appliance.show',
+      handler: async (p) => {
+        if (!String(p.ref).startsWith('nginx')) throw notFound(`appliance "${String(p.ref)}" not found in the catalog`);
+        return {
+          channel: 'example', id: 'nginx', version: '1.2',
+          appliance: {
+            layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'aa'.repeat(32) }, { role: 'appliance', name: 'nginx', version: '1.2', sha256: 'bb'.repeat(32) }, { role: 'deployment', name: 'nginx-example', version: '1.0', sha256: 'cc'.repeat(32) }],
+            parameters: [{ name: 'title', type: 'string', default: 'Hello', required: false }, { name: 'tls', type: 'enum', choices: ['off', 'on'], default: 'off', required: false }, { name: 'admin', type: 'email', required: true }],
+          },
+        };
+      },
+    });
     list('update.plan', () => instances.filter((i) => i.version !== '1.3').map((i) => ({ instance: i.name, host: i.host, from: i.version, to: '1.3', changes: [{ role: 'appliance', from: 'a', to: 'b' }] })));
     reg.add<Obj, Obj>({
       name: 'update.apply', mutates: true, summary: 'fixture update.apply',
@@ -78,14 +105,24 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     act('update.rollback', (i) => (i.version = '1.2'));
     const info = (memFree: number, diskFree: number) => ({ name: 'x', version: '0.1.0', hostname: 'x', cpus: 4, cpuModel: 'qemu', memoryBytes: 8 * 2 ** 30, freeMemoryBytes: memFree * 2 ** 30, diskFreeBytes: diskFree * 2 ** 30, diskTotalBytes: 100 * 2 ** 30, libvirtUri: 'qemu:///system', libvirtVersion: '9.0.0', accel: 'tcg', crlNumber: 1 });
     list('host.list', () => [
-      { name: 'hv1', address: '127.0.0.1:7001', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(6, 30) },
+      // hv1's stormd reports CPU usage (the manager keeps a series); hv2's is older and reports none.
+      { name: 'hv1', address: '127.0.0.1:7001', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: { ...info(6, 30), cpuPercent: 40 }, cpuHistory: [0, 5, 100, 50, 40] },
       { name: 'hv2', address: '127.0.0.1:7002', state: 'online', addedAt: '2026-11-26T08:00:00Z', info: info(2, 70) },
     ]);
     list('channel.list', () => [{ name: 'example', url: 'http://127.0.0.1:8080/feed.rss', title: 'Example', appliances: 2, lastSuccess: new Date().toISOString() }]);
-    list('appliance.list', () => [{ channel: 'example', id: 'nginx', version: '1.2', kind: 'appliance', title: 'web server', blobs: [{ size: 52428800 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' }]);
+    // Two appliances on one substrate (ab…, the one file in the image store), each with a layer of its own.
+    list('appliance.list', () => [
+      { channel: 'example', id: 'nginx', version: '1.2', kind: 'appliance', title: 'web server', blobs: [{ sha256: 'ab'.repeat(32), size: 52428800 }, { sha256: 'cd'.repeat(32), size: 1048576 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' },
+      { channel: 'example', id: 'mail', version: '2.1', kind: 'appliance', title: 'mail server', blobs: [{ sha256: 'ab'.repeat(32), size: 52428800 }, { sha256: 'ef'.repeat(32), size: 1048576 }], appliance: { memoryMiB: 256, vcpus: 1 }, pubDate: '2026-11-26T08:00:00Z' },
+    ]);
     list('image.list', () => [{ sha256: 'ab'.repeat(32), size: 52428800, usedBy: ['example/nginx@1.2'], storedAt: '2026-11-26T08:00:00Z' }]);
     list('dns.record.list', () => [{ name: 'web-0.storm.internal', type: 'A', value: '10.77.0.10', ttl: 60, owner: 'instance' }]);
-    list('dhcp.lease.list', () => [{ ip: '10.77.0.10', mac: '52:54:00:aa:bb:cc', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true }]);
+    const lease = { ip: '10.77.0.10', mac: '52:54:00:00:00:00', hostname: 'web-0', expires: Date.now() + 3_600_000, state: 'bound', active: true };
+    list('dhcp.lease.list', () => [lease]);
+    reg.add<Obj, Obj>({
+      name: 'dhcp.lease.release', mutates: true, summary: 'fixture dhcp.lease.release',
+      handler: async (p, ctx) => (calls.push({ method: 'dhcp.lease.release', params: p, ctx }), Object.assign(lease, { state: 'released', active: false })),
+    });
     list('user.list', () => [{ name: 'alice', uidNumber: 10001, gidNumber: 10000, cn: 'Alice Admin', locked: false, hasPassword: true, groups: ['admins'], home: '/home/alice', shell: '/bin/sh', dn: 'uid=alice' }]);
     list('group.list', () => [{ name: 'admins', gidNumber: 10000, members: ['alice'], dn: 'cn=admins' }]);
     list('principal.list', () => [{ name: 'alice@STORM.INTERNAL', kind: 'user' }]);

@@ -112,6 +112,13 @@ test('udhcpc in a namespace: lease, renew, release; a reserved MAC gets its addr
   client.child.kill('SIGUSR1');
   assert.match(await waitForLine(log, /^renew /, mark).catch((e) => { throw new Error(e.message + '\nmanager:\n' + manager.output() + '\nudhcpc:\n' + client.output()); }), /ip=10\.77\.1\.50 /);
   await client.stop('SIGKILL');
+
+  // 6. The admin ends that lease from the CLI (destructive: --yes without a terminal); twice is not found.
+  assert.equal(storm(['dhcp', 'lease', 'release', '10.77.1.50'], { env }).code, 8);
+  const rel = storm(['dhcp', 'lease', 'release', '10.77.1.50', '--yes', '-o', 'json'], { env });
+  assert.equal(rel.code, 0, rel.stderr);
+  assert.equal(JSON.parse(rel.stdout).state, 'released');
+  assert.equal(storm(['dhcp', 'lease', 'release', '10.77.1.50', '--yes'], { env }).code, 3);
   const health = JSON.parse(storm(['dhcp', 'status', '-o', 'json'], { env }).stdout);
   assert.equal(health.status, 'healthy', JSON.stringify(health));
   await manager.stop();

@@ -43,6 +43,11 @@ test('renewal, CRL push, and host states through the real stormd server', async 
   const again = await hosts.poll('hv1');
   assert.equal(again.state, 'online', JSON.stringify(again.lastError));
   assert.ok(again.info!.crlNumber >= pki.crlNumber - 1);
+  // Each poll's CPU figure joins the host's series (the console's sparkline), oldest first.
+  const cpu = again.info!.cpuPercent;
+  assert.ok(typeof cpu === 'number' && cpu >= 0 && cpu <= 100, `cpuPercent ${cpu}`);
+  assert.equal(again.cpuHistory?.length, 2);
+  assert.equal(again.cpuHistory?.at(-1), cpu);
 
   // A revocation reaches stormd: its CRL number catches up with ours.
   const inst = await pki.issueInstance('web-1');
@@ -55,6 +60,7 @@ test('renewal, CRL push, and host states through the real stormd server', async 
   const off = await hosts.poll('hv1');
   assert.equal(off.state, 'offline');
   assert.equal(off.lastError?.code, 'unreachable');
+  assert.deepEqual(off.cpuHistory, again.cpuHistory, 'an offline host keeps its series');
 
   // A server with another host's certificate on that address: untrusted.
   const other = await hosts.add('hv2', `127.0.0.1:${await freePort()}`);

@@ -112,4 +112,6 @@ test('StormdHostAgent: bad arguments and unknown digests come back as coded erro
   const cap = await a.capacity();
   assert.ok(cap.memoryMiB > 0 && cap.vcpus > 0 && cap.freeDiskBytes > 0);
   assert.deepEqual(await a.snapshots('nothing-here').catch((e: StormError) => e.code), 'not_found');
+  // Nothing downloading now: the consoles' layer gauges ask this while a fetch runs.
+  assert.deepEqual(await (a as StormdHostAgent).downloads(), []);
 });

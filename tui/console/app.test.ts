@@ -31,13 +31,13 @@ function open(t: import('node:test').TestContext, f: Fixture, o: { view?: string
 const EXPECT: Record<string, RegExp> = {
   dashboard: /memory[\s\S]*disk[\s\S]*total 3[\s\S]*running\s+2[\s\S]*│\s+50%\s+││\s+50%\s+│[\s\S]*hv2\s+online\s+cpu\s+-\s+mem\s+75%\s+disk\s+30%/,
   instances: /web-0\s+running\s+nginx@1\.2\s+hv1\s+60m/,
-  hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+8\.0G\s+30\.0G\s+tcg/,
+  hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+40%\s+8\.0G\s+30\.0G\s+tcg/,
   channels: /example\s+ok\s+2\s+unsigned/,
-  appliances: /example\s+nginx\s+1\.2\s+appliance\s+50(\.0)? ?M/,
-  layers: /abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
+  appliances: /example\s+nginx\s+1\.2\s+appliance\s+51(\.0)? ?Mi?B?\s+1\/2\s+1 of 2\s+web server/,
+  layers: /Layers and cache 1\/1 · 1 file, 50(\.0)? ?M\S* stored[\s\S]*abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
   updates: /web-0\s+nginx\s+hv1\s+1\.2\s+1\.3\s+appliance/,
   dns: /web-0\.storm\.internal\s+A\s+10\.77\.0\.10\s+instance/,
-  dhcp: /10\.77\.0\.10\s+52:54:00:aa:bb:cc\s+web-0\s+bound/,
+  dhcp: /10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+bound/,
   users: /alice\s+10001\s+10000\s+Alice Admin\s+active\s+admins/,
   groups: /admins\s+10000\s+alice/,
   principals: /alice@STORM\.INTERNAL\s+user/,
@@ -55,6 +55,34 @@ test('every view renders its rows without a terminal', async (t) => {
     assert.match(text(), new RegExp(v.title), v.id);
     c.destroy();
   }
+});
+
+test('dashboard: a CPU sparkline per host from its series, fitted to the pane, following new samples', async (t) => {
+  const f = fixture({ services: false });
+  const host = (name: string, cpuHistory?: number[]) => ({ name, state: 'online', info: { memoryBytes: 100, freeMemoryBytes: 50, ...(cpuHistory ? { cpuPercent: cpuHistory.at(-1) } : {}) }, ...(cpuHistory ? { cpuHistory } : {}) });
+  const hosts = [host('hv1', [0, 5, 100, 50, 40]), host('hv2')];
+  f.reg.add({ name: 'host.list', mutates: false, summary: '', handler: async () => hosts });
+  const { c, text, press, see } = open(t, f, { cols: 100, rows: 30 });
+  await c.settled();
+  assert.match(text(), /│hv1  online  cpu 40%  mem 50%  disk -\s*│/);
+  assert.match(text(), /│▁▁█▅▄\s*│/);
+  assert.match(text(), /│hv2  online  cpu -  mem 50%  disk -\s*│[\s\S]*│\(no CPU figures from this host yet\)/);
+  assert.match(text(), /cpu[\s\S]*40%/, 'the cpu gauge averages the hosts that report it');
+  // A new poll's sample arrives: the line grows on the right.
+  hosts[0] = host('hv1', [0, 5, 100, 50, 40, 100]);
+  await press('r');
+  await see(/│▁▁█▅▄█\s*│/);
+  // A long series shows its newest samples, one bar per column, never wrapping.
+  hosts[0] = host('hv1', Array.from({ length: 200 }, (_, i) => (i % 2 ? 100 : 0)));
+  await press('r');
+  await see(/│(?:▁█|█▁){20,}/);
+  assert.ok(screenText(c.screen).every((l) => l.length <= 100));
+  // More hosts than the pane holds: as many as fit, then how many more.
+  hosts.splice(0, hosts.length, ...Array.from({ length: 12 }, (_, i) => host(`hv${i}`, [i * 8])));
+  await press('r');
+  await see(/… \d+ more hosts \(h: hosts view\)/);
+  assert.match(text(), /hv0  online/);
+  assert.doesNotMatch(text(), /hv11  online/);
 });
 
 test('views whose service is missing say "not available" and light up when it lands', async (t) => {
@@ -82,7 +110,8 @@ test('views whose service is missing say "not available" and light up when it la
 
 test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
   const f = fixture({ instances: 12 });
-  const { c, text, press } = open(t, f, { view: 'instances' });
+  // Tall enough for the whole detail pane.
+  const { c, text, press } = open(t, f, { view: 'instances', rows: 80 });
   await c.settled();
   await press('2'); // sort by STATE
   assert.match(text(), /STATE▲/);
@@ -120,15 +149,20 @@ test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
   assert.equal(c.state().mode, 'detail');
   assert.match(text(), /Instances: web-0[\s\S]*appliance: nginx/);
   await until(() => /snapshots:[\s\S]*before-upgrade[\s\S]*events:/.test(text()), 'snapshots and events in the detail pane');
+  // Its layers with their versions, its addresses, and the console log as lines (no control characters).
+  assert.match(text(), /substrate: jeos 1\.0 \(aaaaaaaaaaaa\)[\s\S]*appliance: nginx 1\.2 \(bbbbbbbbbbbb\)/);
+  assert.match(text(), /ip: "10\.77\.0\.10"[\s\S]*- web-0\.storm\.internal A/);
+  assert.match(text(), /console: \|[\s│]+\[    0\.000000\] Linux version 6\.1[\s│]+STORM-INIT: layers mounted[\s│]+STORM-GUEST: web-0 ready/);
   await press(KEY.esc);
   assert.equal(c.state().mode, 'normal');
 });
 
 test('state changes: upper-case keys act, Ctrl keys confirm naming the objects', async (t) => {
   const f = fixture({ instances: 4 });
+  f.reg.add({ name: 'host.remove', mutates: true, summary: '', handler: async () => ({}) });
   const { c, text, press, see } = open(t, f, { view: 'instances' });
   await c.settled();
-  assert.match(text(), /S start\s+T stop\s+\^D destroy/);
+  assert.match(text(), /S start\s+T stop\s+N new instance\s+\^D destroy/);
   await press('T'); // upper-case T: stop web-0
   await until(() => f.calls.some((x) => x.method === 'instance.stop'), 'stop called');
   assert.deepEqual(f.calls.find((x) => x.method === 'instance.stop')!.params, { name: 'web-0' });
@@ -149,6 +183,17 @@ test('state changes: upper-case keys act, Ctrl keys confirm naming the objects',
   assert.match(text(), /destroy instances web-2\?/);
   await press(KEY.esc);
   assert.equal(f.instances.length, 2);
+  await press('h', KEY.ctrlD);
+  assert.match(text(), /remove host hv1\?/);
+  await press('n');
+  // A DHCP lease: ^D releases it, after naming it.
+  await press(':', ...'dhcp', KEY.enter);
+  await see(/10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+bound/);
+  await press(KEY.ctrlD);
+  assert.match(text(), /release lease 10\.77\.0\.10\?/);
+  await press('y');
+  await see(/10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+released/);
+  assert.deepEqual(f.calls.find((x) => x.method === 'dhcp.lease.release')!.params, { name: '10.77.0.10' });
 });
 
 test('read-only sessions are never offered a state change, and the registry refuses one anyway', async (t) => {
@@ -162,6 +207,44 @@ test('read-only sessions are never offered a state change, and the registry refu
   assert.doesNotMatch(text(), /start|stop|destroy|confirms/);
   assert.ok(!f.calls.some((x) => x.ctx.readOnly && x.method !== 'instance.list' && !x.method.startsWith('system') && x.method !== 'events.recent'));
   await assert.rejects(f.api({ readOnly: true }).call('instance.destroy', { name: 'web-0' }), (e: { code?: string }) => e.code === 'unauthorized');
+});
+
+test('the new-instance wizard: appliance (deployment shown), name, parameters checked against the appliance, host, confirm', async (t) => {
+  const f = fixture({ instances: 2 });
+  const { c, text, press } = open(t, f, { view: 'instances' });
+  await c.settled();
+  await press('N', 'n', 'g', KEY.tab);
+  assert.match(text(), /new instance › appliance: nginx█/);
+  await press(KEY.enter);
+  await until(() => /new instance › nginx \(deployment nginx-example 1\.0\) › name:/.test(text()), 'name prompt');
+  await press('w', 'e', 'b', '9', KEY.enter);
+  // Defaults filled in; the required one named.
+  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/);
+  await press(KEY.enter);
+  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/, 'asked again, the line kept');
+  assert.match(c.state().flash, /required: admin/);
+  await press(...' bogus=1', KEY.enter);
+  assert.match(c.state().flash, /takes no parameter "bogus" \(it takes: title, tls, admin\)/);
+  await press(...'\x7f'.repeat(8), ...' admin=ops@example.org tls=maybe', KEY.enter);
+  assert.match(c.state().flash, /tls must be one of off, on, not "maybe"/);
+  await press(...'\x7f'.repeat(5), 'o', 'n', KEY.enter);
+  assert.match(text(), /host \(empty: automatic; tab completes\):/);
+  await press('h', KEY.tab, '2', KEY.enter);
+  assert.equal(c.state().mode, 'confirm');
+  assert.match(text(), /create instance web9 of nginx \(deployment nginx-example 1\.0\) on hv2 with title=Hello tls=on[\s│]*admin=ops@example\.org\?/);
+  await press('y');
+  await until(() => f.calls.some((x) => x.method === 'instance.create'), 'instance.create called');
+  assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web9', appliance: 'nginx', host: 'hv2', params: { title: 'Hello', tls: 'on', admin: 'ops@example.org' } });
+  await until(() => /web9\s+running/.test(text()), 'web9 listed');
+
+  // An appliance the catalog does not have: said, nothing created; esc cancels at any step.
+  await press('N', ...'nope', KEY.enter);
+  await until(() => /new instance › nope: appliance "nope" not found/.test(c.state().flash), 'not found');
+  await press('N', ...'nginx', KEY.enter);
+  await until(() => c.state().mode === 'input' && /name:/.test(text()), 'name prompt again');
+  await press(KEY.esc);
+  assert.equal(c.state().flash, 'new instance: cancelled');
+  assert.equal(f.calls.filter((x) => x.method === 'instance.create').length, 1);
 });
 
 test('layer updates: the plan per appliance, apply (canary first) with a gauge, roll back one instance', async (t) => {
@@ -229,12 +312,38 @@ test('progress of long work shows as gauges from events, without blocking keys',
   await until(() => c.state().progress.size === 0, 'finished gauge removed');
 });
 
+test('downloads into the image store show as gauges by bytes, and go when stored or failed', async (t) => {
+  const f = fixture();
+  const { c, see } = open(t, f, { view: 'layers' });
+  await c.settled();
+  const sha = 'cd'.repeat(32);
+  f.bus.emit({ kind: 'image.download', object: 'image/cdcd', message: 'downloading', data: { kind: 'started', sha256: sha, what: 'wiki appliance layer', size: 4000, from: 0 } });
+  await see(/download wiki appliance layer[\s\S]*0%/);
+  f.bus.emit({ kind: 'image.progress', object: 'image/cdcd', message: '1000 of 4000', data: { kind: 'progress', sha256: sha, what: 'wiki appliance layer', bytes: 1000, size: 4000, url: 'http://x/' } });
+  await see(/25%/);
+  f.bus.emit({ kind: 'image.retry', object: 'image/cdcd', message: 'retrying', level: 'warn', data: { kind: 'retry', sha256: sha, what: 'wiki appliance layer', bytes: 1000, url: 'http://x/', reason: 'reset' } });
+  assert.equal(c.state().progress.get(`image:${sha}`)?.percent, 25, 'a retry keeps the figure');
+  f.bus.emit({ kind: 'image.stored', object: 'image/cdcd', message: 'stored', data: { kind: 'stored', sha256: sha, what: 'wiki appliance layer', size: 4000, received: 4000 } });
+  await see(/100%/);
+  await until(() => c.state().progress.size === 0, 'finished download gauge removed');
+  f.bus.emit({ kind: 'image.failed', object: 'image/efef', message: 'failed', level: 'error', data: { kind: 'failed', sha256: 'ef'.repeat(32), what: 'blog layer', error: '404' } });
+  assert.equal(c.state().progress.get(`image:${'ef'.repeat(32)}`)?.stroke, 'red');
+  await until(() => c.state().progress.size === 0, 'failed download gauge removed');
+});
+
 test('provisioning shows as a gauge from instance.state events, in every session', async (t) => {
   const f = fixture();
   const { c, see } = open(t, f, { view: 'hosts' });
   await c.settled();
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });
   await see(/provision web-9[\s\S]*50%/);
+  // Any progress event for the same operation moves the gauge on.
+  f.bus.emit({ kind: 'instance.progress', object: 'instance/web-9', message: 'web-9 on hv1: appliance 3/5', data: { operation: 'provision:instance/web-9', progress: 52, label: 'provision web-9: appliance 3/5' } });
+  await see(/provision web-9: appliance 3\/5[\s\S]*52%/);
+  f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is provisioning', data: { id: 'x', state: 'provisioning' } });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(c.state().progress.get('provision:instance/web-9')?.percent, 52, 'a repeated state does not move the gauge back');
+  assert.equal(c.state().progress.size, 1);
   f.bus.emit({ kind: 'instance.state', object: 'instance/web-9', message: 'web-9 is running', data: { id: 'x', state: 'running' } });
   await see(/provision web-9: running[\s\S]*100%/);
   await until(() => c.state().progress.size === 0, 'gauge removed');
@@ -250,6 +359,11 @@ test('two sessions on one service layer: a change in one shows in the other; res
   await Promise.all([a.c.settled(), b.c.settled()]);
   await a.press('T');
   await b.see(/web-0\s+stopped/, 'web-0 stopped in the other session');
+  // A service that emits no event of its own: the operations log still tells the other session.
+  f.reg.add({ name: 'instance.rename', mutates: true, summary: '', handler: async (p) => ((f.instances.find((i) => i.name === p.name)!.name = 'quiet-1'), {}) });
+  await f.api().call('instance.rename', { name: 'web-1' });
+  await b.see(/quiet-1\s+running/, 'a silent change in the other session');
+  await until(() => /quiet-1/.test(a.text()), 'and in the first');
   b.term.resize(60, 20);
   await until(() => b.c.screen.width === 60, 'resize');
   await b.see(/^└─{58}┘$/m, 'a 60-column border');

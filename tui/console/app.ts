@@ -11,6 +11,8 @@ import { METHODS } from './methods.ts';
 import { FIRST_VIEW, VIEWS, VIEW_LIST } from './views/index.ts';
 import type { TableView, View } from './views/view.ts';
 import { setGauges, type GaugeSpec } from './widgets/gauges.ts';
+import { setSparklines, sparklines } from './widgets/sparklines.ts';
+import { hostSparkRows } from '../render/hosts.ts';
 
 export interface ConsoleOptions {
   api: StormApi;
@@ -63,6 +65,8 @@ interface Frame {
   /** Dashboard data. */
   dash?: Dash;
   notAvailable?: string;
+  /** The view's one-line summary of all its rows (e.g. bytes in the cache), shown in the table's label. */
+  summary?: string;
 }
 
 interface Dash {
@@ -113,6 +117,8 @@ export function createConsole(o: ConsoleOptions): Console {
   const dHosts = blessed.box({ parent: dash, top: 0, left: 0, width: '50%', height: '50%', label: ' hosts ', border: { type: 'line' }, style: { border: { fg: 'gray' } }, tags: false });
   const dGauges = blessed.box({ parent: dHosts, top: 0, left: 0, width: '100%-2', height: 6 });
   const dHostText = blessed.box({ parent: dHosts, top: 6, left: 0, width: '100%-2', height: '100%-8' });
+  // Per host: its figures and a CPU sparkline from the manager's polls.
+  const dSpark = sparklines(dHosts, { top: 6, height: '100%-8' });
   const dInst = blessed.box({ parent: dash, top: 0, left: '50%', width: '50%', height: '50%', label: ' instances by state ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
   const dHealth = blessed.box({ parent: dash, top: '50%', left: 0, width: '50%', height: '50%', label: ' service health ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
   const dEvents = blessed.box({ parent: dash, top: '50%', left: '50%', width: '50%', height: '50%', label: ' recent events ', border: { type: 'line' }, style: { border: { fg: 'gray' } } });
@@ -170,7 +176,7 @@ export function createConsole(o: ConsoleOptions): Console {
       s += '\n' + (l.selected ? `{inverse}${t}{/inverse}` : l.marked ? `{yellow-fg}${t}{/yellow-fg}` : t);
     }
     if (m.size === 0) s += `\n  ${m.total === 0 ? '(none)' : `(no match for /${blessed.escape(m.filter)})`}`;
-    table.setLabel(` ${f.view.title} ${w.position} `);
+    table.setLabel(clean(` ${f.view.title} ${w.position}${f.summary ? ` · ${f.summary}` : ''} `));
     table.setContent(s);
   }
 
@@ -180,10 +186,12 @@ export function createConsole(o: ConsoleOptions): Console {
     table.hide();
     dash.show();
     const d = f.dash ?? {};
-    if (typeof d.hosts === 'string' || d.hosts === undefined) {
+    if (typeof d.hosts === 'string' || d.hosts === undefined || d.hosts.length === 0) {
       setGauges(dGauges, []);
+      dSpark.hide();
+      dHostText.show();
       dHostText.top = 0;
-      dHostText.setContent(clean(d.hosts ?? 'loading…'));
+      dHostText.setContent(clean(typeof d.hosts === 'string' ? d.hosts : d.hosts === undefined ? 'loading…' : 'no hosts enrolled'));
     } else {
       // Average over the hosts that report the figure; a figure no host reports gets no gauge.
       const avg = (what: 'cpu' | 'mem' | 'disk') => {
@@ -196,12 +204,15 @@ export function createConsole(o: ConsoleOptions): Console {
         if (p !== undefined) gauges.push({ label, percent: p, stroke });
       }
       setGauges(dGauges, gauges);
-      dHostText.top = 6;
-      dHostText.setContent(clean(
-        d.hosts.length === 0
-          ? 'no hosts enrolled'
-          : d.hosts.map((h) => `${text(h.name).padEnd(16)} ${text(h.state ?? h.status).padEnd(10)} cpu ${fmtPct(percent(h, 'cpu'))} mem ${fmtPct(percent(h, 'mem'))} disk ${fmtPct(percent(h, 'disk'))}`).join('\n'),
-      ));
+      dHostText.hide();
+      dSpark.show();
+      // One column short of the box: blessed wraps a line that fills it exactly.
+      const width = Math.max(1, (dSpark.width as number) - 1);
+      setSparklines(
+        dSpark,
+        hostSparkRows(d.hosts, width).map((r) => ({ title: clean(r.title), bars: r.bars || '(no CPU figures from this host yet)' })),
+        (n) => `… ${n} more host${n === 1 ? '' : 's'} (h: hosts view)`,
+      );
     }
     if (typeof d.instances === 'string' || d.instances === undefined) dInst.setContent(clean(d.instances ?? 'loading…'));
     else {
@@ -310,6 +321,7 @@ export function createConsole(o: ConsoleOptions): Console {
       const rows = v.load ? await v.load(api, f.params) : await api.call<unknown[]>(v.method, f.params);
       f.notAvailable = undefined;
       f.model.setRows(Array.isArray(rows) ? rows : [], ((screen.width as number) ?? 80) > 140);
+      f.summary = v.summary && Array.isArray(rows) ? v.summary(rows) : undefined;
     } catch (e) {
       const err = toStormError(e);
       if (err.code === 'not_found' && available === undefined) f.notAvailable = notAvailableText(v.method, err.message);
@@ -389,9 +401,16 @@ export function createConsole(o: ConsoleOptions): Console {
     const v = f.view;
     void (async () => {
       const parts: string[] = [];
+      // Multi-line text (a console log) reads as lines, after the short facts and the events.
+      let blocks = '';
       if (v.detail) {
         try {
-          parts.push(toYaml(await v.detail(api, name)));
+          const facts: Record<string, unknown> = {};
+          for (const [k, x] of Object.entries(await v.detail(api, name, row))) {
+            if (typeof x === 'string' && x.includes('\n')) blocks += `\n${k}: |\n${x.replace(/\s+$/, '').split(/\r?\n/).map((l) => `  ${l}`).join('\n')}`;
+            else facts[k] = x;
+          }
+          parts.push(toYaml(facts));
         } catch (e) {
           parts.push(`(${toStormError(e).message})\n`);
         }
@@ -403,6 +422,7 @@ export function createConsole(o: ConsoleOptions): Console {
       } catch {
         /* no events: the pane shows the object alone */
       }
+      parts.push(blocks);
       if (mode === 'detail' && !destroyed) {
         detail.setContent(clean(`${head}${parts.join('')}`));
         screen.render();
@@ -486,7 +506,8 @@ export function createConsole(o: ConsoleOptions): Console {
       const what = names.length === 1 ? `${names[0]}` : `${names.length} objects: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`;
       confirmRun = run;
       mode = 'confirm';
-      dialog.setContent(` ${b.label} ${f.view.title.toLowerCase()} ${what}?\n y: yes, any other key: no`);
+      // "destroy instances web1?", "remove host hv1?": the object named, its kind once.
+      dialog.setContent(clean(` ${b.label}${b.label.includes(' ') ? '' : ` ${f.view.title.toLowerCase()}`} ${what}?\n y: yes, any other key: no`));
       dialog.show();
       dialog.setFront();
       draw();
@@ -494,8 +515,10 @@ export function createConsole(o: ConsoleOptions): Console {
   }
 
   /**
-   * New instance, by keys only: appliance → name → host (or automatic) →
-   * parameters → confirm. Provisioning runs in the service; its progress
+   * New instance, by keys only: appliance (its deployment is shown: in a
+   * channel it comes with the appliance version) → name → parameters (the
+   * appliance's own, defaults filled in, checked) → host or automatic
+   * placement → confirm. Provisioning runs in the service; its progress
    * shows as a gauge while the console stays usable.
    */
   function wizard(): void {
@@ -506,41 +529,57 @@ export function createConsole(o: ConsoleOptions): Console {
     };
     const apps = names(METHODS.appliances);
     const hosts = names(METHODS.hosts);
-    const sel = frame().view.id === 'appliances' ? frame().model?.selectedName() : undefined;
+    const selRow = frame().view.id === 'appliances' ? (frame().model?.selected() as Record<string, unknown> | undefined) : undefined;
+    const sel = selRow ? `${text(selRow.id)}@${text(selRow.version)}` : undefined;
     const cancel = () => say('new instance: cancelled');
-    ask('new instance › appliance: ', sel ?? '', (appliance) => {
-      if (!appliance?.trim()) return cancel();
-      ask(`new instance › ${appliance} › name: `, '', (name) => {
-        if (!name?.trim()) return cancel();
-        ask(`new instance › ${appliance} › ${name} › host (empty: automatic): `, '', (host) => {
-          if (host === undefined) return cancel();
-          ask(`new instance › ${name} › parameters (key=value ...): `, '', (line) => {
-            if (line === undefined) return cancel();
-            const params: Record<string, string> = {};
-            for (const w of line.trim().split(/\s+/).filter(Boolean)) {
-              const i = w.indexOf('=');
-              if (i <= 0) return say(`new instance: parameter "${w}" is not key=value; nothing created`);
-              params[w.slice(0, i)] = w.slice(i + 1);
-            }
-            const req = { name: name.trim(), appliance: appliance.trim(), ...(host.trim() ? { host: host.trim() } : {}), params };
-            confirmRun = () => {
-              say(`creating ${req.name}…`);
-              api.call(METHODS.instanceCreate, req).then(
-                () => {
-                  if (frame().view.id !== 'instances') go('instances');
-                  else void refresh();
-                },
-                (e) => fail(`new instance ${req.name}`, e),
-              );
-            };
-            mode = 'confirm';
-            dialog.setContent(clean(` create instance ${req.name} of ${req.appliance} on ${req.host ?? 'a host chosen automatically'}${Object.keys(params).length ? ` with ${line.trim()}` : ''}?\n y: yes, any other key: no`));
-            dialog.show();
-            dialog.setFront();
-            draw();
+    ask('new instance › appliance: ', sel ?? '', (ref) => {
+      if (!ref?.trim()) return cancel();
+      const appliance = ref.trim();
+      say(`new instance › ${appliance}: looking it up…`);
+      // The catalog entry: its deployment and parameters (a manager without appliance.show: no checks, free-form parameters).
+      const lookup = missing(METHODS.applianceShow) ? Promise.resolve(undefined) : api.call<Record<string, unknown>>(METHODS.applianceShow, { ref: appliance });
+      lookup.then(
+        (entry) => {
+          if (destroyed) return;
+          const w = wizardFacts(entry);
+          const what = `${appliance}${w.deployment ? ` (deployment ${w.deployment})` : ''}`;
+          ask(`new instance › ${what} › name: `, '', (name) => {
+            if (!name?.trim()) return cancel();
+            const askParams = (initial: string) =>
+              ask(`new instance › ${name.trim()} › parameters (key=value${w.required.length ? `; required: ${w.required.join(', ')}` : ''}): `, initial, (line) => {
+                if (line === undefined) return cancel();
+                const parsed = checkParams(line, w);
+                if (typeof parsed === 'string') {
+                  // Say what is wrong and ask again with the line as typed.
+                  say(`new instance: ${parsed}`);
+                  return askParams(line);
+                }
+                ask(`new instance › ${name.trim()} › host (empty: automatic; tab completes): `, '', (host) => {
+                  if (host === undefined) return cancel();
+                  const req = { name: name.trim(), appliance, ...(host.trim() ? { host: host.trim() } : {}), params: parsed };
+                  confirmRun = () => {
+                    say(`creating ${req.name}…`);
+                    api.call(METHODS.instanceCreate, req).then(
+                      () => {
+                        if (frame().view.id !== 'instances') go('instances');
+                        else void refresh();
+                      },
+                      (e) => fail(`new instance ${req.name}`, e),
+                    );
+                  };
+                  mode = 'confirm';
+                  const kv = Object.entries(parsed).map(([k, v]) => `${k}=${v}`).join(' ');
+                  dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
+                  dialog.show();
+                  dialog.setFront();
+                  draw();
+                }, undefined, () => hosts);
+              });
+            askParams(w.defaults);
           });
-        }, undefined, () => hosts);
-      });
+        },
+        (e) => fail(`new instance › ${appliance}`, e),
+      );
     }, undefined, () => apps);
   }
 
@@ -688,9 +727,22 @@ export function createConsole(o: ConsoleOptions): Console {
     // Provisioning reports states, not percentages: pending → provisioning → running (or failed).
     if (e.kind === 'instance.state' && d && typeof d.state === 'string' && e.object) {
       const id = `provision:${e.object}`;
+      // Its layers' fetches have gauges of their own (layer.fetch events, by bytes).
       const step: Record<string, number> = { pending: 10, provisioning: 50 };
-      if (d.state in step) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
+      if (d.state in step) {
+        // A record saved again mid-way (its certificate noted) repeats the state: the gauge never goes back.
+        if ((progress.get(id)?.percent ?? -1) < step[d.state]!) trackProgress({ ...e, kind: 'progress', data: { operation: id, progress: step[d.state]!, label: `provision ${e.object.replace(/^instance\//, '')}` } });
+      }
       else if (progress.has(id)) trackProgress({ ...e, kind: 'progress', level: d.state === 'failed' ? 'error' : 'info', data: { operation: id, progress: 100, label: `provision ${e.object.replace(/^instance\//, '')}: ${d.state}` } });
+      return;
+    }
+    // The manager's image store reports downloads by bytes (image.download/progress/retry/stored/failed).
+    if (e.kind.startsWith('image.') && d && typeof d.sha256 === 'string' && /^image\.(download|progress|retry|stored|failed)$/.test(e.kind)) {
+      const id = `image:${d.sha256}`;
+      const size = typeof d.size === 'number' && d.size > 0 ? d.size : undefined;
+      const got = typeof d.bytes === 'number' ? d.bytes : typeof d.from === 'number' ? d.from : undefined;
+      const pct = e.kind === 'image.stored' ? 100 : size !== undefined && got !== undefined ? Math.min(99, Math.floor((got / size) * 100)) : (progress.get(id)?.percent ?? 0);
+      trackProgress({ ...e, kind: 'progress', ...(e.kind === 'image.failed' ? { level: 'error' as const } : {}), data: { operation: id, progress: pct, label: `download ${text(d.what)}` } });
       return;
     }
     if (!d || typeof d.operation !== 'string' || typeof d.progress !== 'number') return;
@@ -759,10 +811,59 @@ export function createConsole(o: ConsoleOptions): Console {
   };
 }
 
-/** Service text on its way to a terminal: no control characters (no escape-sequence injection). */
-const clean = (s: string) => s.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
+/** Service text on its way to a terminal: escape sequences dropped whole (a guest's console has colours), then any other control character (no injection). */
+const clean = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]/g, '').replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '');
 
-const fmtPct = (p: number | undefined) => (p === undefined ? '  -' : `${Math.round(p)}%`.padStart(4));
+interface WizardFacts {
+  /** "NAME VERSION" of the deployment layer, when the appliance has one. */
+  deployment?: string;
+  /** Declared parameters; undefined when the catalog was not asked (anything goes). */
+  params?: { name: string; required: boolean; default?: string; choices?: string[] }[];
+  required: string[];
+  /** The parameters line to start from: each declared parameter with its default. */
+  defaults: string;
+}
+
+/** What the wizard needs from a catalog entry (appliance.show), tolerant of its shape. */
+export function wizardFacts(entry: unknown): WizardFacts {
+  const a = (entry as { appliance?: { layers?: unknown; parameters?: unknown } } | undefined)?.appliance;
+  if (!a) return { required: [], defaults: '' };
+  const dep = (Array.isArray(a.layers) ? a.layers : []).find((l) => (l as { role?: unknown })?.role === 'deployment') as { name?: unknown; version?: unknown } | undefined;
+  const params = (Array.isArray(a.parameters) ? a.parameters : [])
+    .filter((p): p is Record<string, unknown> => !!p && typeof (p as { name?: unknown }).name === 'string')
+    .map((p) => ({
+      name: String(p.name),
+      required: p.required === true,
+      ...(typeof p.default === 'string' ? { default: p.default } : {}),
+      ...(Array.isArray(p.choices) ? { choices: p.choices.map(String) } : {}),
+    }));
+  return {
+    ...(dep ? { deployment: `${text(dep.name)} ${text(dep.version)}`.trim() } : {}),
+    params,
+    required: params.filter((p) => p.required && p.default === undefined).map((p) => p.name),
+    defaults: params.filter((p) => p.default !== undefined).map((p) => `${p.name}=${p.default}`).join(' '),
+  };
+}
+
+/** Parse "k=v k=v" against the declared parameters: the map, or what is wrong in one sentence. */
+export function checkParams(line: string, w: WizardFacts): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const word of line.trim().split(/\s+/).filter(Boolean)) {
+    const i = word.indexOf('=');
+    if (i <= 0) return `parameter "${word}" is not key=value`;
+    out[word.slice(0, i)] = word.slice(i + 1);
+  }
+  if (!w.params) return out;
+  const declared = new Map(w.params.map((p) => [p.name, p]));
+  for (const [k, v] of Object.entries(out)) {
+    const p = declared.get(k);
+    if (!p) return `this appliance takes no parameter "${k}"${declared.size ? ` (it takes: ${[...declared.keys()].join(', ')})` : ' (it takes none)'}`;
+    if (p.choices && !p.choices.includes(v)) return `${k} must be one of ${p.choices.join(', ')}, not "${v}"`;
+  }
+  const missingReq = w.required.filter((r) => !(r in out) || out[r] === '');
+  if (missingReq.length) return `required: ${missingReq.join(', ')}`;
+  return out;
+}
 
 function fullText(what: string, err: StormError): string {
   return [`${what}`, '', `code: ${err.code}`, `message: ${err.message}`, ...(err.hint ? [`hint: ${err.hint}`] : []), ...(err.details ? ['details:', toYaml(err.details)] : [])].join('\n');

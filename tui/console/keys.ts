@@ -68,7 +68,8 @@ export const KEYS: KeyBinding[] = [
   { keys: ['C-d'], label: 'remove host', action: 'op', method: METHODS.hostRemove, views: ['hosts'], mutates: true, dangerous: true, footer: true },
   { keys: ['S-u'], label: 'refresh feed', action: 'op', method: METHODS.channelRefresh, views: ['channels'], mutates: true, footer: true },
   { keys: ['C-d'], label: 'unsubscribe', action: 'op', method: METHODS.channelRemove, views: ['channels'], mutates: true, dangerous: true, footer: true },
-  { keys: ['C-d'], label: 'remove record', action: 'op', method: METHODS.dnsRecordRemove, views: ['dns'], mutates: true, dangerous: true, footer: true },
+  // Exactly the selected record (the name may have several).
+  { keys: ['C-d'], label: 'remove record', action: 'op', method: METHODS.dnsRecordRemove, views: ['dns'], mutates: true, dangerous: true, footer: true, params: (_n, row) => ({ type: (row as { type?: unknown })?.type, value: (row as { value?: unknown })?.value }) },
   { keys: ['C-d'], label: 'release lease', action: 'op', method: METHODS.dhcpLeaseRelease, views: ['dhcp'], mutates: true, dangerous: true, footer: true },
   { keys: ['C-d'], label: 'remove user', action: 'op', method: METHODS.userRemove, views: ['users'], mutates: true, dangerous: true, footer: true },
   { keys: ['q', 'C-c'], label: 'quit', action: 'quit', footer: true },

@@ -22,6 +22,7 @@ export const METHODS = {
   channelRefresh: 'channel.refresh',
   channelRemove: 'channel.remove',
   appliances: 'appliance.list', // params {channel?}
+  applianceShow: 'appliance.show', // {ref: ID@VERSION} → CatalogEntry (its layers' names and versions)
   // layers in the image store: [{sha256, size, usedBy, storedAt}]
   layers: 'image.list',
   // instances (manager/services/instances.ts): InstanceRecord[]

@@ -73,3 +73,28 @@ export const imageRows: RowSpec<ImageRow> = {
     { header: 'DIGEST', get: (i) => i.sha256, wide: true },
   ],
 };
+
+/** A catalog entry with what the console adds: how many of its files are in the image store, and how many it shares with other appliances. */
+export type CatalogRow = CatalogEntry & { cached: string; shared: string };
+
+/**
+ * The appliance catalog as the console shows it: per entry, its files in the
+ * manager's image store ("2/5", "all", "none") and how many of its files
+ * other catalog entries use too (layers stored once, shared).
+ */
+export function catalogRows(entries: readonly CatalogEntry[], stored: readonly { sha256: string }[]): CatalogRow[] {
+  const have = new Set(stored.map((i) => i.sha256));
+  const users = new Map<string, number>();
+  for (const e of entries) for (const sha of new Set((e.blobs ?? []).map((b) => b.sha256))) users.set(sha, (users.get(sha) ?? 0) + 1);
+  return entries.map((e) => {
+    const shas = [...new Set((e.blobs ?? []).map((b) => b.sha256))];
+    const n = shas.filter((s) => have.has(s)).length;
+    const shared = shas.filter((s) => (users.get(s) ?? 0) > 1).length;
+    return { ...e, cached: shas.length === 0 ? '' : n === shas.length ? 'all' : n === 0 ? 'none' : `${n}/${shas.length}`, shared: shared ? `${shared} of ${shas.length}` : 'none' };
+  });
+}
+
+export const catalogRowSpec: RowSpec<CatalogRow> = {
+  name: applianceRows.name,
+  columns: [...applianceRows.columns.slice(0, 5), { header: 'CACHED', get: (e) => e.cached }, { header: 'SHARED', get: (e) => e.shared }, ...applianceRows.columns.slice(5)],
+};

@@ -1,5 +1,6 @@
 import type { HostRecord } from '../../manager/hosts/hosts.ts';
 import type { IssuedCert } from '../../manager/pki/pki.ts';
+import { field, percent, text } from './resources.ts';
 import type { RowSpec } from './table.ts';
 
 const gib = (b: number | undefined) => (b === undefined ? '' : `${(b / 1024 ** 3).toFixed(1)}G`);
@@ -11,6 +12,7 @@ export const hostRows: RowSpec<HostRecord> = {
     { header: 'ADDRESS', get: (h) => h.address },
     { header: 'STATE', get: (h) => h.state },
     { header: 'CPUS', get: (h) => (h.info ? String(h.info.cpus) : '') },
+    { header: 'CPU USE', get: (h) => (typeof h.info?.cpuPercent === 'number' ? `${Math.round(h.info.cpuPercent)}%` : '') },
     { header: 'MEMORY', get: (h) => gib(h.info?.memoryBytes) },
     { header: 'DISK FREE', get: (h) => gib(h.info?.diskFreeBytes) },
     { header: 'ACCEL', get: (h) => h.info?.accel ?? '' },
@@ -32,3 +34,47 @@ export const certRows: RowSpec<IssuedCert> = {
     { header: 'ISSUED', get: (c) => c.issuedAt, wide: true },
   ],
 };
+
+/** Sparkline ticks, lowest to highest (the ones blessed-contrib's sparkline uses). */
+const TICKS = '▁▂▃▄▅▆▇█';
+
+/**
+ * A series as sparkline bars on a fixed scale 0..`max` (not the series' own
+ * min..max: an idle host must not look busy), newest on the right, at most
+ * `width` bars. Values that are not finite numbers are skipped.
+ */
+export function sparkBars(values: readonly unknown[], width: number, max = 100): string {
+  const w = Math.max(0, Math.floor(width));
+  if (w === 0) return '';
+  const nums = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v)).slice(-w);
+  return nums.map((v) => TICKS[Math.round((Math.max(0, Math.min(max, v)) / max) * (TICKS.length - 1))]).join('');
+}
+
+/** One host on the dashboard: a title with its state and figures, and its CPU series. */
+export interface HostSpark {
+  name: string;
+  title: string;
+  /** CPU usage samples (0..100), oldest first. */
+  series: number[];
+  /** The series as bars fitted to the width asked for. */
+  bars: string;
+}
+
+const pctText = (p: number | undefined) => (p === undefined ? '-' : `${Math.round(p)}%`);
+
+/**
+ * The dashboard's host rows: from host records (host.list), tolerant of
+ * missing fields. The series is the manager's `cpuHistory`, else the one
+ * figure in `info.cpuPercent`, else empty (a stormd that reports none).
+ */
+export function hostSparkRows(hosts: readonly unknown[], width: number): HostSpark[] {
+  return hosts.map((h) => {
+    const hist = field(h, 'cpuHistory');
+    const one = field(h, 'info.cpuPercent');
+    const series = (Array.isArray(hist) ? hist : typeof one === 'number' ? [one] : []).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    const name = text(field(h, 'name'));
+    const state = text(field(h, 'state') ?? field(h, 'status'));
+    const title = `${name}  ${state}  cpu ${pctText(percent(h, 'cpu'))}  mem ${pctText(percent(h, 'mem'))}  disk ${pctText(percent(h, 'disk'))}`;
+    return { name, title, series, bars: sparkBars(series, width) };
+  });
+}

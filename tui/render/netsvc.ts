@@ -21,6 +21,24 @@ export const dnsRecordRows: RowSpec<DnsRow> = {
   ],
 };
 
+/**
+ * dns.record.list answers `{zones, records, hosts}`: the rows to show are one
+ * A per instance host (NAME.<cloud domain>) and the stored records, sorted by
+ * name and type. A plain list of rows is taken as it is.
+ */
+export function dnsListRows(l: unknown): DnsRow[] {
+  if (Array.isArray(l)) return l as DnsRow[];
+  if (!l || typeof l !== 'object') return [];
+  const o = l as { zones?: unknown; records?: unknown; hosts?: unknown };
+  const zones = Array.isArray(o.zones) ? o.zones.filter((z): z is string => typeof z === 'string') : [];
+  const domain = zones.find((z) => z !== 'storm.local' && !z.endsWith('.arpa')) ?? '';
+  const hosts: DnsRow[] = (Array.isArray(o.hosts) ? o.hosts : [])
+    .filter((h): h is { name: string; ip: string } => !!h && typeof h.name === 'string' && typeof h.ip === 'string')
+    .map((h) => ({ name: domain ? `${h.name}.${domain}` : h.name, type: 'A', value: h.ip, owner: `instance:${h.name}` }));
+  const records = (Array.isArray(o.records) ? o.records : []).filter((r): r is DnsRow => !!r && typeof r.name === 'string' && typeof r.type === 'string');
+  return [...hosts, ...records].sort((a, b) => a.name.localeCompare(b.name) || a.type.localeCompare(b.type));
+}
+
 export interface LeaseRow {
   ip: string;
   mac: string;

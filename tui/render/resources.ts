@@ -62,7 +62,7 @@ export function bytes(v: unknown): string {
 
 /** A host's usage of one resource as 0..100, from whichever shape the host service reports. */
 export function percent(o: unknown, what: 'cpu' | 'mem' | 'disk'): number | undefined {
-  const direct = pick(o, `${what}Percent`, `${what}.percent`, `usage.${what}`);
+  const direct = pick(o, `${what}Percent`, `${what}.percent`, `usage.${what}`, `info.${what}Percent`);
   if (typeof direct === 'number' && Number.isFinite(direct)) return Math.max(0, Math.min(100, direct));
   const used = pick(o, `${what}Used`, `${what}.used`);
   const total = pick(o, `${what}Total`, `${what}.total`);
@@ -102,3 +102,45 @@ export const updatePlanRows: RowSpec<Obj> = {
     { header: 'LAYERS', get: (o) => (Array.isArray(o?.changes) ? o.changes.map((c: Obj) => text(c?.role)).join(',') : '') },
   ],
 };
+
+/**
+ * An instance's layers for its detail pane: role → "name version (sha256…)",
+ * names and versions from its appliance's catalog entry (`appliance.layers`);
+ * a digest the entry does not list (after an update) shows as the digest alone.
+ */
+export function layerVersions(layers: unknown, entry: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!layers || typeof layers !== 'object') return out;
+  const known = field(entry, 'appliance.layers');
+  const list = Array.isArray(known) ? known : [];
+  for (const [role, sha] of Object.entries(layers as Obj)) {
+    const digest = text(sha);
+    const l = list.find((x) => field(x, 'sha256') === digest) as Obj | undefined;
+    out[role] = l ? `${text(l.name)} ${text(l.version)} (${digest.slice(0, 12)})` : digest.slice(0, 12);
+  }
+  return out;
+}
+
+/** An instance's addresses: its MAC, the address its lease holds, and the DNS names that point at it or are its own. */
+export function instanceAddresses(name: string, mac: unknown, leases: readonly unknown[], dns: readonly unknown[]): { mac: string; ip: string; dns: string[] } {
+  const m = text(mac).toLowerCase();
+  const lease = leases.find((l) => m !== '' && text(field(l, 'mac')).toLowerCase() === m && field(l, 'state') === 'bound' && field(l, 'active') !== false);
+  const ip = text(field(lease, 'ip'));
+  const names = dns.filter((r) => text(field(r, 'owner')) === `instance:${name}` || (ip !== '' && text(field(r, 'value')) === ip)).map((r) => `${text(field(r, 'name'))} ${text(field(r, 'type'))}`);
+  return { mac: text(mac), ip: ip || '(no lease)', dns: [...new Set(names)] };
+}
+
+/** The image store in one line: how many files, their bytes, and how much no appliance uses any more (`storm image gc` frees it). */
+export function cacheSummary(rows: readonly unknown[]): string {
+  let total = 0;
+  let loose = 0;
+  let looseN = 0;
+  for (const r of rows) {
+    const size = field(r, 'size');
+    const n = typeof size === 'number' && Number.isFinite(size) && size > 0 ? size : 0;
+    total += n;
+    const used = field(r, 'usedBy');
+    if (Array.isArray(used) && used.length === 0) (loose += n), looseN++;
+  }
+  return `${rows.length} file${rows.length === 1 ? '' : 's'}, ${bytes(total) || '0B'} stored${looseN ? `, ${bytes(loose)} in ${looseN} unreferenced` : ''}`;
+}

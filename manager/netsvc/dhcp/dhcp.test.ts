@@ -89,6 +89,25 @@ test('DORA, offers held briefly, renewal, NAK for a wrong address, release, decl
   assert.deepEqual(relayed!.to, { address: '10.77.0.2', port: 67 });
 });
 
+test('the admin releases a bound lease: kept on record as released, persisted; anything else is not_found', async (t) => {
+  const dir = tempDir(t);
+  const { svc, dora } = await fixture(t, dir);
+  const a = await dora('52:54:00:00:00:31');
+  const r = await svc.releaseLease(a);
+  assert.deepEqual([r.ip, r.mac, r.state], [a, '52:54:00:00:00:31', 'released']);
+  const l = (await svc.leases()).find((x) => x.ip === a)!;
+  assert.equal(l.state, 'released');
+  assert.equal(l.active, false);
+  await assert.rejects(svc.releaseLease(a), (e: { code?: string }) => e.code === 'not_found');
+  await assert.rejects(svc.releaseLease('10.77.9.9'), (e: { code?: string }) => e.code === 'not_found');
+  await assert.rejects(svc.releaseLease('not an address'), (e: { code?: string }) => e.code === 'not_found');
+  // On disk too: a reload reads it back released.
+  await svc.reload();
+  assert.equal((await svc.leases()).find((x) => x.ip === a)?.state, 'released');
+  // The client asks again and is served.
+  assert.ok(await dora('52:54:00:00:00:31'));
+});
+
 test('reservations win; the pool is exhausted cleanly; leases and settings persist', async (t) => {
   const dir = tempDir(t);
   let f = await fixture(t, dir);

@@ -455,6 +455,25 @@ export class DhcpService implements NetService {
 
   // ---- the admin's API -------------------------------------------------------
 
+  /**
+   * The admin ends a bound lease (a guest gone for good, a card replaced): it
+   * stays on record as released, as a RELEASE from the client would leave it,
+   * and its address is free for the pool again.
+   */
+  async releaseLease(ip: string): Promise<Lease> {
+    const ops: LeaseOp[] = [];
+    const released = await this.#serialise(async () => {
+      const l = this.#leases.get(ip);
+      if (!l || l.state !== 'bound') throw notFound(`no bound lease for ${ip}`, { hint: 'storm dhcp lease list' });
+      const r: Lease = { ...l, state: 'released', expires: Date.now() };
+      ops.push({ put: r });
+      this.#leases.set(ip, r);
+      return r;
+    });
+    await this.#commit(ops);
+    return released;
+  }
+
   async leases(): Promise<(Lease & { active: boolean })[]> {
     const now = Date.now();
     return (await this.#leaseCol.values()).map((l) => ({ ...l, active: l.state === 'bound' && l.expires > now })).sort((a, b) => ipNum(a.ip) - ipNum(b.ip));

@@ -9,10 +9,16 @@ export const dhcpCommands: CommandDef[] = [
   {
     noun: 'dhcp',
     verb: 'lease',
-    summary: 'DHCP leases: lease list',
-    args: ['ACTION'],
+    summary: 'DHCP leases: lease list | lease release IP',
+    args: ['ACTION', '[IP]'],
     run: async (ctx) => {
-      if (ctx.args[0] !== 'list' && ctx.args[0] !== 'ls') throw usage('storm dhcp lease list', ctx.args[0]);
+      const [action, ip] = ctx.args;
+      if (action === 'release') {
+        if (!ip) throw usage('storm dhcp lease release IP');
+        if (!ctx.opts.yes && !ctx.io.stdinIsTty) throw new StormError('needs_confirmation', `storm dhcp lease release ${ip} ends a lease and stdin is not a terminal`, { hint: 'add --yes to confirm' });
+        return { data: await (await ctx.api()).call<LeaseRow>('dhcp.lease.release', { ip }), rows: leaseRows };
+      }
+      if (action !== 'list' && action !== 'ls') throw usage('storm dhcp lease list | lease release IP', action);
       return { data: await (await ctx.api()).call<LeaseRow[]>('dhcp.lease.list'), rows: leaseRows };
     },
   },

@@ -1,6 +1,6 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { DnsRow } from '../../render/netsvc.ts';
-import { dnsRecordRows } from '../../render/netsvc.ts';
+import { dnsListRows, dnsRecordRows } from '../../render/netsvc.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 
 interface RecordList {
@@ -24,10 +24,7 @@ export const dnsCommands: CommandDef[] = [
       const [action, ...rest] = ctx.args;
       const api = await ctx.api();
       if (action === 'list' || action === 'ls') {
-        const l = await api.call<RecordList>('dns.record.list');
-        const domain = l.zones.find((z) => z !== 'storm.local' && !z.endsWith('.arpa')) ?? '';
-        const hosts: DnsRow[] = l.hosts.map((h) => ({ name: `${h.name}.${domain}`, type: 'A', value: h.ip, owner: `instance:${h.name}` }));
-        return { data: [...hosts, ...l.records].sort((a, b) => a.name.localeCompare(b.name) || a.type.localeCompare(b.type)), rows: dnsRecordRows };
+        return { data: dnsListRows(await api.call<RecordList>('dns.record.list')), rows: dnsRecordRows };
       }
       if (action === 'add') {
         const [name, type, value] = rest;

@@ -1,8 +1,9 @@
 import * as R from '../../render/resources.ts';
 import { instanceRows } from '../../render/instances.ts';
 import { hostRows } from '../../render/hosts.ts';
-import { applianceRows, channelRows, imageRows } from '../../render/channels.ts';
-import { dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
+import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../render/channels.ts';
+import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
+import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
@@ -16,18 +17,28 @@ export const instancesView: TableView = {
     const all = await api.call<{ host?: string }[]>(METHODS.instances);
     return typeof p.host === 'string' ? all.filter((i) => i.host === p.host) : all;
   },
-  // Snapshots and the console log tail; what the manager does not offer is said, not fatal.
-  detail: async (api, name) => {
+  // Layers with their versions, addresses, snapshots and the console log tail; what the manager does not offer is said, not fatal.
+  detail: async (api, name, row) => {
+    const inst = (row ?? {}) as Obj;
     const out: Record<string, unknown> = {};
-    const ask = async (key: string, method: string, params: Record<string, unknown>) => {
+    const ask = async <T,>(method: string, params: Record<string, unknown>): Promise<T | string> => {
       try {
-        out[key] = await api.call(method, params);
+        return await api.call<T>(method, params);
       } catch (e) {
-        out[key] = `(${(e as Error).message})`;
+        return `(${(e as Error).message})`;
       }
     };
-    await ask('snapshots', METHODS.instanceSnapshots, { name });
-    await ask('console', METHODS.instanceConsole, { name, bytes: 2000 });
+    const [entry, leases, dns, snapshots, tail] = await Promise.all([
+      typeof inst.appliance === 'string' ? ask<Obj>(METHODS.applianceShow, { ref: `${inst.appliance}@${String(inst.version ?? '')}`.replace(/@$/, '') }) : Promise.resolve(undefined),
+      ask<unknown>(METHODS.dhcpLeases, {}),
+      ask<unknown>(METHODS.dnsRecords, {}),
+      ask<unknown>(METHODS.instanceSnapshots, { name }),
+      ask<unknown>(METHODS.instanceConsole, { name, bytes: 2000 }),
+    ]);
+    out.layers = R.layerVersions(inst.layers, typeof entry === 'object' ? entry : undefined);
+    out.addresses = R.instanceAddresses(name, inst.mac, Array.isArray(leases) ? leases : [], dnsListRows(typeof dns === 'string' ? [] : dns));
+    out.snapshots = snapshots;
+    out.console = tail;
     return out;
   },
 };
@@ -59,19 +70,30 @@ export const channelsView: TableView<Obj> = {
   drill: { view: 'appliances', params: (_r, name) => ({ channel: name }) },
 };
 export const appliancesView: TableView<Obj> = {
-  kind: 'table', id: 'appliances', title: 'Appliances', rows: applianceRows as never, method: METHODS.appliances,
+  kind: 'table', id: 'appliances', title: 'Appliances', rows: catalogRowSpec as never, method: METHODS.appliances,
+  // Which files are in the image store, and which are shared with other appliances.
+  load: async (api, p) => {
+    const entries = await api.call<CatalogEntry[]>(METHODS.appliances, typeof p.channel === 'string' ? { channel: p.channel } : {});
+    const images = await api.call<{ sha256: string }[]>(METHODS.layers).catch(() => []);
+    return catalogRows(Array.isArray(entries) ? entries : [], Array.isArray(images) ? images : []) as unknown as Obj[];
+  },
   // An appliance's files in the image store (which are cached, which shared with others).
   drill: { view: 'layers', params: (r) => ({ appliance: (r as { id?: unknown }).id }) },
 };
 export const layersView: TableView<Obj> = {
   kind: 'table', id: 'layers', title: 'Layers and cache', rows: imageRows as never, method: METHODS.layers,
+  summary: (rows) => R.cacheSummary(rows),
   load: async (api, p) => {
     const all = await api.call<Obj[]>(METHODS.layers);
     const app = typeof p.appliance === 'string' ? p.appliance : undefined;
     return app ? all.filter((i) => Array.isArray(i.usedBy) && i.usedBy.some((u) => String(u).includes(app))) : all;
   },
 };
-export const dnsView: TableView<Obj> = { kind: 'table', id: 'dns', title: 'DNS records', rows: dnsRecordRows as never, method: METHODS.dnsRecords };
+export const dnsView: TableView<Obj> = {
+  kind: 'table', id: 'dns', title: 'DNS records', rows: dnsRecordRows as never, method: METHODS.dnsRecords,
+  // The service answers {zones, records, hosts}: instance hosts and stored records, as the CLI lists them.
+  load: async (api) => dnsListRows(await api.call(METHODS.dnsRecords)) as unknown as Obj[],
+};
 export const dhcpView: TableView<Obj> = { kind: 'table', id: 'dhcp', title: 'DHCP leases', rows: leaseRows as never, method: METHODS.dhcpLeases };
 export const usersView: TableView<Obj> = { kind: 'table', id: 'users', title: 'LDAP users', rows: userRows as never, method: METHODS.users };
 export const groupsView: TableView<Obj> = { kind: 'table', id: 'groups', title: 'LDAP groups', rows: groupRows as never, method: METHODS.groups };

@@ -12,7 +12,9 @@ export interface TableView<T = any> {
   /** Load the rows; default: call `method` with the drill-down params. */
   load?: (api: StormApi, params: Record<string, unknown>) => Promise<T[]>;
   /** More for the detail pane (fetched when it opens; failures are shown, not fatal). */
-  detail?: (api: StormApi, name: string) => Promise<Record<string, unknown>>;
+  detail?: (api: StormApi, name: string, row: T) => Promise<Record<string, unknown>>;
+  /** One line about all the rows, shown beside the title (e.g. what the cache holds). */
+  summary?: (rows: T[]) => string;
   /** Enter on a row opens another view filtered to it (else: the detail pane). */
   drill?: { view: string; params: (row: T, name: string) => Record<string, unknown> };
 }
