@@ -11,6 +11,8 @@ import { startStormd } from '../stormd/main.ts';
 import { LocalHostAgent } from '../stormd/host-agent.ts';
 import { LibvirtDriver } from '../stormd/hypervisor/libvirt/libvirt-driver.ts';
 import { hypervisorMethods } from '../stormd/hypervisor-methods.ts';
+import { exportBaseUrl, exportRoute } from '../stormd/layers/export-route.ts';
+import { hostname } from 'node:os';
 import { loadState } from '../stormd/state.ts';
 
 const USAGE = `stormd ${VERSION}: the STORM hypervisor agent
@@ -59,19 +61,23 @@ async function main(): Promise<number> {
     const log = createLogger({ level, base: { svc: 'stormd' } });
     const libvirtUri = values['libvirt-uri'] ?? env.STORMD_LIBVIRT_URI ?? 'qemu:///system';
     // The hypervisor side: layer cache, instance layers and libvirt behind layer.*, instanceLayer.*, domain.*.
-    const { id } = loadState(state);
+    const { id, tls } = loadState(state);
     const driver = new LibvirtDriver({ uri: libvirtUri });
     // Guests attach to --bridge when a request names none (no NIC when neither does).
     const bridge = values.bridge ?? env.STORMD_BRIDGE;
-    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, ...(bridge ? { defaultBridge: bridge } : {}) });
-    let d;
+    // Pulling another stormd's exported instance layer (migration) presents our own certificate.
+    let d: Awaited<ReturnType<typeof startStormd>> | undefined;
+    const peerTls = () => d?.tls() ?? { key: tls.key, cert: tls.cert, ca: tls.ca };
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, peerTls, ...(bridge ? { defaultBridge: bridge } : {}) });
     try {
-      d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent) });
+      // Exported instance layers are served beside the RPC path, to peers with a stormd or manager certificate.
+      d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent), files: exportRoute((i, sha) => agent.exportedFile(i, sha)) });
     } catch (e) {
       await driver.close();
       throw e;
     }
     const a = d.server.address();
+    agent.serveExportsAt(exportBaseUrl(hp.host, a.port, hostname()));
     process.stdout.write(`stormd ready: ${d.name} listening on ${a.host}:${a.port}\n`);
     const running = d;
     await new Promise<void>((resolve) => {

@@ -16,6 +16,7 @@ import { run } from '../lib/exec.ts';
 import type { Health } from '../lib/health.ts';
 import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
+import type { TlsCreds } from './layers/fetch.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
 import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentInstanceLayerSpec, AgentLayerRef, AgentLayerRole, AgentTransferRef } from './api/methods.ts';
 
@@ -28,9 +29,14 @@ export interface LocalHostAgentOptions {
   driver: HypervisorDriver;
   /** Bridge for guests when a request names none; no NIC when both are absent. */
   defaultBridge?: string;
-  /** Base URL under which the server offers exported instance layers (`<base>/<id>/<sha256>`). */
+  /** Base URL under which the server offers exported instance layers (`<base>/<id>/<sha256>`); see serveExportsAt. */
   exportBaseUrl?: string;
   fetch?: LayerCacheOptions;
+  /**
+   * Our own client certificate, key and the cloud CA, for pulling another
+   * stormd's exported instance layer over mutual TLS (asked on every pull).
+   */
+  peerTls?: () => TlsCreds;
   shutdownTimeoutMs?: number;
 }
 
@@ -42,14 +48,23 @@ export class LocalHostAgent {
   readonly instances: InstanceLayers;
   readonly #o: LocalHostAgentOptions;
   readonly #imports: LayerCache;
+  #exportBaseUrl: string | undefined;
+  /** Digests of instance layers by path, valid while size, mtime and inode stay the same. */
+  readonly #digests = new Map<string, { key: string; sha256: string }>();
 
   constructor(o: LocalHostAgentOptions) {
     this.#o = o;
+    this.#exportBaseUrl = o.exportBaseUrl;
     this.host = o.host;
     this.cache = new LayerCache(join(o.stateDir, 'layers'), o.fetch);
     this.instances = new InstanceLayers(join(o.stateDir, 'instances'));
     // Migrations land here first (verified like any layer), then move into place.
-    this.#imports = new LayerCache(join(o.stateDir, 'imports'), o.fetch);
+    this.#imports = new LayerCache(join(o.stateDir, 'imports'), { ...o.fetch, ...(o.peerTls ? { tls: o.peerTls } : {}) });
+  }
+
+  /** Offer exported instance layers under this base URL (stormd sets it from its listen address once listening). */
+  serveExportsAt(baseUrl: string): void {
+    this.#exportBaseUrl = baseUrl;
   }
 
   async health(): Promise<Health> {
@@ -271,17 +286,28 @@ export class LocalHostAgent {
     const path = this.instances.path(id);
     const st = await stat(path).catch(() => undefined);
     if (!st) throw notFound(`no instance layer ${id} on this hypervisor`);
-    if (!this.#o.exportBaseUrl) throw new StormError('unavailable', 'this stormd does not serve instance layers (no export URL configured)');
-    const sha256 = await hashFile(path);
-    return { url: `${this.#o.exportBaseUrl.replace(/\/$/, '')}/${id}/${sha256}`, sha256, size: st.size };
+    if (!this.#exportBaseUrl) throw new StormError('unavailable', 'this stormd does not serve instance layers (no export URL configured)');
+    const sha256 = await this.#digest(path);
+    return { url: `${this.#exportBaseUrl.replace(/\/$/, '')}/${id}/${sha256}`, sha256, size: st.size };
   }
 
   /** For the server's HTTP handler: the file to stream for `<id>/<sha256>`, if it still has that digest. */
   async exportedFile(id: string, sha256: string): Promise<string> {
     checkDigest(sha256);
     const path = this.instances.path(id);
-    if (!(await stat(path).catch(() => undefined)) || (await hashFile(path)) !== sha256) throw notFound(`instance layer ${id} with digest ${sha256} is not here`);
+    if (!(await stat(path).catch(() => undefined)) || (await this.#digest(path)) !== sha256) throw notFound(`instance layer ${id} with digest ${sha256} is not here`);
     return path;
+  }
+
+  /** SHA-256 of a file, remembered while it is unchanged (an export is hashed once, then served). */
+  async #digest(path: string): Promise<string> {
+    const st = await stat(path);
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const had = this.#digests.get(path);
+    if (had?.key === key) return had.sha256;
+    const sha256 = await hashFile(path);
+    this.#digests.set(path, { key, sha256 });
+    return sha256;
   }
 
   /** Pull an exported instance layer, verified by digest, into place; `conflict` if this host has one. */
