@@ -18,8 +18,10 @@ import { loadState } from '../stormd/state.ts';
 const USAGE = `stormd ${VERSION}: the STORM hypervisor agent
 
 Usage:
-  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--bridge BR] [--log-level L]
-        serve the manager over mutual-TLS XML-RPC (default listen 127.0.0.1:${STORMD_DEFAULT_PORT})
+  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--bridge BR] [--domain-prefix P] [--log-level L]
+        serve the manager over mutual-TLS XML-RPC (default listen 127.0.0.1:${STORMD_DEFAULT_PORT}),
+        and exported instance layers to peer stormd at https://HOST:PORT/export/
+        --domain-prefix: libvirt names are P + the manager's name (several stormd on one libvirtd)
   stormd join --manager URL --token TOKEN [--state DIR]
         enrol with a manager using the one-time token from \`storm host add\`
   stormd --version | --help
@@ -39,7 +41,7 @@ async function main(): Promise<number> {
   try {
     values = parseArgs({
       args: argv.slice(1),
-      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' }, bridge: { type: 'string' } },
+      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' }, bridge: { type: 'string' }, 'domain-prefix': { type: 'string' } },
       strict: true,
     }).values as Record<string, string | undefined>;
   } catch (e) {
@@ -68,7 +70,8 @@ async function main(): Promise<number> {
     // Pulling another stormd's exported instance layer (migration) presents our own certificate.
     let d: Awaited<ReturnType<typeof startStormd>> | undefined;
     const peerTls = () => d?.tls() ?? { key: tls.key, cert: tls.cert, ca: tls.ca };
-    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, peerTls, ...(bridge ? { defaultBridge: bridge } : {}) });
+    const domainPrefix = values['domain-prefix'] ?? env.STORMD_DOMAIN_PREFIX;
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, peerTls, ...(bridge ? { defaultBridge: bridge } : {}), ...(domainPrefix ? { domainPrefix } : {}) });
     try {
       // Exported instance layers are served beside the RPC path, to peers with a stormd or manager certificate.
       d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent), files: exportRoute((i, sha) => agent.exportedFile(i, sha)) });

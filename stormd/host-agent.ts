@@ -37,6 +37,12 @@ export interface LocalHostAgentOptions {
    * stormd's exported instance layer over mutual TLS (asked on every pull).
    */
   peerTls?: () => TlsCreds;
+  /**
+   * Prepended to every domain name in libvirt, so several stormd can share one
+   * libvirtd (tests, a lab) without seeing each other's domains: the manager's
+   * `storm-<id>` is `<prefix>storm-<id>` there. Domains without it are not ours.
+   */
+  domainPrefix?: string;
   shutdownTimeoutMs?: number;
 }
 
@@ -55,6 +61,7 @@ export class LocalHostAgent {
   constructor(o: LocalHostAgentOptions) {
     this.#o = o;
     this.#exportBaseUrl = o.exportBaseUrl;
+    if (o.domainPrefix !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/.test(o.domainPrefix)) throw invalid(`domain prefix ${JSON.stringify(o.domainPrefix)}: use 1-32 letters, digits, _ . -`);
     this.host = o.host;
     this.cache = new LayerCache(join(o.stateDir, 'layers'), o.fetch);
     this.instances = new InstanceLayers(join(o.stateDir, 'instances'));
@@ -65,6 +72,11 @@ export class LocalHostAgent {
   /** Offer exported instance layers under this base URL (stormd sets it from its listen address once listening). */
   serveExportsAt(baseUrl: string): void {
     this.#exportBaseUrl = baseUrl;
+  }
+
+  /** The libvirt name of the manager's domain `name` (validated as the manager's name first). */
+  #dom(name: string): string {
+    return `${this.#o.domainPrefix ?? ''}${validateName(name)}`;
   }
 
   async health(): Promise<Health> {
@@ -123,6 +135,7 @@ export class LocalHostAgent {
   async removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }> {
     if (!Array.isArray(referenced)) throw invalid('referenced must be a list of digests');
     const keep = new Set(referenced.map((d) => checkDigest(d)));
+    // Every domain in libvirt counts, ours or not: a shared libvirtd's other domains use other caches anyway.
     for (const d of await this.#o.driver.list()) {
       const spec = await this.#o.driver.inspect(d.name).catch(() => undefined);
       const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.flatMap((x) => [x.path, x.backing?.path]) ?? [])];
@@ -205,7 +218,7 @@ export class LocalHostAgent {
     const consoleDir = join(this.#o.stateDir, 'console');
     await mkdir(consoleDir, { recursive: true, mode: 0o755 });
     return {
-      name: req.name,
+      name: this.#dom(req.name),
       memoryMiB: req.memoryMiB,
       vcpus: req.vcpus,
       kernel: await this.#artefact('kernel', req.kernel),
@@ -213,7 +226,7 @@ export class LocalHostAgent {
       cmdline: req.cmdline,
       disks,
       ...(bridge ? { network: { bridge, mac: req.mac } } : {}),
-      consoleLog: join(consoleDir, `${typeof req.name === 'string' ? req.name.replace(/[^A-Za-z0-9_.-]/g, '_') : 'invalid'}.log`),
+      consoleLog: join(consoleDir, `${this.#dom(req.name)}.log`),
     };
   }
 
@@ -222,17 +235,17 @@ export class LocalHostAgent {
   }
 
   async start(name: string): Promise<void> {
-    await this.#o.driver.start(name);
+    await this.#o.driver.start(this.#dom(name));
   }
 
   async shutdown(name: string): Promise<void> {
-    await this.#o.driver.shutdown(name, { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
+    await this.#o.driver.shutdown(this.#dom(name), { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
   }
 
   /** Absent is fine: undo and reconciliation repeat it on domains that may never have been defined. */
   async poweroff(name: string): Promise<void> {
     try {
-      await this.#o.driver.poweroff(name);
+      await this.#o.driver.poweroff(this.#dom(name));
     } catch (e) {
       if (e instanceof StormError && e.code === 'not_found') return;
       throw e;
@@ -241,7 +254,7 @@ export class LocalHostAgent {
 
   async undefine(name: string): Promise<void> {
     try {
-      await this.#o.driver.undefine(name);
+      await this.#o.driver.undefine(this.#dom(name));
     } catch (e) {
       if (e instanceof StormError && e.code === 'not_found') return; // absent is fine
       throw e;
@@ -250,7 +263,7 @@ export class LocalHostAgent {
 
   async state(name: string): Promise<AgentDomainState> {
     try {
-      return agentState(await this.#o.driver.state(name));
+      return agentState(await this.#o.driver.state(this.#dom(name)));
     } catch (e) {
       if (e instanceof StormError && e.code === 'not_found') return 'absent';
       throw e;
@@ -258,11 +271,12 @@ export class LocalHostAgent {
   }
 
   async domains(): Promise<{ name: string; state: AgentDomainState }[]> {
-    return (await this.#o.driver.list()).map((d) => ({ name: d.name, state: agentState(d) }));
+    const prefix = this.#o.domainPrefix ?? '';
+    return (await this.#o.driver.list()).filter((d) => d.name.startsWith(prefix)).map((d) => ({ name: d.name.slice(prefix.length), state: agentState(d) }));
   }
 
   consoleTail(name: string, bytes: number): Promise<string> {
-    return this.#o.driver.consoleTail(name, bytes);
+    return this.#o.driver.consoleTail(this.#dom(name), bytes);
   }
 
   async snapshot(id: string, snap: string): Promise<void> {
