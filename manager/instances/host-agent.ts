@@ -61,6 +61,11 @@ export interface HostAgent {
   layers(): Promise<string[]>;
   /** Fetch a layer into the host's cache by URL + digest (verified; idempotent). */
   ensureLayer(ref: LayerRef): Promise<void>;
+  /**
+   * Remove cached layers that are not in `referenced`; a host also keeps
+   * whatever its defined domains use. Returns what went and the bytes freed.
+   */
+  removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }>;
   /** Build the instance layer; idempotent for the same id. */
   createInstanceLayer(id: string, spec: InstanceLayerSpec): Promise<{ bytes: number }>;
   /** Remove it; absent is fine (undo steps must be safe to repeat). */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { conflict, invalid, toStormError, unavailable } from '../../lib/errors.ts';
+import { conflict, invalid, notFound, toStormError, unavailable } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OperationLocks } from '../../lib/operation-lock.ts';
 import { Revert } from '../../lib/revert.ts';
@@ -349,6 +349,23 @@ export class InstanceService {
     await src.removeInstanceLayer(inst.id);
     await this.#journal.end(j);
     await this.#save(inst, { state: wasRunning ? 'running' : 'stopped' });
+  }
+
+  /**
+   * Remove from a host's layer cache what none of its instances uses (their
+   * layers, the previous version's for a rollback, their boot files); the
+   * host also keeps whatever its domains use.
+   */
+  async gcLayers(host: string): Promise<{ host: string; removed: string[]; freedBytes: number }> {
+    if (!(await this.hosts.list()).some((h) => h.name === host)) throw notFound(`no host "${host}"`, { hint: 'storm host list' });
+    const keep = new Set<string>();
+    for (const i of await this.#c.values()) {
+      if (i.host !== host) continue;
+      for (const d of [...Object.values(i.layers), ...Object.values(i.previous?.layers ?? {})]) if (d) keep.add(d);
+      const app = await this.appliances.resolve(`${i.appliance}@${i.version}`).catch(() => undefined);
+      for (const b of [app?.kernel, app?.initrd]) if (b) keep.add(b.sha256);
+    }
+    return { host, ...(await this.hosts.agent(host).removeUnreferencedLayers([...keep])) };
   }
 
   /** Which instances of an appliance are not at the target version, and which layers change. */
