@@ -107,6 +107,11 @@ function makeChannel(dir: string): void {
 
 test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate only the instance layer, canary rollout of substrate 1.1 and rollback, destroy leaves nothing', async (t) => {
   const root = tempDir(t, 'mig-two-hosts-');
+  // Where the time goes (a diagnostic, not an assertion).
+  const t0 = Date.now();
+  const phases: string[] = [];
+  const phase = (what: string) => phases.push(`${what} ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  t.after(() => t.diagnostic(`phases: ${phases.join(', ')}`));
   const state = join(root, 'manager');
   const hv = { hv1: join(root, 'hv1'), hv2: join(root, 'hv2') };
   // Each stormd names its domains with its own prefix: one libvirtd, two hosts that do not see each other's.
@@ -127,7 +132,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   const env: NodeJS.ProcessEnv = {
     ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(),
     STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
+    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '1',
   };
 
   // The channel, the manager, two enrolled hypervisors.
@@ -138,15 +143,18 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   assert.match(await storm<string>(['channel', 'publish', chan, '--base-url', base], env, false), /published 3 appliance versions/);
   await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', chan, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
   await startManagerProcess(t, state, [], env);
-  for (const h of ['hv1', 'hv2'] as const) {
-    const port = await freePort();
-    const added = await storm<{ token: string; joinUrl: string }>(['host', 'add', h, `127.0.0.1:${port}`], env);
-    await joinStormd(added.joinUrl, added.token, hv[h]);
-    await startStormdProcess(t, hv[h], `127.0.0.1:${port}`, URI, ['--domain-prefix', prefix[h]]);
-  }
-  for (const h of ['hv1', 'hv2']) await until(`${h} online`, () => storm<{ state: string }>(['host', 'show', h], env), (x) => x.state === 'online');
-  await storm(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env, false);
+  const ports = { hv1: await freePort(), hv2: await freePort() };
+  await Promise.all([
+    ...(['hv1', 'hv2'] as const).map(async (h) => {
+      const added = await storm<{ token: string; joinUrl: string }>(['host', 'add', h, `127.0.0.1:${ports[h]}`], env);
+      await joinStormd(added.joinUrl, added.token, hv[h]);
+      await startStormdProcess(t, hv[h], `127.0.0.1:${ports[h]}`, URI, ['--domain-prefix', prefix[h]]);
+      await until(`${h} online`, () => storm<{ state: string }>(['host', 'show', h], env), (x) => x.state === 'online');
+    }),
+    storm(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env, false),
+  ]);
 
+  phase('setup');
   // Provision the fixture appliances for real, in parallel: the layered wiki (wiki-a, -b, -c on hv1) and the
   // traditional one-disk wiki-classic (classic1 on hv2, which so holds the kernel and initrd but no wiki layer).
   const want: [string, string, 'hv1' | 'hv2'][] = [['classic1', 'wiki-classic@1.0', 'hv2'], ['wiki-a', 'wiki@1.0', 'hv1'], ['wiki-b', 'wiki@1.0', 'hv1'], ['wiki-c', 'wiki@1.0', 'hv1']];
@@ -167,6 +175,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   assert.match(wikiBoot, /STORM-GUEST: service 50-wiki started/);
   assert.doesNotMatch(classicBoot + wikiBoot, /STORM-INIT: error/);
 
+  phase('provisioned and booted');
   // Stop (ACPI: the guest powers itself off), snapshot the instance layer, start again.
   const dom = (h: 'hv1' | 'hv2', n: string) => `${prefix[h]}storm-${id[n]!.id}`;
   const layerFile = (h: 'hv1' | 'hv2', n: string) => join(hv[h], 'instances', id[n]!.id, 'instance.qcow2');
@@ -185,6 +194,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   await storm(['snapshot', 'restore', 'wiki-a', 'before', '--yes'], env, false);
   assert.equal(sameAsSnapshot(), 0, 'restored: the instance layer is byte for byte what it was at the snapshot');
 
+  phase('stop/start/snapshot/restore');
   // Migrate wiki-b hv1 → hv2 (stopped): hv2 has the kernel and initrd (classic1's) but no wiki layer,
   // and fetches exactly the three it lacks.
   const bBefore = { bytes: statSync(layerFile('hv1', 'wiki-b')).size, cache: cacheFiles(hv.hv2) };
@@ -212,10 +222,12 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   const full = lackedBytes + before.bytes;
   t.diagnostic(`migration of wiki-a: moved ${mA.bytesMoved} bytes = its instance layer (${mA.instanceLayerBytes}); its full disk set ${full} bytes; ratio ${(mA.bytesMoved / full).toFixed(4)}`);
 
+  phase('migrations');
   // wiki-a boots on hv2 under its own name.
   assert.equal((await storm<Inst>(['instance', 'start', 'wiki-a'], env)).state, 'running');
   assert.match(await up('wiki-a'), /STORM-GUEST: substrate 1\.0 up .* hostname wiki-a/);
 
+  phase('wiki-a up on hv2');
   // Roll substrate 1.1 out (wiki 1.0.1): the plan names the three wikis; wiki-a (running) is the canary.
   const plan = await storm<{ instance: string; changes: { role: string; from: string; to: string }[] }[]>(['update', 'plan', 'wiki@1.0.1'], env);
   assert.deepEqual(plan.map((x) => x.instance), ['wiki-a', 'wiki-b', 'wiki-c']);
@@ -235,6 +247,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   assert.deepEqual(wikis.map((w) => w.state), ['running', 'stopped', 'stopped']);
   assert.match(await until('the canary runs substrate 1.1', () => consoleOf('wiki-a'), (s) => /STORM-GUEST: substrate 1\.1 up/.test(s), 150), /hostname wiki-a/);
 
+  phase('rollout');
   // Roll back: each instance on its previous layers again, its own layer kept.
   const back = await Promise.all(['wiki-a', 'wiki-b', 'wiki-c'].map((n) => storm<Inst>(['update', 'rollback', n], env)));
   for (const w of back) {
@@ -244,6 +257,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   }
   assert.match(await until('wiki-a runs substrate 1.0 again', () => consoleOf('wiki-a'), (s) => /STORM-GUEST: substrate 1\.0 up/.test(s), 150), /hostname wiki-a/);
 
+  phase('rollback');
   // Destroy everything, collect the layers: no domain, no layer, no instance file on either host.
   await Promise.all(['classic1', 'wiki-a', 'wiki-b', 'wiki-c'].map((n) => storm(['instance', 'destroy', n, '--yes'], env, false)));
   assert.deepEqual(await storm<unknown[]>(['instance', 'list'], env), []);
@@ -253,4 +267,5 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
     for (const d of ['layers', 'instances', 'imports']) assert.deepEqual(filesUnder(join(hv[h], d)), [], `${h}/${d} is empty`);
   }
   assert.deepEqual(ours(), [], `no domain named ${tag}* is left`);
+  phase('destroyed and collected');
 });
