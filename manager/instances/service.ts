@@ -295,6 +295,8 @@ export class InstanceService {
     return this.#locks.run(inst.id, 'migrate', async () => {
       assertAllowed(inst, 'migrate');
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
+      // A traditional appliance's writes live in its disk overlay, not in the instance layer that travels.
+      if (inst.layers.disk) throw invalid(`instance ${inst.name} runs a traditional (one-disk) appliance: its disk overlay cannot be migrated yet, only layered instances`, { hint: 'create it again on the target host' });
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
       const src = this.hosts.agent(inst.host);
