@@ -155,7 +155,7 @@ async function writeChannelInputs(m: Manifest): Promise<void> {
     }
     d.boot = { kernel: { file: boot.kernel }, initrd: { file: boot.initrd }, cmdline: 'console=ttyS0 panic=-1' };
     const vol = a.dataVolumes?.[0];
-    if (vol) d.volume = { sizeMiB: vol.sizeMiB, mount: vol.path };
+    if (vol) d.volume = { sizeMiB: vol.sizeMiB, mount: vol.path, name: vol.name };
     return d;
   };
   for (const a of m.appliances) {

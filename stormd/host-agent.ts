@@ -152,6 +152,10 @@ export class LocalHostAgent {
     checkInstanceId(id);
     if (!spec || typeof spec !== 'object') throw invalid('instance layer spec must be an object');
     const path = this.instances.path(id);
+    // Volumes first: an instance layer in place means everything is (idempotent for one id).
+    const volumes = spec.volumes ?? [];
+    if (!Array.isArray(volumes) || volumes.length > 8) throw invalid('volumes must be a list of at most 8 {name, sizeMiB}');
+    for (const v of volumes) await this.instances.createVolume(id, v?.name, v?.sizeMiB);
     const have = await stat(path).catch(() => undefined);
     if (have) return { bytes: have.size }; // idempotent for one id
     const sizeMiB = Number.isInteger(spec.sizeMiB) ? spec.sizeMiB : 256;
@@ -213,6 +217,12 @@ export class LocalHostAgent {
       const inst = this.instances.path(checkInstanceId(req.instanceLayer));
       if (!(await stat(inst).catch(() => undefined))) throw notFound(`no instance layer ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer first' });
       disks.push({ role: 'instance', path: inst, format: 'qcow2', readonly: false });
+      if (req.volumes !== undefined && (!Array.isArray(req.volumes) || req.volumes.length > 8)) throw invalid('volumes must be a list of at most 8 names');
+      for (const v of req.volumes ?? []) {
+        const p = this.instances.volumePath(req.instanceLayer, v);
+        if (!(await stat(p).catch(() => undefined))) throw notFound(`no data volume ${v} of ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer with its volumes first' });
+        disks.push({ role: 'data', path: p, format: 'raw', readonly: false });
+      }
     }
     const bridge = req.bridge ?? this.#o.defaultBridge;
     const consoleDir = join(this.#o.stateDir, 'console');

@@ -33,6 +33,8 @@ export interface InstanceLayerSpec {
   sizeMiB: number;
   /** The instance's certificate, its key (written 0600) and the CA certificate, under /etc/storm/tls/. */
   tls?: { cert: string; key: string; ca: string };
+  /** Data volumes made beside the instance layer (empty ext4, labelled `storm-data-NAME`). */
+  volumes?: { name: string; sizeMiB: number }[];
 }
 
 export interface DomainRequest {
@@ -50,6 +52,8 @@ export interface DomainRequest {
   instanceLayer: string;
   mac: string;
   bridge?: string;
+  /** Names of the instance's data volumes, attached after the instance layer. */
+  volumes?: string[];
 }
 
 export type DomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';

@@ -42,6 +42,8 @@ export interface ApplianceSpec {
   memoryMiB: number;
   vcpus: number;
   cmdline?: string;
+  /** Data volumes each instance gets (ext4 labelled `storm-data-NAME`, mounted by the guest's initrd). */
+  volumes?: { name: string; sizeMiB: number }[];
 }
 
 export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';

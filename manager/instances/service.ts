@@ -188,7 +188,7 @@ export class InstanceService {
         const files: Record<string, string> = { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) };
         if (this.opts.managerAddress) files['/etc/storm/manager'] = `${this.opts.managerAddress}\n`;
         if (this.opts.instanceFiles) Object.assign(files, await this.opts.instanceFiles(inst));
-        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}) });
+        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}), ...(app.volumes?.length ? { volumes: app.volumes } : {}) });
         r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
         await this.#journal.step(j, 'instance-layer');
         const name = domainName(inst.id);
@@ -217,6 +217,7 @@ export class InstanceService {
       name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel?.sha256 ?? '', initrd: app.initrd?.sha256 ?? '',
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
       ...(app.formats ? { formats: app.formats } : {}),
+      ...(app.volumes?.length ? { volumes: app.volumes.map((v) => v.name) } : {}),
     };
   }
 
@@ -299,6 +300,7 @@ export class InstanceService {
       if (inst.layers.disk) throw invalid(`instance ${inst.name} runs a traditional (one-disk) appliance: its disk overlay cannot be migrated yet, only layered instances`, { hint: 'create it again on the target host' });
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+      if (app.volumes?.length) throw invalid(`instance ${inst.name} has data volumes (${app.volumes.map((v) => v.name).join(', ')}): they cannot be migrated yet, only the instance layer travels`);
       const src = this.hosts.agent(inst.host);
       const dst = this.hosts.agent(target);
       const name = domainName(inst.id);
