@@ -13,7 +13,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../lib/paths.ts';
+import { PACKAGE_ROOT, controlSocketPath } from '../../lib/paths.ts';
+import { ControlClient } from '../../manager/control/client.ts';
 import { startProcess } from '../helpers/child.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { STORM_BIN, startManagerProcess } from '../helpers/storm.ts';
@@ -87,7 +88,7 @@ function cacheFiles(state: string): Map<string, string> {
   }));
 }
 
-/** A channel folder: the example channel's wiki and wiki-classic, plus wiki 1.0.1 (substrate 1.1), files hard-linked. */
+/** A channel folder: the example channel's wiki, wiki-classic and blog, plus wiki 1.0.1 (substrate 1.1), files hard-linked. */
 function makeChannel(dir: string): void {
   mkdirSync(join(dir, 'appliances'), { recursive: true });
   mkdirSync(join(dir, 'boot'), { recursive: true });
@@ -101,7 +102,7 @@ function makeChannel(dir: string): void {
   for (const f of readdirSync(FIX)) if (f.endsWith('.img')) place(join(FIX, f), join(dir, f));
   for (const f of readdirSync(join(FIX, 'boot'))) place(join(FIX, 'boot', f), join(dir, 'boot', f));
   copyFileSync(join(FIX, 'channel.json'), join(dir, 'channel.json'));
-  for (const f of ['wiki.json', 'wiki-classic.json']) copyFileSync(join(FIX, 'appliances', f), join(dir, 'appliances', f));
+  for (const f of ['wiki.json', 'wiki-classic.json', 'blog.json']) copyFileSync(join(FIX, 'appliances', f), join(dir, 'appliances', f));
   copyFileSync(join(FIX, 'updates', 'wiki-1.0.1.json'), join(dir, 'appliances', 'wiki-1.0.1.json'));
 }
 
@@ -140,24 +141,28 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   makeChannel(chan);
   const cport = await freePort();
   const base = `http://127.0.0.1:${cport}/`;
-  assert.match(await storm<string>(['channel', 'publish', chan, '--base-url', base], env, false), /published 3 appliance versions/);
+  assert.match(await storm<string>(['channel', 'publish', chan, '--base-url', base], env, false), /published 4 appliance versions/);
   await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', chan, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
   await startManagerProcess(t, state, [], env);
+  // Polls go over the control socket from here (a CLI process per poll costs a loaded machine more than the boots).
+  const api = await ControlClient.connect(controlSocketPath(state));
+  t.after(() => api.close());
   const ports = { hv1: await freePort(), hv2: await freePort() };
   await Promise.all([
     ...(['hv1', 'hv2'] as const).map(async (h) => {
       const added = await storm<{ token: string; joinUrl: string }>(['host', 'add', h, `127.0.0.1:${ports[h]}`], env);
       await joinStormd(added.joinUrl, added.token, hv[h]);
       await startStormdProcess(t, hv[h], `127.0.0.1:${ports[h]}`, URI, ['--domain-prefix', prefix[h]]);
-      await until(`${h} online`, () => storm<{ state: string }>(['host', 'show', h], env), (x) => x.state === 'online');
+      await until(`${h} online`, () => api.call<{ state: string }>('host.show', { name: h }), (x) => x.state === 'online');
     }),
     storm(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env, false),
   ]);
 
   phase('setup');
-  // Provision the fixture appliances for real, in parallel: the layered wiki (wiki-a, -b, -c on hv1) and the
-  // traditional one-disk wiki-classic (classic1 on hv2, which so holds the kernel and initrd but no wiki layer).
-  const want: [string, string, 'hv1' | 'hv2'][] = [['classic1', 'wiki-classic@1.0', 'hv2'], ['wiki-a', 'wiki@1.0', 'hv1'], ['wiki-b', 'wiki@1.0', 'hv1'], ['wiki-c', 'wiki@1.0', 'hv1']];
+  // Provision the fixture appliances for real, in parallel: the layered wiki (wiki-a, -b, -c on hv1), the blog
+  // with its data volume (blog1 on hv1) and the traditional one-disk wiki-classic (classic1 on hv2, which so
+  // holds the kernel and initrd but no wiki layer).
+  const want: [string, string, 'hv1' | 'hv2'][] = [['classic1', 'wiki-classic@1.0', 'hv2'], ['wiki-a', 'wiki@1.0', 'hv1'], ['blog1', 'blog@1.0', 'hv1'], ['wiki-b', 'wiki@1.0', 'hv1'], ['wiki-c', 'wiki@1.0', 'hv1']];
   const created = await Promise.all(want.map(([n, app, h]) => storm<Inst>(['instance', 'create', n, '--appliance', app, '--host', h, '--timeout', '170'], env)));
   for (const [i, c] of created.entries()) {
     assert.equal(c.state, 'running', `${c.name} is running`);
@@ -167,13 +172,19 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   const id = Object.fromEntries(created.map((c) => [c.name, c])) as Record<string, Inst>;
   // wiki-b and wiki-c need no guest for what follows: power them off now (rollouts redefine stopped ones).
   await Promise.all(['wiki-b', 'wiki-c'].map((n) => storm(['instance', 'poweroff', n], env)));
-  const consoleOf = (n: string) => storm<{ text: string }>(['instance', 'console', n], env).then((c) => c.text);
+  const consoleOf = (n: string) => api.call<{ text: string }>('instance.console', { name: n }).then((c) => c.text);
   const up = (n: string) => until(`${n} is up`, () => consoleOf(n), (s) => /STORM-GUEST: ready/.test(s), 150);
-  const [classicBoot, wikiBoot] = await Promise.all([up('classic1'), up('wiki-a')]);
+  const [classicBoot, wikiBoot, blogBoot] = await Promise.all([up('classic1'), up('wiki-a'), up('blog1')]);
   assert.match(classicBoot, /STORM-GUEST: service 50-wiki started/);
+  assert.match(blogBoot, /STORM-INIT: data volume posts \/dev\/\S+ at \/var\/lib\/blog\/posts/);
+  assert.match(blogBoot, /STORM-GUEST: substrate 1\.0 up .* hostname blog1/);
+  assert.match(blogBoot, /STORM-GUEST: service 50-blog started/);
+  // Its data volume does not travel (yet): migrating it is refused, and nothing moves.
+  await assert.rejects(storm(['instance', 'migrate', 'blog1', 'hv2'], env), /data volumes \(posts\): they cannot be migrated yet/);
+  await storm(['instance', 'poweroff', 'blog1'], env);
   assert.match(wikiBoot, /STORM-GUEST: substrate 1\.0 up .* hostname wiki-a/);
   assert.match(wikiBoot, /STORM-GUEST: service 50-wiki started/);
-  assert.doesNotMatch(classicBoot + wikiBoot, /STORM-INIT: error/);
+  assert.doesNotMatch(classicBoot + wikiBoot + blogBoot, /STORM-INIT: error/);
 
   phase('provisioned and booted');
   // Stop (ACPI: the guest powers itself off), snapshot the instance layer, start again.
@@ -259,7 +270,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
 
   phase('rollback');
   // Destroy everything, collect the layers: no domain, no layer, no instance file on either host.
-  await Promise.all(['classic1', 'wiki-a', 'wiki-b', 'wiki-c'].map((n) => storm(['instance', 'destroy', n, '--yes'], env, false)));
+  await Promise.all(['classic1', 'blog1', 'wiki-a', 'wiki-b', 'wiki-c'].map((n) => storm(['instance', 'destroy', n, '--yes'], env, false)));
   assert.deepEqual(await storm<unknown[]>(['instance', 'list'], env), []);
   for (const h of ['hv1', 'hv2'] as const) {
     const gc = await storm<{ removed: string[] }>(['host', 'gc', h], env);
