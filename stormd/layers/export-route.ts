@@ -68,7 +68,8 @@ export function exportRoute(resolve: (id: string, sha256: string) => Promise<str
 /**
  * The export base URL for a server listening on `host:port`: the same
  * address over HTTPS. A wildcard listen address names no host, so the
- * machine's hostname stands in (peers reach it by name; stormd's certificate carries it).
+ * machine's hostname stands in (peers check it against stormd's certificate,
+ * which names the host's STORM name and the address it was added with).
  */
 export function exportBaseUrl(host: string, port: number, hostname: string): string {
   const h = host === '0.0.0.0' || host === '::' || host === '' ? hostname : host;
