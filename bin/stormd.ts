@@ -11,13 +11,17 @@ import { startStormd } from '../stormd/main.ts';
 import { LocalHostAgent } from '../stormd/host-agent.ts';
 import { LibvirtDriver } from '../stormd/hypervisor/libvirt/libvirt-driver.ts';
 import { hypervisorMethods } from '../stormd/hypervisor-methods.ts';
+import { exportBaseUrl, exportRoute } from '../stormd/layers/export-route.ts';
+import { hostname } from 'node:os';
 import { loadState } from '../stormd/state.ts';
 
 const USAGE = `stormd ${VERSION}: the STORM hypervisor agent
 
 Usage:
-  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--bridge BR] [--log-level L]
-        serve the manager over mutual-TLS XML-RPC (default listen 127.0.0.1:${STORMD_DEFAULT_PORT})
+  stormd start [--state DIR] [--listen HOST:PORT] [--libvirt-uri URI] [--bridge BR] [--domain-prefix P] [--log-level L]
+        serve the manager over mutual-TLS XML-RPC (default listen 127.0.0.1:${STORMD_DEFAULT_PORT}),
+        and exported instance layers to peer stormd at https://HOST:PORT/export/
+        --domain-prefix: libvirt names are P + the manager's name (several stormd on one libvirtd)
   stormd join --manager URL --token TOKEN [--state DIR]
         enrol with a manager using the one-time token from \`storm host add\`
   stormd --version | --help
@@ -37,7 +41,7 @@ async function main(): Promise<number> {
   try {
     values = parseArgs({
       args: argv.slice(1),
-      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' }, bridge: { type: 'string' } },
+      options: { state: { type: 'string' }, listen: { type: 'string' }, 'libvirt-uri': { type: 'string' }, 'log-level': { type: 'string' }, manager: { type: 'string' }, token: { type: 'string' }, bridge: { type: 'string' }, 'domain-prefix': { type: 'string' } },
       strict: true,
     }).values as Record<string, string | undefined>;
   } catch (e) {
@@ -63,18 +67,22 @@ async function main(): Promise<number> {
     const driver = new LibvirtDriver({ uri: libvirtUri });
     // Guests attach to --bridge when a request names none (no NIC when neither does).
     const bridge = values.bridge ?? env.STORMD_BRIDGE;
-    // Layers from the manager's layer server (https) are fetched with this stormd's certificate; read at each
-    // request, so a renewed certificate (tls.install) is used as soon as it is installed.
+    // Our own certificate, read at each use so a renewed one (tls.install) counts at once: presented when fetching
+    // layers from the manager's layer server and when pulling another stormd's exported instance layer (migration).
     const tls = { get ca() { return loadState(state).tls.ca; }, get cert() { return loadState(state).tls.cert; }, get key() { return loadState(state).tls.key; } };
-    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, fetch: { tls }, ...(bridge ? { defaultBridge: bridge } : {}) });
+    const peerTls = () => ({ key: tls.key, cert: tls.cert, ca: tls.ca });
+    const domainPrefix = values['domain-prefix'] ?? env.STORMD_DOMAIN_PREFIX;
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, fetch: { tls }, peerTls, ...(bridge ? { defaultBridge: bridge } : {}), ...(domainPrefix ? { domainPrefix } : {}) });
     let d;
     try {
-      d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent) });
+      // Exported instance layers are served beside the RPC path, to peers with a stormd or manager certificate.
+      d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent), files: exportRoute((i, sha) => agent.exportedFile(i, sha)) });
     } catch (e) {
       await driver.close();
       throw e;
     }
     const a = d.server.address();
+    agent.serveExportsAt(exportBaseUrl(hp.host, a.port, hostname()));
     process.stdout.write(`stormd ready: ${d.name} listening on ${a.host}:${a.port}\n`);
     const running = d;
     await new Promise<void>((resolve) => {

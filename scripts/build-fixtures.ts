@@ -120,7 +120,17 @@ async function bootArtefacts(): Promise<Record<string, { path: string; sha256: s
   return { kernel: { path: kernel, ...(await digestFile(kernel)) }, initrd: { path: initrd, ...(await digestFile(initrd)) } };
 }
 
+/** Version of the second substrate (manifest.updates): the same tree, /etc/storm/substrate-version changed. */
+const SUBSTRATE_V2 = '1.1';
+
+/** What a rollout test needs beyond the example channel: substrate v2 and appliance versions on it. */
+interface Updates {
+  substrate: LayerEntry;
+  appliances: Manifest['appliances'];
+}
+
 interface Manifest {
+  updates?: Updates;
   layers: LayerEntry[];
   appliances: ({ id: string; version: string; title: string; description: string; memoryMiB: number; vcpus: number; layers?: Record<string, string>; dataVolumes?: Meta['dataVolumes']; traditional?: boolean; disk?: { path: string } })[];
   boot: Record<'kernel' | 'initrd', { path: string; sha256: string; size: number }>;
@@ -157,7 +167,7 @@ async function writeChannelInputs(m: Manifest): Promise<void> {
   await writeIfChanged(join(OUT, 'channel.json'), JSON.stringify({ title: 'STORM example channel', description: 'the example appliances built from fixtures/ (scripts/build-fixtures)' }, null, 2) + '\n');
   const byRef = new Map(m.layers.map((l) => [`${l.name}@${l.version}`, l]));
   const want = new Set<string>();
-  for (const a of m.appliances) {
+  const descriptor = (a: Manifest['appliances'][number]): Record<string, unknown> => {
     const d: Record<string, unknown> = { id: a.id, version: a.version, title: a.title, description: a.description, memory: a.memoryMiB, vcpus: a.vcpus };
     if (a.disk) d.disk = { file: a.disk.path, format: 'raw' };
     else {
@@ -169,12 +179,30 @@ async function writeChannelInputs(m: Manifest): Promise<void> {
     }
     d.boot = { kernel: { file: boot.kernel }, initrd: { file: boot.initrd }, cmdline: 'console=ttyS0 panic=-1' };
     const vol = a.dataVolumes?.[0];
-    if (vol) d.volume = { sizeMiB: vol.sizeMiB, mount: vol.path };
+    if (vol) d.volume = { sizeMiB: vol.sizeMiB, mount: vol.path, name: vol.name };
+    return d;
+  };
+  for (const a of m.appliances) {
+    const d = descriptor(a);
     const file = `${a.id}.json`;
     want.add(file);
     await writeIfChanged(join(OUT, 'appliances', file), JSON.stringify(d, null, 2) + '\n');
   }
   for (const f of await readdir(join(OUT, 'appliances'))) if (f.endsWith('.json') && !want.has(f)) await rm(join(OUT, 'appliances', f));
+  // Descriptors of the next versions, beside (not in) appliances/: copy them into a channel folder's
+  // appliances/ to publish a rollout (test/e2e/two-hosts.test.ts). Their paths resolve against this folder.
+  if (m.updates) {
+    await mkdir(join(OUT, 'updates'), { recursive: true });
+    const wantU = new Set<string>();
+    byRef.set(`${m.updates.substrate.name}@${m.updates.substrate.version}`, m.updates.substrate);
+    for (const a of m.updates.appliances) {
+      const d = descriptor(a);
+      const file = `${a.id}-${a.version}.json`;
+      wantU.add(file);
+      await writeIfChanged(join(OUT, 'updates', file), JSON.stringify(d, null, 2) + '\n');
+    }
+    for (const f of await readdir(join(OUT, 'updates'))) if (f.endsWith('.json') && !wantU.has(f)) await rm(join(OUT, 'updates', f));
+  }
 }
 
 async function main(): Promise<void> {
@@ -184,7 +212,7 @@ async function main(): Promise<void> {
   const manifestPath = join(OUT, 'manifest.json');
   const old = existsSync(manifestPath) ? JSON.parse(await readFile(manifestPath, 'utf8')) : undefined;
   const boot = await bootArtefacts();
-  const fresh = old?.inputDigest === digest && (old.layers as LayerEntry[]).every((l) => existsSync(join(OUT, l.path)));
+  const fresh = old?.inputDigest === digest && [...(old.layers as LayerEntry[]), ...(old.updates ? [old.updates.substrate as LayerEntry] : [{ path: '' }])].every((l) => existsSync(join(OUT, l.path)));
   if (fresh) {
     if (JSON.stringify(old.boot) !== JSON.stringify(boot)) {
       await writeFile(manifestPath + '.tmp', JSON.stringify({ ...old, boot }, null, 2) + '\n');
@@ -209,6 +237,12 @@ async function main(): Promise<void> {
     const sub = join(work, 'stage-substrate');
     await stageSubstrate(sub);
     const substrate = await add(sub, 'substrate', subMeta.name, subMeta.version);
+    // Substrate v2 for rollout tests: the same tree, one changed file. Kept out of `layers` and of the
+    // published channel (manifest.updates), so the example channel stays as it is.
+    await writeFile(join(sub, 'etc', 'storm', 'substrate-version'), `${SUBSTRATE_V2}\n`);
+    const v2file = `${subMeta.name}-${SUBSTRATE_V2}-substrate.img`;
+    const v2 = await buildLayer({ dir: sub, role: 'substrate', name: subMeta.name, version: SUBSTRATE_V2, out: join(work, v2file) });
+    const updates: Updates = { substrate: { role: 'substrate', name: subMeta.name, version: SUBSTRATE_V2, path: v2file, sha256: v2.sha256, size: v2.size }, appliances: [] };
     const appliances: unknown[] = [];
     for (const id of (await readdir(join(FIX, 'appliances'))).sort()) {
       const dir = join(FIX, 'appliances', id);
@@ -222,6 +256,12 @@ async function main(): Promise<void> {
       appliances.push({
         id: meta.id, version: meta.version, title: meta.title, description: meta.description, memoryMiB: meta.memoryMiB, vcpus: meta.vcpus,
         layers: { substrate: `${substrate.name}@${substrate.version}`, appliance: `${a.name}@${a.version}`, deployment: `${d.name}@${d.version}` },
+        dataVolumes: meta.dataVolumes,
+      });
+      // The next version of each layered appliance: the same layers on substrate v2.
+      updates.appliances.push({
+        id: meta.id, version: `${meta.version}.1`, title: meta.title, description: `${meta.description} (on substrate ${SUBSTRATE_V2})`, memoryMiB: meta.memoryMiB, vcpus: meta.vcpus,
+        layers: { substrate: `${subMeta.name}@${SUBSTRATE_V2}`, appliance: `${a.name}@${a.version}`, deployment: `${d.name}@${d.version}` },
         dataVolumes: meta.dataVolumes,
       });
       if (meta.traditional) {
@@ -242,7 +282,7 @@ async function main(): Promise<void> {
       keep.add(f);
     }
     for (const f of await readdir(OUT)) if (f.endsWith('.img') && !keep.has(f)) await rm(join(OUT, f));
-    const manifest = { format: 'storm-fixtures/1', inputDigest: digest, layers, appliances, boot };
+    const manifest = { format: 'storm-fixtures/1', inputDigest: digest, layers, appliances, boot, updates };
     await writeFile(manifestPath + '.tmp', JSON.stringify(manifest, null, 2) + '\n');
     await rename(manifestPath + '.tmp', manifestPath);
     await writeChannelInputs(manifest as Manifest);

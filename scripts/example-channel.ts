@@ -44,7 +44,7 @@ export function fixtureDescriptors(m: FixtureManifest): Record<string, unknown>[
       });
     }
     const v = a.dataVolumes?.[0];
-    if (v) d.volume = { sizeMiB: v.sizeMiB, mount: v.path };
+    if (v) d.volume = { sizeMiB: v.sizeMiB, mount: v.path, name: v.name };
     return d;
   });
 }

@@ -16,6 +16,7 @@ import { run } from '../lib/exec.ts';
 import type { Health } from '../lib/health.ts';
 import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
+import type { TlsCreds } from './layers/fetch.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
 import { checkLimit, listInstanceLayerFiles } from './layers/instance-files.ts';
 import { MAINTENANCE_CHUNK_MAX, type AgentCapacity, type AgentChunk, type AgentDomainRequest, type AgentDomainState, type AgentHostInfo, type AgentInstanceLayerSpec, type AgentLayerFiles, type AgentLayerRef, type AgentLayerRole, type AgentTransferRef } from './api/methods.ts';
@@ -29,9 +30,20 @@ export interface LocalHostAgentOptions {
   driver: HypervisorDriver;
   /** Bridge for guests when a request names none; no NIC when both are absent. */
   defaultBridge?: string;
-  /** Base URL under which the server offers exported instance layers (`<base>/<id>/<sha256>`). */
+  /** Base URL under which the server offers exported instance layers (`<base>/<id>/<sha256>`); see serveExportsAt. */
   exportBaseUrl?: string;
   fetch?: LayerCacheOptions;
+  /**
+   * Our own client certificate, key and the cloud CA, for pulling another
+   * stormd's exported instance layer over mutual TLS (asked on every pull).
+   */
+  peerTls?: () => TlsCreds;
+  /**
+   * Prepended to every domain name in libvirt, so several stormd can share one
+   * libvirtd (tests, a lab) without seeing each other's domains: the manager's
+   * `storm-<id>` is `<prefix>storm-<id>` there. Domains without it are not ours.
+   */
+  domainPrefix?: string;
   shutdownTimeoutMs?: number;
 }
 
@@ -43,14 +55,29 @@ export class LocalHostAgent {
   readonly instances: InstanceLayers;
   readonly #o: LocalHostAgentOptions;
   readonly #imports: LayerCache;
+  #exportBaseUrl: string | undefined;
+  /** Digests of instance layers by path, valid while size, mtime and inode stay the same. */
+  readonly #digests = new Map<string, { key: string; sha256: string }>();
 
   constructor(o: LocalHostAgentOptions) {
     this.#o = o;
+    this.#exportBaseUrl = o.exportBaseUrl;
+    if (o.domainPrefix !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/.test(o.domainPrefix)) throw invalid(`domain prefix ${JSON.stringify(o.domainPrefix)}: use 1-32 letters, digits, _ . -`);
     this.host = o.host;
     this.cache = new LayerCache(join(o.stateDir, 'layers'), o.fetch);
     this.instances = new InstanceLayers(join(o.stateDir, 'instances'));
     // Migrations land here first (verified like any layer), then move into place.
-    this.#imports = new LayerCache(join(o.stateDir, 'imports'), o.fetch);
+    this.#imports = new LayerCache(join(o.stateDir, 'imports'), { ...o.fetch, ...(o.peerTls ? { tls: o.peerTls } : {}) });
+  }
+
+  /** Offer exported instance layers under this base URL (stormd sets it from its listen address once listening). */
+  serveExportsAt(baseUrl: string): void {
+    this.#exportBaseUrl = baseUrl;
+  }
+
+  /** The libvirt name of the manager's domain `name` (validated as the manager's name first). */
+  #dom(name: string): string {
+    return `${this.#o.domainPrefix ?? ''}${validateName(name)}`;
   }
 
   async health(): Promise<Health> {
@@ -109,6 +136,7 @@ export class LocalHostAgent {
   async removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }> {
     if (!Array.isArray(referenced)) throw invalid('referenced must be a list of digests');
     const keep = new Set(referenced.map((d) => checkDigest(d)));
+    // Every domain in libvirt counts, ours or not: a shared libvirtd's other domains use other caches anyway.
     for (const d of await this.#o.driver.list()) {
       const spec = await this.#o.driver.inspect(d.name).catch(() => undefined);
       const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.flatMap((x) => [x.path, x.backing?.path]) ?? [])];
@@ -125,6 +153,10 @@ export class LocalHostAgent {
     checkInstanceId(id);
     if (!spec || typeof spec !== 'object') throw invalid('instance layer spec must be an object');
     const path = this.instances.path(id);
+    // Volumes first: an instance layer in place means everything is (idempotent for one id).
+    const volumes = spec.volumes ?? [];
+    if (!Array.isArray(volumes) || volumes.length > 8) throw invalid('volumes must be a list of at most 8 {name, sizeMiB}');
+    for (const v of volumes) await this.instances.createVolume(id, v?.name, v?.sizeMiB);
     const have = await stat(path).catch(() => undefined);
     if (have) return { bytes: have.size }; // idempotent for one id
     const sizeMiB = Number.isInteger(spec.sizeMiB) ? spec.sizeMiB : 256;
@@ -193,12 +225,18 @@ export class LocalHostAgent {
       const inst = this.instances.path(checkInstanceId(req.instanceLayer));
       if (!(await stat(inst).catch(() => undefined))) throw notFound(`no instance layer ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer first' });
       disks.push({ role: 'instance', path: inst, format: 'qcow2', readonly: false });
+      if (req.volumes !== undefined && (!Array.isArray(req.volumes) || req.volumes.length > 8)) throw invalid('volumes must be a list of at most 8 names');
+      for (const v of req.volumes ?? []) {
+        const p = this.instances.volumePath(req.instanceLayer, v);
+        if (!(await stat(p).catch(() => undefined))) throw notFound(`no data volume ${v} of ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer with its volumes first' });
+        disks.push({ role: 'data', path: p, format: 'raw', readonly: false });
+      }
     }
     const bridge = req.bridge ?? this.#o.defaultBridge;
     const consoleDir = join(this.#o.stateDir, 'console');
     await mkdir(consoleDir, { recursive: true, mode: 0o755 });
     return {
-      name: req.name,
+      name: this.#dom(req.name),
       memoryMiB: req.memoryMiB,
       vcpus: req.vcpus,
       kernel: await this.#artefact('kernel', req.kernel),
@@ -206,7 +244,7 @@ export class LocalHostAgent {
       cmdline: req.cmdline,
       disks,
       ...(bridge ? { network: { bridge, mac: req.mac } } : {}),
-      consoleLog: join(consoleDir, `${typeof req.name === 'string' ? req.name.replace(/[^A-Za-z0-9_.-]/g, '_') : 'invalid'}.log`),
+      consoleLog: join(consoleDir, `${this.#dom(req.name)}.log`),
     };
   }
 
@@ -215,17 +253,17 @@ export class LocalHostAgent {
   }
 
   async start(name: string): Promise<void> {
-    await this.#o.driver.start(name);
+    await this.#o.driver.start(this.#dom(name));
   }
 
   async shutdown(name: string): Promise<void> {
-    await this.#o.driver.shutdown(name, { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
+    await this.#o.driver.shutdown(this.#dom(name), { timeoutMs: this.#o.shutdownTimeoutMs ?? 120_000 });
   }
 
   /** Absent is fine: undo and reconciliation repeat it on domains that may never have been defined. */
   async poweroff(name: string): Promise<void> {
     try {
-      await this.#o.driver.poweroff(name);
+      await this.#o.driver.poweroff(this.#dom(name));
     } catch (e) {
       if (e instanceof StormError && e.code === 'not_found') return;
       throw e;
@@ -234,7 +272,7 @@ export class LocalHostAgent {
 
   async undefine(name: string): Promise<void> {
     try {
-      await this.#o.driver.undefine(name);
+      await this.#o.driver.undefine(this.#dom(name));
     } catch (e) {
       if (e instanceof StormError && e.code === 'not_found') return; // absent is fine
       throw e;
@@ -243,7 +281,7 @@ export class LocalHostAgent {
 
   async state(name: string): Promise<AgentDomainState> {
     try {
-      return agentState(await this.#o.driver.state(name));
+      return agentState(await this.#o.driver.state(this.#dom(name)));
     } catch (e) {
       if (e instanceof StormError && e.code === 'not_found') return 'absent';
       throw e;
@@ -251,11 +289,12 @@ export class LocalHostAgent {
   }
 
   async domains(): Promise<{ name: string; state: AgentDomainState }[]> {
-    return (await this.#o.driver.list()).map((d) => ({ name: d.name, state: agentState(d) }));
+    const prefix = this.#o.domainPrefix ?? '';
+    return (await this.#o.driver.list()).filter((d) => d.name.startsWith(prefix)).map((d) => ({ name: d.name.slice(prefix.length), state: agentState(d) }));
   }
 
   consoleTail(name: string, bytes: number): Promise<string> {
-    return this.#o.driver.consoleTail(name, bytes);
+    return this.#o.driver.consoleTail(this.#dom(name), bytes);
   }
 
   async snapshot(id: string, snap: string): Promise<void> {
@@ -333,17 +372,28 @@ export class LocalHostAgent {
     const path = this.instances.path(id);
     const st = await stat(path).catch(() => undefined);
     if (!st) throw notFound(`no instance layer ${id} on this hypervisor`);
-    if (!this.#o.exportBaseUrl) throw new StormError('unavailable', 'this stormd does not serve instance layers (no export URL configured)');
-    const sha256 = await hashFile(path);
-    return { url: `${this.#o.exportBaseUrl.replace(/\/$/, '')}/${id}/${sha256}`, sha256, size: st.size };
+    if (!this.#exportBaseUrl) throw new StormError('unavailable', 'this stormd does not serve instance layers (no export URL configured)');
+    const sha256 = await this.#digest(path);
+    return { url: `${this.#exportBaseUrl.replace(/\/$/, '')}/${id}/${sha256}`, sha256, size: st.size };
   }
 
   /** For the server's HTTP handler: the file to stream for `<id>/<sha256>`, if it still has that digest. */
   async exportedFile(id: string, sha256: string): Promise<string> {
     checkDigest(sha256);
     const path = this.instances.path(id);
-    if (!(await stat(path).catch(() => undefined)) || (await hashFile(path)) !== sha256) throw notFound(`instance layer ${id} with digest ${sha256} is not here`);
+    if (!(await stat(path).catch(() => undefined)) || (await this.#digest(path)) !== sha256) throw notFound(`instance layer ${id} with digest ${sha256} is not here`);
     return path;
+  }
+
+  /** SHA-256 of a file, remembered while it is unchanged (an export is hashed once, then served). */
+  async #digest(path: string): Promise<string> {
+    const st = await stat(path);
+    const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    const had = this.#digests.get(path);
+    if (had?.key === key) return had.sha256;
+    const sha256 = await hashFile(path);
+    this.#digests.set(path, { key, sha256 });
+    return sha256;
   }
 
   /** Pull an exported instance layer, verified by digest, into place; `conflict` if this host has one. */

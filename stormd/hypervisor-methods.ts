@@ -32,6 +32,15 @@ function reqStringList(p: P, key: string, method: string): string[] {
   return v as string[];
 }
 
+function reqVolumes(p: P, method: string): { name: string; sizeMiB: number }[] {
+  const v = p.volumes;
+  if (!Array.isArray(v) || v.length > 8) throw invalid(`${method}: "volumes" must be a list of at most 8 structs`);
+  return v.map((x) => {
+    if (!x || typeof x !== 'object' || Array.isArray(x)) throw invalid(`${method}: each volume must be a struct {name, sizeMiB}`);
+    return { name: reqString(x as P, 'name', method, 5), sizeMiB: reqInt(x as P, 'sizeMiB', method, 8, 16 * 1024 * 1024) };
+  });
+}
+
 const M = HYPERVISOR_METHODS;
 
 /** The method set for one agent; every handler validates its struct (the agent validates again). */
@@ -72,6 +81,7 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
           domain: typeof spec.domain === 'string' ? spec.domain : '',
           files: files as Record<string, string>,
           sizeMiB: spec.sizeMiB === undefined ? 256 : reqInt(spec, 'sizeMiB', M.instanceLayerCreate, 16, 1024 * 1024),
+          ...(spec.volumes === undefined ? {} : { volumes: reqVolumes(spec, M.instanceLayerCreate) }),
         } satisfies AgentInstanceLayerSpec);
       },
     },

@@ -16,7 +16,7 @@ import { certFacts } from '../lib/tls/x509.ts';
 import { METHODS, type CrlUpdateResult, type CsrResult, type HostInfo } from './api/methods.ts';
 import { hostInfo } from './host-info.ts';
 import { MethodTable, reqString, type StormdMethod } from './server/methods.ts';
-import { RpcServer } from './server/server.ts';
+import { RpcServer, type FileRoute } from './server/server.ts';
 import { installRenewed, loadState, readPendingKey, saveCrl, savePendingKey } from './state.ts';
 
 export interface StormdOptions {
@@ -28,18 +28,23 @@ export interface StormdOptions {
   log: Logger;
   /** Methods from other modules (layers, domains), registered beside ours. */
   methods?: readonly StormdMethod<any, any>[];
+  /** A GET route beside the RPC path (the instance-layer export), with the roles it admits. */
+  files?: FileRoute;
 }
 
 export interface Stormd {
   readonly name: string;
   readonly server: RpcServer;
   readonly methods: MethodTable;
+  /** Our current key, certificate and CA (after a renewal, the new ones): a client identity towards peers. */
+  tls(): { key: string; cert: string; ca: string };
   stop(): Promise<void>;
 }
 
 export async function startStormd(o: StormdOptions): Promise<Stormd> {
   const { id, tls } = loadState(o.state);
   let cert = tls.cert;
+  let key = tls.key;
   const facts = certFacts(tls.cert);
   if (facts.notAfter < new Date()) o.log.warn('our certificate has expired; the manager will refuse us until we enrol again', { notAfter: facts.notAfter.toISOString() });
   const methods = new MethodTable();
@@ -47,12 +52,13 @@ export async function startStormd(o: StormdOptions): Promise<Stormd> {
   const srv = () => server as RpcServer;
   methods.addAll(builtinMethods());
   if (o.methods) methods.addAll(o.methods);
-  server = await RpcServer.start({ host: o.host, port: o.port, tls, methods, log: o.log, allow: ['manager'] });
+  server = await RpcServer.start({ host: o.host, port: o.port, tls, methods, log: o.log, allow: ['manager'], ...(o.files ? { files: o.files } : {}) });
   o.log.info('stormd ready', { name: id.name, listen: `${o.host}:${srv().address().port}`, crl: srv().crlNumber });
   return {
     name: id.name,
     server: srv(),
     methods,
+    tls: () => ({ key, cert, ca: tls.ca }),
     stop: () => srv().close(),
   };
 
@@ -89,8 +95,8 @@ export async function startStormd(o: StormdOptions): Promise<Stormd> {
         summary: 'renewal: install the certificate for the pending key',
         handler: async (p: Record<string, unknown>): Promise<{ notAfter: string }> => {
           const pem = reqString(p, 'cert', METHODS.tlsInstall, 64 << 10);
-          const key = readPendingKey(o.state);
-          if (!key) throw invalid('no renewal in progress (call tls.csr first)');
+          const pending = readPendingKey(o.state);
+          if (!pending) throw invalid('no renewal in progress (call tls.csr first)');
           let x: X509Certificate;
           try {
             x = new X509Certificate(pem);
@@ -101,10 +107,11 @@ export async function startStormd(o: StormdOptions): Promise<Stormd> {
           if (!x.checkIssued(ca) || !x.verify(ca.publicKey)) throw unauthorized('tls.install: the certificate is not issued by our CA');
           const f = certFacts(x);
           if (f.role !== 'stormd' || f.commonName !== id.name) throw invalid(`tls.install: expected a stormd certificate for ${id.name}, got ${f.role ?? 'none'} for ${f.commonName}`);
-          if (!x.checkPrivateKey(createPrivateKey(key))) throw invalid('tls.install: the certificate is not for the pending key');
-          installRenewed(o.state, key, pem);
+          if (!x.checkPrivateKey(createPrivateKey(pending))) throw invalid('tls.install: the certificate is not for the pending key');
+          installRenewed(o.state, pending, pem);
           cert = pem;
-          srv().updateCert(key, pem);
+          key = pending;
+          srv().updateCert(pending, pem);
           o.log.info('installed a renewed certificate', { serial: f.serial, notAfter: f.notAfter.toISOString() });
           return { notAfter: f.notAfter.toISOString() };
         },

@@ -47,6 +47,19 @@ export interface RpcServerOptions {
   onCall?: (e: { peer: Peer; method?: string; error?: StormError }) => void;
   /** Told about every refused connection (audit): why, from where. */
   onRefuse?: (e: { why: string; remote: string | undefined }) => void;
+  /**
+   * Plain GET/HEAD requests under `prefix` (stormd's instance-layer export),
+   * admitted for their own roles. A peer admitted only for these gets 403 on the RPC path.
+   */
+  files?: FileRoute;
+}
+
+/** A GET/HEAD route beside the RPC path; the handler answers the request itself. */
+export interface FileRoute {
+  /** Path prefix, e.g. `/export/`. */
+  prefix: string;
+  allow: readonly Role[];
+  handler: (req: IncomingMessage, res: ServerResponse, peer: Peer) => Promise<void>;
 }
 
 const peerKey = Symbol('storm.peer');
@@ -143,7 +156,9 @@ export class RpcServer {
       const x = s.getPeerX509Certificate();
       if (!x || !s.authorized) return refuse(`no trusted certificate (${String(s.authorizationError ?? 'none presented')})`);
       const f = certFacts(x);
-      if (!f.role || !this.#o.allow.includes(f.role)) return refuse(`certificate ${f.commonName} has role ${f.role ?? 'none'}; only ${this.#o.allow.join(', ')} may call`);
+      const allow = [...this.#o.allow, ...(this.#o.files?.allow ?? [])];
+      const files = this.#o.files ? ` (${this.#o.files.allow.join(', ')} may fetch ${this.#o.files.prefix})` : '';
+      if (!f.role || !allow.includes(f.role)) return refuse(`certificate ${f.commonName} has role ${f.role ?? 'none'}; only ${this.#o.allow.join(', ')} may call${files}`);
       if (this.#crl.serials.has(f.serial)) return refuse(`certificate ${f.serial} is revoked`);
       s[peerKey] = { serial: f.serial, role: f.role, commonName: f.commonName };
       this.#sockets.add(s);
@@ -168,6 +183,33 @@ export class RpcServer {
       if (!peer || this.#crl.serials.has(peer.serial)) {
         res.writeHead(403, { connection: 'close' }).end();
         socket.destroy();
+        return;
+      }
+      const files = this.#o.files;
+      if (files && (req.method === 'GET' || req.method === 'HEAD') && (req.url ?? '').startsWith(files.prefix)) {
+        if (!files.allow.includes(peer.role)) {
+          res.writeHead(403, { connection: 'close' }).end();
+          return;
+        }
+        const what = `${req.method} ${(req.url ?? '').split('?')[0]}`;
+        try {
+          await files.handler(req, res, peer);
+          this.#audit(peer, what);
+        } catch (e) {
+          // The handler answers its own errors; this is a bug or a broken stream.
+          if (!res.headersSent) res.writeHead(500, { connection: 'close' }).end();
+          else res.destroy();
+          this.#audit(peer, what, toStormError(e));
+        }
+        return;
+      }
+      if (!this.#o.allow.includes(peer.role)) {
+        // Admitted for the file route only (a stormd pulling a layer): it may not command.
+        const why = `certificate ${peer.commonName} has role ${peer.role}; only ${this.#o.allow.join(', ')} may call`;
+        this.#o.log.warn('refused a peer', { why, remote: socket.remoteAddress });
+        this.#refused(why, socket.remoteAddress);
+        res.writeHead(403, { connection: 'close' }).end();
+        res.once('finish', () => socket.destroy());
         return;
       }
       if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== (this.#o.path ?? RPC_PATH)) {

@@ -26,6 +26,8 @@ export function toApplianceSpec(e: CatalogEntry): ApplianceSpec {
   if (a.boot.initrd) spec.initrd = { role: 'initrd', sha256: a.boot.initrd.sha256, size: a.boot.initrd.size, url: url(a.boot.initrd.sha256) };
   if (![...layers, spec.kernel, spec.initrd].every((l) => !l || l.url)) throw invalid(`${e.channel}/${e.id}@${e.version}: a file has no URL in the catalog`);
   if (a.boot.cmdline) spec.cmdline = a.boot.cmdline;
+  // A volume without a name cannot be labelled for the guest to find: none is made.
+  if (a.volume?.name) spec.volumes = [{ name: a.volume.name, sizeMiB: a.volume.sizeMiB }];
   return spec;
 }
 

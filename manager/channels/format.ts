@@ -7,6 +7,9 @@
 import { invalid } from '../../lib/errors.ts';
 import { esc, ID_RE, MAX_APPLIANCE_BYTES, MAX_FEED_BYTES, parseXml, Reader, SHA256_RE, VERSION_RE, type XmlNode } from './xml.ts';
 
+/** A data volume's name: the ext4 label `storm-data-NAME` holds 16 characters. */
+export const VOLUME_NAME_RE = /^[A-Za-z0-9_-]{1,5}$/;
+
 export const STORM_NS = 'urn:storm:channel:1';
 export const APPLIANCE_NS = 'urn:storm:appliance:1';
 
@@ -65,7 +68,8 @@ export interface Appliance {
   vcpus: number;
   parameters: Parameter[];
   services: ServicesNeeded;
-  volume?: { sizeMiB: number; mount: string };
+  /** A data volume; `name` is the label's suffix (`storm-data-NAME`) the guest's initrd looks for. */
+  volume?: { sizeMiB: number; mount: string; name?: string };
 }
 
 export interface FeedItem {
@@ -243,7 +247,11 @@ export function parseAppliance(text: string | Buffer, file = 'appliance.xml'): A
     services,
   };
   if (diskNode) app.disk = { format: format(r, diskNode, 'appliance/disk'), ...blob(r, diskNode, 'appliance/disk') };
-  if (vol) app.volume = { sizeMiB: r.int(vol, 'size-mib', 'appliance/volume', { min: 1 })!, mount: r.attr(vol, 'mount', 'appliance/volume', { re: /^\/[A-Za-z0-9._/-]{0,255}$/, what: 'an absolute path' }) };
+  if (vol) {
+    app.volume = { sizeMiB: r.int(vol, 'size-mib', 'appliance/volume', { min: 1 })!, mount: r.attr(vol, 'mount', 'appliance/volume', { re: /^\/[A-Za-z0-9._/-]{0,255}$/, what: 'an absolute path' }) };
+    const name = r.attr(vol, 'name', 'appliance/volume', { optional: true, re: VOLUME_NAME_RE, what: '1-5 letters, digits, _ or -' });
+    if (name) app.volume.name = name;
+  }
   return app;
 }
 
@@ -324,7 +332,7 @@ export function serializeAppliance(a: Appliance): string {
     if (s.kerberos) x += `    <kerberos principal="${esc(s.kerberos.principal)}"/>\n`;
     x += '  </services>\n';
   }
-  if (a.volume) x += `  <volume size-mib="${a.volume.sizeMiB}" mount="${esc(a.volume.mount)}"/>\n`;
+  if (a.volume) x += `  <volume size-mib="${a.volume.sizeMiB}" mount="${esc(a.volume.mount)}"${a.volume.name ? ` name="${esc(a.volume.name)}"` : ''}/>\n`;
   return x + '</appliance>\n';
 }
 

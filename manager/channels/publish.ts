@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, normalize, relative, sep } from 'node:path';
 import { invalid } from '../../lib/errors.ts';
-import { checkParam, IMAGE_FORMATS, LAYER_ROLES, PARAM_TYPES, parseAppliance, parseFeed, serializeAppliance, serializeFeed, type Appliance, type Blob, type Feed, type Layer, type Parameter } from './format.ts';
+import { checkParam, IMAGE_FORMATS, VOLUME_NAME_RE, LAYER_ROLES, PARAM_TYPES, parseAppliance, parseFeed, serializeAppliance, serializeFeed, type Appliance, type Blob, type Feed, type Layer, type Parameter } from './format.ts';
 import { signFeed, SIGNATURE_SUFFIX } from './sign.ts';
 import { ID_RE, VERSION_RE } from './xml.ts';
 
@@ -228,8 +228,10 @@ async function descriptorToAppliance(d: Json, where: string, fileBlob: (file: un
   }
   if (d.volume !== undefined) {
     const v = d.volume as Json;
-    if (!v || typeof v !== 'object' || typeof v.sizeMiB !== 'number' || typeof v.mount !== 'string') throw invalid(`${where}: "volume" must be {"sizeMiB": N, "mount": "/path"}`);
-    app.volume = { sizeMiB: v.sizeMiB, mount: v.mount };
+    if (!v || typeof v !== 'object' || typeof v.sizeMiB !== 'number' || typeof v.mount !== 'string' || (v.name !== undefined && (typeof v.name !== 'string' || !VOLUME_NAME_RE.test(v.name)))) {
+      throw invalid(`${where}: "volume" must be {"sizeMiB": N, "mount": "/path", "name"?: "1-5 of A-Za-z0-9_-"}`);
+    }
+    app.volume = { sizeMiB: v.sizeMiB, mount: v.mount, ...(typeof v.name === 'string' ? { name: v.name } : {}) };
   }
   return app;
 }

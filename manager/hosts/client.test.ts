@@ -52,3 +52,28 @@ test('the stormd client bounds and checks what comes back: garbage, huge, foreig
   client.reset();
   await assert.rejects(client.call('x.y'), (e: { code: string; message: string }) => e.code === 'unauthorized' && /revoked/i.test(e.message));
 });
+
+test('reset (the CRL or our certificate changed) lets calls in flight finish; new calls connect afresh', async (t) => {
+  const { pki } = await testPki(t);
+  const me = await pki.issueWithKey({ role: 'stormd', commonName: 'hv-x' });
+  const ok = '<?xml version="1.0"?><methodResponse><params><param><value><string>fine</string></value></param></params></methodResponse>';
+  const held: ServerResponse[] = [];
+  const sockets = new Set<unknown>();
+  const server = createServer({ key: me.key, cert: me.cert, ca: me.ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+    sockets.add(req.socket);
+    req.resume();
+    req.on('end', () => (req.url === '/RPC2' && held.length === 0 ? held.push(res) : res.writeHead(200).end(ok)));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => (server.closeAllConnections(), server.close()));
+  const port = (server.address() as { port: number }).port;
+  const client = new StormdClient({ name: 'hv-x', host: '127.0.0.1', port, tls: () => pki.managerTls(), crlNumber: () => pki.crlNumber });
+  t.after(() => client.reset());
+  const slow = client.call('x.slow');
+  while (held.length === 0) await new Promise((r) => setTimeout(r, 10));
+  client.reset();
+  assert.equal(await client.call('x.quick'), 'fine', 'a new call after the reset works');
+  held[0]!.writeHead(200).end(ok);
+  assert.equal(await slow, 'fine', 'the call in flight was not cut');
+  assert.equal(sockets.size, 2, 'the new call used a new connection');
+});

@@ -35,10 +35,17 @@ export class StormdClient {
     this.#o = o;
   }
 
-  /** Drop pooled connections (after our certificate or the CRL changed). */
+  /**
+   * Drop pooled connections (after our certificate or the CRL changed): new
+   * calls connect afresh; calls in flight finish on theirs (a destroy that
+   * revokes a certificate must not cut the other hosts' calls), which then close.
+   */
   reset(): void {
-    this.#agent?.destroy();
+    const old = this.#agent;
     this.#agent = undefined;
+    if (!old) return;
+    for (const list of Object.values(old.freeSockets)) for (const s of list ?? []) s.destroy();
+    old.on('free', (s: { destroy(): void }) => s.destroy());
   }
 
   #agentNow(): Agent {

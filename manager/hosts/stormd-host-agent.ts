@@ -45,6 +45,9 @@ export class StormdHostAgent implements HostAgent {
   async ensureLayer(ref: LayerRef): Promise<void> {
     await this.#call(M.layerEnsure, { url: ref.url, sha256: ref.sha256, size: ref.size }, TIMEOUT.layer);
   }
+  removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }> {
+    return this.#call<{ removed: string[]; freedBytes: number }>(M.layerRemoveUnreferenced, { referenced }, TIMEOUT.build);
+  }
   createInstanceLayer(id: string, spec: InstanceLayerSpec): Promise<{ bytes: number }> {
     return this.#call<{ bytes: number }>(M.instanceLayerCreate, { id, spec }, TIMEOUT.build);
   }

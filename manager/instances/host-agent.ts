@@ -33,6 +33,8 @@ export interface InstanceLayerSpec {
   sizeMiB: number;
   /** The instance's certificate, its key (written 0600) and the CA certificate, under /etc/storm/tls/. */
   tls?: { cert: string; key: string; ca: string };
+  /** Data volumes made beside the instance layer (empty ext4, labelled `storm-data-NAME`). */
+  volumes?: { name: string; sizeMiB: number }[];
 }
 
 export interface DomainRequest {
@@ -52,6 +54,8 @@ export interface DomainRequest {
   bridge?: string;
   /** storm.maintenance: attach the deployment layer writable (an overlay kept with the instance layer). */
   maintenance?: boolean;
+  /** Names of the instance's data volumes, attached after the instance layer. */
+  volumes?: string[];
 }
 
 export type DomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
@@ -63,6 +67,11 @@ export interface HostAgent {
   layers(): Promise<string[]>;
   /** Fetch a layer into the host's cache by URL + digest (verified; idempotent). */
   ensureLayer(ref: LayerRef): Promise<void>;
+  /**
+   * Remove cached layers that are not in `referenced`; a host also keeps
+   * whatever its defined domains use. Returns what went and the bytes freed.
+   */
+  removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }>;
   /** Build the instance layer; idempotent for the same id. */
   createInstanceLayer(id: string, spec: InstanceLayerSpec): Promise<{ bytes: number }>;
   /** Remove it; absent is fine (undo steps must be safe to repeat). */

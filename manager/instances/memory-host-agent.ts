@@ -37,6 +37,13 @@ export class MemoryHostAgent implements HostAgent {
     if (!/^[0-9a-f]{64}$/.test(ref.sha256)) throw invalid(`bad digest ${ref.sha256}`);
     this.cache.add(ref.sha256);
   }
+  async removeUnreferencedLayers(referenced: string[]): Promise<{ removed: string[]; freedBytes: number }> {
+    const keep = new Set(referenced);
+    for (const d of this.doms.values()) for (const x of [...Object.values(d.req.layers), d.req.kernel, d.req.initrd]) if (x) keep.add(x);
+    const removed = [...this.cache].filter((l) => !keep.has(l)).sort();
+    for (const l of removed) this.cache.delete(l);
+    return { removed, freedBytes: removed.length * 1024 * 1024 };
+  }
   async createInstanceLayer(id: string, spec: InstanceLayerSpec): Promise<{ bytes: number }> {
     this.#maybeFail('createInstanceLayer');
     this.instanceLayers.set(id, spec);

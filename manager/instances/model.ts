@@ -44,6 +44,8 @@ export interface ApplianceSpec {
   cmdline?: string;
   /** Boot to edit the deployment layer (storm.maintenance): hosts attach it writable (a deployment's maintenance instance). */
   maintenance?: boolean;
+  /** Data volumes each instance gets (ext4 labelled `storm-data-NAME`, mounted by the guest's initrd). */
+  volumes?: { name: string; sizeMiB: number }[];
 }
 
 export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';

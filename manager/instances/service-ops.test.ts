@@ -74,6 +74,15 @@ test('migration moves only the instance layer when the target holds the shared l
   assert.equal(agents.get('h1')!.instanceLayers.size, 0);
 });
 
+test('a traditional (one-disk) instance is not migrated: its overlay would not travel', async (t) => {
+  const { svc, store } = await setup(t);
+  const i = await svc.create({ name: 'old1', appliance: 'wiki', host: 'h1' });
+  await svc.provision('old1');
+  await store.collection('instances').put(i.id, { ...(await svc.get('old1')), layers: { disk: sha('disk') } });
+  await assert.rejects(svc.migrate('old1', 'h2'), (e: StormError) => e.code === 'invalid' && /traditional/.test(e.message));
+  assert.equal((await svc.get('old1')).host, 'h1');
+});
+
 test('update: canary first, then the rest; each keeps its instance layer; rollback restores', async (t) => {
   const { svc, agents, cat } = await setup(t);
   for (const n of ['a1', 'a2', 'a3']) {

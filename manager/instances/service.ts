@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { conflict, invalid, toStormError, unavailable } from '../../lib/errors.ts';
+import { conflict, invalid, notFound, toStormError, unavailable } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { OperationLocks } from '../../lib/operation-lock.ts';
 import { Revert } from '../../lib/revert.ts';
@@ -222,7 +222,7 @@ export class InstanceService {
         if (this.opts.managerAddress) files['/etc/storm/manager'] = `${this.opts.managerAddress}\n`;
         if (this.opts.instanceFiles) Object.assign(files, await this.opts.instanceFiles(inst));
         r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
-        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}) });
+        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}), ...(app.volumes?.length ? { volumes: app.volumes } : {}) });
         await this.#point('provision', 'instance-layer');
         await this.#journal.step(j, 'instance-layer');
         const name = domainName(inst.id);
@@ -256,6 +256,7 @@ export class InstanceService {
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
       ...(app.formats ? { formats: app.formats } : {}),
       ...(app.maintenance ? { maintenance: true } : {}),
+      ...(app.volumes?.length ? { volumes: app.volumes.map((v) => v.name) } : {}),
     };
   }
 
@@ -336,8 +337,11 @@ export class InstanceService {
       // Its edits live in a deployment-layer overlay beside its instance layer, which migration does not move.
       if (inst.appliance.startsWith('maintenance:')) throw conflict(`${inst.name} is a deployment's maintenance instance and cannot migrate`, { hint: 'finish or abort the maintenance first' });
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
+      // A traditional appliance's writes live in its disk overlay, not in the instance layer that travels.
+      if (inst.layers.disk) throw invalid(`instance ${inst.name} runs a traditional (one-disk) appliance: its disk overlay cannot be migrated yet, only layered instances`, { hint: 'create it again on the target host' });
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+      if (app.volumes?.length) throw invalid(`instance ${inst.name} has data volumes (${app.volumes.map((v) => v.name).join(', ')}): they cannot be migrated yet, only the instance layer travels`);
       const src = this.hosts.agent(inst.host);
       const dst = this.hosts.agent(target);
       const name = domainName(inst.id);
@@ -390,6 +394,23 @@ export class InstanceService {
     await src.removeInstanceLayer(inst.id);
     await this.#journal.end(j);
     await this.#save(inst, { state: wasRunning ? 'running' : 'stopped' });
+  }
+
+  /**
+   * Remove from a host's layer cache what none of its instances uses (their
+   * layers, the previous version's for a rollback, their boot files); the
+   * host also keeps whatever its domains use.
+   */
+  async gcLayers(host: string): Promise<{ host: string; removed: string[]; freedBytes: number }> {
+    if (!(await this.hosts.list()).some((h) => h.name === host)) throw notFound(`no host "${host}"`, { hint: 'storm host list' });
+    const keep = new Set<string>();
+    for (const i of await this.#c.values()) {
+      if (i.host !== host) continue;
+      for (const d of [...Object.values(i.layers), ...Object.values(i.previous?.layers ?? {})]) if (d) keep.add(d);
+      const app = await this.appliances.resolve(`${i.appliance}@${i.version}`).catch(() => undefined);
+      for (const b of [app?.kernel, app?.initrd]) if (b) keep.add(b.sha256);
+    }
+    return { host, ...(await this.hosts.agent(host).removeUnreferencedLayers([...keep])) };
   }
 
   /** Which instances of an appliance are not at the target version, and which layers change. */

@@ -71,6 +71,7 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
     handler: (p) => svc.updateApply(str(p, 'appliance', 'update.apply'), { concurrency: typeof p.concurrency === 'number' ? p.concurrency : 2 }),
   });
   reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: (p) => svc.rollback(str(p, 'name', 'update.rollback')) });
+  reg.add({ name: 'host.gc', mutates: true, summary: "remove layers no instance on a host uses from that host's cache", handler: (p) => svc.gcLayers(str(p, 'name', 'host.gc')) });
   reg.add({ name: 'instance.reconcile', mutates: true, summary: 'compare the store with the hosts and repair', handler: () => svc.reconcile() });
   reg.add({ name: 'instance.operations', mutates: false, summary: 'open journal entries: operations in progress or awaiting reconciliation', handler: () => svc.operations() });
 }

@@ -118,6 +118,8 @@ export interface AgentInstanceLayerSpec {
   sizeMiB: number;
   /** The instance's certificate, key (0600) and the CA certificate, written under /etc/storm/tls/. */
   tls?: { cert: string; key: string; ca: string };
+  /** Data volumes made beside the instance layer (empty ext4, labelled `storm-data-NAME`). */
+  volumes?: { name: string; sizeMiB: number }[];
 }
 export interface AgentDomainRequest {
   name: string;
@@ -136,6 +138,8 @@ export interface AgentDomainRequest {
   bridge?: string;
   /** storm.maintenance: the deployment layer is attached writable, as an overlay kept with the instance layer. */
   maintenance?: boolean;
+  /** Names of the instance's data volumes, attached (read-write, raw) after the instance layer. */
+  volumes?: string[];
 }
 export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
 export interface AgentHostInfo extends AgentCapacity {

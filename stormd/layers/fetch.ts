@@ -11,8 +11,14 @@ export interface FetchOptions {
   maxRedirects?: number;
   /** Socket idle timeout. */
   idleTimeoutMs?: number;
-  /** For https: CA, client certificate and key (PEM). */
-  tls?: { ca?: string; cert?: string; key?: string };
+  /** For https: CA, client certificate and key (PEM); a function is asked on every request (the certificate may be renewed). */
+  tls?: TlsCreds | (() => TlsCreds);
+}
+
+export interface TlsCreds {
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 export interface Opened {
@@ -65,9 +71,10 @@ export async function openGet(raw: string, opts: FetchOptions = {}): Promise<Ope
 function request(url: URL, opts: FetchOptions): Promise<{ res: http.IncomingMessage; abort: () => void; timedOut: () => boolean }> {
   return new Promise((resolve, reject) => {
     const mod = url.protocol === 'https:' ? https : http;
+    const tls = typeof opts.tls === 'function' ? opts.tls() : opts.tls;
     const req = mod.get(url, {
       headers: { 'user-agent': 'stormd', 'accept-encoding': 'identity' },
-      ...(url.protocol === 'https:' && opts.tls ? { ca: opts.tls.ca, cert: opts.tls.cert, key: opts.tls.key } : {}),
+      ...(url.protocol === 'https:' && tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, agent: false } : {}),
     });
     const idle = opts.idleTimeoutMs ?? 30_000;
     let timedOut = false;

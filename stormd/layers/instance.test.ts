@@ -123,3 +123,17 @@ test('snapshot and restore an instance layer', async (t) => {
   await layers.remove('db-1');
   assert.equal(existsSync(info.path), false);
 });
+
+test('data volumes: an empty ext4 labelled storm-data-NAME beside the instance layer, kept when made again, removed with the instance', async (t) => {
+  const dir = tempDir(t);
+  const layers = new InstanceLayers(join(dir, 'instances'));
+  const p = await layers.createVolume('blog-1', 'posts', 16);
+  assert.equal(p, join(dir, 'instances', 'blog-1', 'data-posts.img'));
+  assert.equal((await sh('e2label', [p])).trim(), 'storm-data-posts');
+  assert.equal(await layers.createVolume('blog-1', 'posts', 16), p, 'idempotent');
+  assert.deepEqual(readdirSync(join(dir, 'instances', 'blog-1')), ['data-posts.img'], 'no temporary file left');
+  await assert.rejects(layers.createVolume('blog-1', 'toolong', 16), (e: StormError) => e.code === 'invalid');
+  await assert.rejects(layers.createVolume('blog-1', 'x', 1), (e: StormError) => e.code === 'invalid');
+  await layers.remove('blog-1');
+  assert.ok(!existsSync(p));
+});

@@ -24,6 +24,7 @@ const MiB = 1024 * 1024;
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const HOST_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const SNAP_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const VOLUME_RE = /^[A-Za-z0-9_-]{1,5}$/;
 const MAX_FILES = 1000;
 const MAX_CONTENT = 16 * MiB;
 
@@ -86,6 +87,30 @@ export class InstanceLayers {
 
   path(instanceId: string): string {
     return join(this.dir, checkInstanceId(instanceId), 'instance.qcow2');
+  }
+
+  /** A data volume of the instance: `<dir>/<id>/data-<name>.img` (raw ext4, removed with the instance). */
+  volumePath(instanceId: string, name: string): string {
+    if (typeof name !== 'string' || !VOLUME_RE.test(name)) throw invalid(`data volume name ${JSON.stringify(name)}: use 1-5 letters, digits, _ or - (the label storm-data-NAME holds 16 characters)`);
+    return join(this.dir, checkInstanceId(instanceId), `data-${name}.img`);
+  }
+
+  /** Make an empty data volume labelled `storm-data-NAME` (sparse; idempotent: an existing one is kept, data and all). */
+  async createVolume(instanceId: string, name: string, sizeMiB: number): Promise<string> {
+    const final = this.volumePath(instanceId, name);
+    if (!Number.isInteger(sizeMiB) || sizeMiB < 8 || sizeMiB > 16 * 1024 * 1024) throw invalid('data volume sizeMiB must be an integer from 8 to 16777216');
+    if (await exists(final)) return final;
+    await mkdir(dirname(final), { recursive: true, mode: 0o755 });
+    const tmp = `${final}.${randomBytes(4).toString('hex')}.tmp`;
+    try {
+      await mustRun('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', `storm-data-${name}`, tmp, `${sizeMiB}M`], `make data volume ${name}`);
+      await chmod(tmp, 0o644);
+      await rename(tmp, final);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    return final;
   }
 
   /**

@@ -31,6 +31,8 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     const name = `storm-conf-${Date.now().toString(36)}`;
     await a.define({ name, memoryMiB: 128, vcpus: 1, kernel: f.kernel, initrd: f.initrd, cmdline: 'console=ttyS0', layers: { [f.layer.role]: f.layer.sha256 }, instanceLayer: 'conf1', mac: '52:54:00:00:00:01' });
     assert.equal(await a.state(name), 'stopped');
+    // A layer under a defined domain is never collected, even when nobody names it.
+    assert.deepEqual(await a.removeUnreferencedLayers([]), { removed: [], freedBytes: 0 });
     await a.start(name);
     assert.equal(await a.state(name), 'running');
     assert.ok((await a.domains()).some((d) => d.name === name && d.state === 'running'));
@@ -42,6 +44,11 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     assert.equal(await a.state(name), 'absent');
     await a.removeInstanceLayer('conf1');
     await a.removeInstanceLayer('conf1');
+    // Kernel and initrd are digests in the cache or paths on the host: only digests are named.
+    const named = [f.layer.sha256, f.kernel, f.initrd].filter((d) => /^[0-9a-f]{64}$/.test(d));
+    assert.deepEqual((await a.removeUnreferencedLayers(named)).removed, [], 'referenced layers stay');
+    assert.ok((await a.removeUnreferencedLayers([])).removed.includes(f.layer.sha256));
+    assert.ok(!(await a.layers()).includes(f.layer.sha256));
     await a.poweroff(name); // absent is fine: undo and reconciliation repeat it
   });
 

@@ -21,8 +21,8 @@ export function joinStormd(joinUrl: string, token: string, state: string): Promi
 }
 
 /** `stormd start` as a process, ready when it prints its listening line. */
-export function startStormdProcess(t: TestContext | undefined, state: string, listen: string, libvirtUri: string): Promise<Running> {
-  return startProcess(t, process.execPath, [STORMD_BIN, 'start', '--state', state, '--listen', listen, '--libvirt-uri', libvirtUri], { ready: /stormd ready/ });
+export function startStormdProcess(t: TestContext | undefined, state: string, listen: string, libvirtUri: string, extra: string[] = []): Promise<Running> {
+  return startProcess(t, process.execPath, [STORMD_BIN, 'start', '--state', state, '--listen', listen, '--libvirt-uri', libvirtUri, ...extra], { ready: /stormd ready/ });
 }
 
 /** A loopback HTTP server for files by name (what a channel or a test serves layers from). */

@@ -115,7 +115,6 @@ test('stormd enrols with a one-time token and obeys only the manager', async (t)
     ['a certificate from another CA', foreign, /refused a peer.*(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER|unable to (verify|get))/],
     ['an expired certificate', expired, /refused a peer.*CERT_HAS_EXPIRED/],
     ['an instance certificate', instance, /refused a peer.*has role instance; only manager may call/],
-    ['a stormd certificate posing as the manager', posing, /refused a peer.*certificate hv1 has role stormd; only manager may call/],
   ];
   for (const [what, c, why] of refused) {
     const out = sClient(port, c);
@@ -124,6 +123,12 @@ test('stormd enrols with a one-time token and obeys only the manager', async (t)
     assert.ok('error' in r, `Node client with ${what} must be refused; got ${JSON.stringify(r)}`);
     await d.waitFor(why, 10_000);
   }
+  // A stormd certificate connects (peers pull exported instance layers) but may not command: 403.
+  const out = sClient(port, posing);
+  assert.ok(!works(out) && /HTTP\/1\.1 403/.test(out), `a stormd certificate posing as the manager must get 403; got:\n${out}`);
+  const r = await rpcPost(port, { ca, key: posing.keyPem, cert: posing.certPem });
+  assert.ok('status' in r && r.status === 403, JSON.stringify(r));
+  await d.waitFor(/refused a peer.*certificate hv1 has role stormd; only manager may call/, 10_000);
 
   // Revocation: revoke the manager's own certificate (key compromise). The manager re-keys, pushes
   // the new CRL to stormd with its new certificate, and the old one is refused from then on.

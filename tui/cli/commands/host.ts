@@ -49,6 +49,17 @@ export const hostCommands: CommandDef[] = [
       return { data, text: `host ${data.name} removed${data.revoked ? `; certificate ${data.revoked} revoked` : ''}\n`, rows: { name: (r: { name: string }) => r.name, columns: [] } };
     },
   },
+  {
+    noun: 'host',
+    verb: 'gc',
+    summary: "remove layers no instance on the host uses from its cache (what its domains use always stays)",
+    args: ['NAME'],
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<{ host: string; removed: string[]; freedBytes: number }>('host.gc', { name: ctx.args[0] });
+      const text = [`${data.host}: removed ${data.removed.length} layers (${data.freedBytes} bytes)`, ...data.removed.map((d) => `  ${d}`), ''].join('\n');
+      return { data, text, rows: { name: (r: { host: string }) => r.host, columns: [] } };
+    },
+  },
 ];
 
 export const pkiCommands: CommandDef[] = [
