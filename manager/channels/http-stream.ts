@@ -50,6 +50,12 @@ export interface StreamOptions {
   idleMs?: number;
   /** For tests: the read buffer size over plain http. */
   readBuffer?: number;
+  /**
+   * Memory for the next socket read while a body framed by length (or by the
+   * close) is being piped: every read then reaches the sink whole, in order,
+   * in the slot it was given (see StreamHash.slot). Plain http only.
+   */
+  slots?: () => Uint8Array;
 }
 
 /** GET `url`, following redirects (at most MAX_REDIRECTS, never in a loop, never off http(s)). */
@@ -175,8 +181,19 @@ function exchange(u: URL, opts: StreamOptions): Promise<StreamResponse> {
         if (!onBytes(b)) sock.pause();
       });
     } else {
-      const buffer = Buffer.allocUnsafe(opts.readBuffer ?? READ_BUFFER);
-      sock = netConnect({ host, port, onread: { buffer, callback: (n: number, buf: Uint8Array) => onBytes((buf as Buffer).subarray(0, n)) } });
+      const own = Buffer.allocUnsafe(opts.readBuffer ?? READ_BUFFER);
+      const slots = opts.slots;
+      // Called after every read for the next one: a caller's slot only once a sink takes whole reads.
+      const next = (): Uint8Array => {
+        if (!slots || !sink || ended || (parser.framing.kind !== 'length' && parser.framing.kind !== 'close')) return own;
+        try {
+          return slots();
+        } catch (e) {
+          end({ complete: false, error: e as Error });
+          return own;
+        }
+      };
+      sock = netConnect({ host, port, onread: { buffer: next, callback: (n: number, buf: Uint8Array) => onBytes(Buffer.from(buf.buffer, buf.byteOffset, n)) } });
     }
     sock.setNoDelay(true);
     sock.setTimeout(idleMs, () => lost(new StormError('timeout', headDone ? `${u.href}: the transfer stalled for ${Math.round(idleMs / 1000)} s` : `${u.href}: no answer for ${Math.round(idleMs / 1000)} s`)));

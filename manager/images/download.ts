@@ -217,7 +217,8 @@ export class Downloader {
   /** One HTTP exchange appending to the partial file from `pos`. */
   async #fetchInto(fh: FileHandle, url: string, pos: number, size: number, hash: StreamHash, onBytes: (p: number) => void): Promise<{ pos: number; received: number; restarted: boolean }> {
     let restarted = false;
-    const res = await openStream(url, { headers: pos > 0 ? { Range: `bytes=${pos}-` } : {}, idleMs: this.#idleMs }).catch((e) => {
+    const slot = hash.slot?.bind(hash);
+    const res = await openStream(url, { headers: pos > 0 ? { Range: `bytes=${pos}-` } : {}, idleMs: this.#idleMs, ...(slot ? { slots: slot } : {}) }).catch((e) => {
       throw new FetchFailure(toStormError(e), e instanceof StormError && e.code === 'invalid');
     });
     const { status, url: final } = res;
