@@ -37,12 +37,16 @@ export interface StreamResponse {
   /**
    * Deliver the body to `sink` slice by slice. A slice is only valid during
    * the call (the read buffer is reused): write or hash it there. Return
-   * false to stop (the connection is closed). Never rejects.
+   * false to stop (the connection is closed), a promise to pause reading
+   * until it settles. Never rejects.
    */
-  pipe(sink: (chunk: Buffer) => boolean | void): Promise<BodyEnd>;
+  pipe(sink: Sink): Promise<BodyEnd>;
   /** Close the connection without reading (more of) the body. */
   destroy(): void;
 }
+
+/** Takes one slice of body: false stops the body, a promise pauses reading until it settles. */
+export type Sink = (chunk: Buffer) => boolean | void | Promise<void>;
 
 export interface StreamOptions {
   headers?: Record<string, string>;
@@ -97,7 +101,17 @@ function exchange(u: URL, opts: StreamOptions): Promise<StreamResponse> {
     const parser = new ResponseParser(u.href);
     let sock: Socket;
     let headDone = false;
-    let sink: ((b: Buffer) => boolean | void) | undefined;
+    let sink: Sink | undefined;
+    // Set while the sink asked to pause: reading resumes when it settles.
+    let gate: Promise<void> | undefined;
+    const take = (c: Buffer): boolean | void => {
+      const r = sink!(c);
+      if (r instanceof Promise) {
+        gate = r;
+        return true;
+      }
+      return r;
+    };
     // Body bytes that arrived with the head, before anyone piped (the read buffer is reused, so they are copied).
     let pending: Buffer | undefined;
     let finish: ((e: BodyEnd) => void) | undefined;
@@ -128,9 +142,22 @@ function exchange(u: URL, opts: StreamOptions): Promise<StreamResponse> {
         return false;
       }
       try {
-        const r = parser.body(b, sink);
+        const r = parser.body(b, take);
         if (r === 'stopped') end({ complete: false });
         else if (r === 'done') end({ complete: true });
+        if (r === 'more' && gate) {
+          const g = gate;
+          g.then(
+            () => {
+              gate = undefined;
+              if (ended) return;
+              if (eof) conclude(eof.error);
+              else sock.resume();
+            },
+            (e: Error) => end({ complete: false, error: e }),
+          );
+          return false;
+        }
         return r === 'more';
       } catch (e) {
         end({ complete: false, error: e as Error });
@@ -185,7 +212,7 @@ function exchange(u: URL, opts: StreamOptions): Promise<StreamResponse> {
       const slots = opts.slots;
       // Called after every read for the next one: a caller's slot only once a sink takes whole reads.
       const next = (): Uint8Array => {
-        if (!slots || !sink || ended || (parser.framing.kind !== 'length' && parser.framing.kind !== 'close')) return own;
+        if (!slots || !sink || gate || ended || (parser.framing.kind !== 'length' && parser.framing.kind !== 'close')) return own;
         try {
           return slots();
         } catch (e) {

@@ -309,7 +309,8 @@ async function receive(res: StreamResponse, fh: FileHandle, start: number, hash:
         () => void (syncing = undefined),
       );
     }
-    return true;
+    // A hash that is a ring behind pauses reading (the thread is not blocked).
+    return hash.room?.() ?? true;
   });
   await syncing;
   const error = failure ?? end.error ?? (end.complete ? undefined : new Error('connection closed'));

@@ -28,6 +28,11 @@ export interface StreamHash {
   slot?(): Uint8Array;
   /** These bytes were just written at the end of the file. */
   wrote(b: Uint8Array): void;
+  /**
+   * Undefined when there is room for more bytes; otherwise a promise that
+   * settles when there is (the receiver pauses reading rather than wait).
+   */
+  room?(): Promise<void> | undefined;
   /** Start over (the server ignored Range and the file restarts at byte 0). */
   reset(): void;
   digest(): Promise<string>;
@@ -40,13 +45,18 @@ export const WORKER_MIN_SIZE = 16 << 20;
 const RING = 32 << 20;
 const SLOT_MAX = 1 << 20;
 const SLOT_MIN = 64 << 10;
+// Below this much free ring the receiver pauses reading (more than one 1 MiB read that lands outside a slot).
+const ROOM = 2 << 20;
 const NOTIFY_EVERY = 4 << 20;
 const HASH_PIECE = 1 << 20;
-// Control words (BigInt64): bytes put in the ring, bytes hashed, "finished", "the worker failed".
+// Control words (BigInt64): bytes put in the ring, bytes hashed, "finished", "the worker failed", "go" and the prefix length.
 const P = 0;
 const C = 1;
 const FIN = 2;
 const FAIL = 3;
+const GO = 4;
+const PREFIX = 5;
+const WORDS = 6;
 // The receiving thread waits for ring space at most this long before it calls the hash worker stuck.
 const STUCK_MS = 120_000;
 
@@ -60,13 +70,16 @@ const ring = new Uint8Array(workerData.ring);
 const RING = ring.length;
 const h = createHash('sha256');
 try {
-  if (workerData.prefix > 0) {
+  // Started early (it boots while the request is made); the prefix is known once the receiver says go.
+  while (Atomics.load(c, ${GO}) === 0n) Atomics.wait(c, ${GO}, 0n, 1000);
+  const prefix = Number(Atomics.load(c, ${PREFIX}));
+  if (prefix > 0) {
     // A resumed download: hash what is already in the partial file first.
     const fd = openSync(workerData.path, 'r');
     const buf = Buffer.allocUnsafe(4 << 20);
-    for (let off = 0; off < workerData.prefix; ) {
-      const n = readSync(fd, buf, 0, Math.min(buf.length, workerData.prefix - off), off);
-      if (n === 0) throw new Error('partial file shorter than its prefix (' + off + ' of ' + workerData.prefix + ' bytes)');
+    for (let off = 0; off < prefix; ) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, prefix - off), off);
+      if (n === 0) throw new Error('partial file shorter than its prefix (' + off + ' of ' + prefix + ' bytes)');
       h.update(buf.subarray(0, n));
       off += n;
     }
@@ -119,26 +132,33 @@ class InlineHash implements StreamHash {
   close(): void {}
 }
 
+// ES2024 (Node 16+); the project's lib is ES2022.
+interface AtomicsWaitAsync {
+  waitAsync(a: BigInt64Array, i: number, v: bigint, ms: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}
+
 class RingHash implements StreamHash {
   readonly #path: string;
   readonly #ring = new Uint8Array(new SharedArrayBuffer(RING));
   #ctrl!: BigInt64Array;
-  #w: Worker | undefined;
+  #w!: Worker;
   #result!: Promise<string>;
-  #prefix = 0;
+  #going = false;
   // Bytes put in the ring (mirrors ctrl[P]) and when the worker was last woken.
   #produced = 0;
   #notified = 0;
 
   constructor(path: string) {
     this.#path = path;
-    this.#ctrl = new BigInt64Array(new SharedArrayBuffer(4 * 8));
+    this.#start();
   }
 
-  // Started on first use, so a resumed download's prefix is known.
-  #worker(): void {
-    if (this.#w) return;
-    const w = new Worker(SRC, { eval: true, workerData: { path: this.#path, prefix: this.#prefix, ctrl: this.#ctrl.buffer, ring: this.#ring.buffer } });
+  #start(): void {
+    this.#ctrl = new BigInt64Array(new SharedArrayBuffer(WORDS * 8));
+    this.#going = false;
+    this.#produced = 0;
+    this.#notified = 0;
+    const w = new Worker(SRC, { eval: true, workerData: { path: this.#path, ctrl: this.#ctrl.buffer, ring: this.#ring.buffer } });
     w.unref();
     this.#w = w;
     this.#result = new Promise<string>((resolve, reject) => {
@@ -147,6 +167,14 @@ class RingHash implements StreamHash {
       w.once('exit', (code) => reject(new Error(`hash worker exited (${code}) before the digest`)));
     });
     this.#result.catch(() => {});
+  }
+
+  // The first data (or the digest) lets the worker go: by then a resumed download's prefix is known.
+  #go(): void {
+    if (this.#going) return;
+    this.#going = true;
+    Atomics.store(this.#ctrl, GO, 1n);
+    Atomics.notify(this.#ctrl, GO);
   }
 
   /** Ring space free for the next bytes, waiting (bounded) until at least `min` is. */
@@ -174,18 +202,36 @@ class RingHash implements StreamHash {
   }
 
   async prefix(_fh: FileHandle, n: number): Promise<void> {
-    this.#prefix = n;
+    Atomics.store(this.#ctrl, PREFIX, BigInt(n));
+  }
+
+  room(): Promise<void> | undefined {
+    if (RING - (this.#produced - Number(Atomics.load(this.#ctrl, C))) >= ROOM) return undefined;
+    return this.#roomLater();
+  }
+
+  async #roomLater(): Promise<void> {
+    Atomics.notify(this.#ctrl, P);
+    const deadline = Date.now() + STUCK_MS;
+    for (;;) {
+      const consumed = Number(Atomics.load(this.#ctrl, C));
+      if (RING - (this.#produced - consumed) >= ROOM) return;
+      if (Atomics.load(this.#ctrl, FAIL) === 1n) throw new Error('the hash worker failed');
+      if (Date.now() > deadline) throw new Error(`the hash worker made no progress for ${STUCK_MS / 1000} s`);
+      const w = (Atomics as unknown as AtomicsWaitAsync).waitAsync(this.#ctrl, C, BigInt(consumed), 50);
+      if (w.async) await w.value;
+    }
   }
 
   slot(): Uint8Array {
-    this.#worker();
+    this.#go();
     const at = this.#produced % RING;
     const len = Math.min(SLOT_MAX, RING - at, this.#free(Math.min(SLOT_MIN, RING - at)));
     return this.#ring.subarray(at, at + len);
   }
 
   wrote(b: Uint8Array): void {
-    this.#worker();
+    this.#go();
     const at = this.#produced % RING;
     if (b.buffer === this.#ring.buffer && b.byteOffset === at) {
       // The socket read straight into the slot: nothing to copy.
@@ -203,23 +249,19 @@ class RingHash implements StreamHash {
 
   reset(): void {
     // Rare (a server ignored Range): a fresh worker and counters are simpler than a protocol to rewind one.
-    void this.#w?.terminate();
-    this.#w = undefined;
-    this.#prefix = 0;
-    this.#produced = 0;
-    this.#notified = 0;
-    this.#ctrl = new BigInt64Array(new SharedArrayBuffer(4 * 8));
+    void this.#w.terminate();
+    this.#start();
   }
 
   digest(): Promise<string> {
-    this.#worker();
+    this.#go();
     Atomics.store(this.#ctrl, FIN, 1n);
     Atomics.notify(this.#ctrl, P);
     return this.#result;
   }
 
   close(): void {
-    void this.#w?.terminate();
+    void this.#w.terminate();
   }
 }
 
