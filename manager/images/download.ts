@@ -275,7 +275,7 @@ const SYNC_EVERY = 64 << 20;
 
 /**
  * Stream a body into the partial file at `pos`, hashing each slice as it is
- * written. Writes are synchronous: a slice is one socket read (up to 1 MiB,
+ * written. Writes are synchronous: a slice is one socket read (up to 256 KiB,
  * in a buffer the next read reuses) and lands in the page cache; measured
  * here the thread-pool round trip per chunk cost a third more CPU than the
  * write itself. Resolves (never rejects) with how far the file got, so hash

@@ -43,9 +43,11 @@ export interface StreamHash {
 export const WORKER_MIN_SIZE = 16 << 20;
 
 const RING = 32 << 20;
-const SLOT_MAX = 1 << 20;
+// A read lands in at most 256 KiB: measured here, writing 1 MiB reads to the page cache often cost several
+// times the CPU of 256 KiB ones (0.2–0.7 s against 0.09 s per GiB in copy_folio_from_iter_atomic).
+const SLOT_MAX = 256 << 10;
 const SLOT_MIN = 64 << 10;
-// Below this much free ring the receiver pauses reading (more than one 1 MiB read that lands outside a slot).
+// Below this much free ring the receiver pauses reading (more than one read that lands outside a slot).
 const ROOM = 2 << 20;
 const NOTIFY_EVERY = 4 << 20;
 const HASH_PIECE = 1 << 20;
