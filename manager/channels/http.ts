@@ -72,20 +72,25 @@ export async function open(url: string, opts: OpenOptions = {}): Promise<{ res: 
     const loc = res.headers.location;
     if ([301, 302, 303, 307, 308].includes(res.statusCode ?? 0) && loc) {
       res.resume();
-      let next: URL;
-      try {
-        next = new URL(loc, cur);
-      } catch {
-        throw invalid(`${cur.href}: redirect to an invalid location "${loc.slice(0, 200)}"`);
-      }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw invalid(`${cur.href}: redirect to the ${next.protocol.replace(/:$/, '')} scheme refused; only http and https are allowed`);
-      if (seen.has(next.href)) throw unavailable(`${url}: redirect loop (${cur.href} → ${next.href})`, { hint: 'the server is misconfigured; tell its operator' });
-      if (hop + 1 > MAX_REDIRECTS) throw unavailable(`${url}: more than ${MAX_REDIRECTS} redirects`, { hint: 'the server is misconfigured; tell its operator' });
-      cur = next;
+      cur = redirectTarget(url, cur, loc, seen, hop);
       continue;
     }
     return { res, url: cur.href };
   }
+}
+
+/** Where a redirect from `cur` leads, refusing bad locations, other schemes, loops and more than MAX_REDIRECTS hops. */
+export function redirectTarget(url: string, cur: URL, loc: string, seen: Set<string>, hop: number): URL {
+  let next: URL;
+  try {
+    next = new URL(loc, cur);
+  } catch {
+    throw invalid(`${cur.href}: redirect to an invalid location "${loc.slice(0, 200)}"`);
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw invalid(`${cur.href}: redirect to the ${next.protocol.replace(/:$/, '')} scheme refused; only http and https are allowed`);
+  if (seen.has(next.href)) throw unavailable(`${url}: redirect loop (${cur.href} → ${next.href})`, { hint: 'the server is misconfigured; tell its operator' });
+  if (hop + 1 > MAX_REDIRECTS) throw unavailable(`${url}: more than ${MAX_REDIRECTS} redirects`, { hint: 'the server is misconfigured; tell its operator' });
+  return next;
 }
 
 function once(u: URL, opts: OpenOptions): Promise<IncomingMessage> {

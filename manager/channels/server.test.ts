@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -99,4 +99,44 @@ test('the channel server answers HEAD, ranges, ETag and content types, and never
     assert.match(reply, /^HTTP\/1\.1 404/, raw);
     assert.doesNotMatch(reply, /top secret/);
   }
+});
+
+test('the channel server sends big files whole to slow readers, and a client that leaves mid-body costs nothing', async (t) => {
+  const root = tempDir(t);
+  const data = Buffer.alloc(9 << 20 | 12345);
+  for (let i = 0; i + 4 <= data.length; i += 4) data.writeUInt32LE(i, i);
+  writeFileSync(join(root, 'big.img'), data);
+  let served = 0;
+  const s = new ChannelServer({ root, onServed: (_p, _s, n) => (served = n) });
+  const { url } = await s.listen('127.0.0.1', 0);
+  t.after(() => s.close());
+  const fds = () => readdirSync('/proc/self/fd').length;
+  const before = fds();
+  // A reader that pauses often: backpressure all the way to the file reads.
+  const slow = await new Promise<Buffer>((resolve, reject) => {
+    request(url + 'big.img', { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        res.pause();
+        setTimeout(() => res.resume(), 1);
+      });
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+    })
+      .on('error', reject)
+      .end();
+  });
+  assert.ok(slow.equals(data));
+  // One that leaves after the first bytes.
+  await new Promise<void>((resolve) => {
+    const req = request(url + 'big.img', { agent: false }, (res) => res.once('data', () => (req.destroy(), resolve())));
+    req.on('error', () => {});
+    req.end();
+  });
+  const ranged = await get(url + 'big.img', { Range: `bytes=${data.length - 3_000_000}-` });
+  assert.ok(ranged.body.equals(data.subarray(data.length - 3_000_000)));
+  assert.equal(served, 3_000_000);
+  // Every file handle is closed again, the abandoned response's included (it closes when the server sees the client go).
+  for (let i = 0; i < 200 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(fds(), before);
 });

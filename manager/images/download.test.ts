@@ -217,3 +217,26 @@ test('large files hash in a worker: a cut, a restart and a mismatch all come out
   assert.equal(again.received, big.length - (6 << 20));
   assert.deepEqual(readFileSync(other.store.path(sha256(big))), big);
 });
+
+test('a layer bigger than the hash ring: read into ring slots, cut mid-ring and resumed; a chunked body goes through the copying path', async (t) => {
+  const big = prng(70 << 20, 13);
+  const cutAt = (33 << 20) + 12_345;
+  let n = 0;
+  const srv = await server(t, (req, res) => {
+    n++;
+    if (req.url === '/chunked') {
+      // No Content-Length: Node sends it chunked, in pieces of odd sizes.
+      res.writeHead(200);
+      for (let off = 0; off < big.length; off += 3_000_001) res.write(big.subarray(off, off + 3_000_001));
+      return res.end();
+    }
+    serve(big, n === 1 ? { cutAt } : {})(req, res);
+  });
+  const { d, store } = setup(t);
+  const r = await d.ensure({ sha256: sha256(big), size: big.length, urls: [`${srv.url}/big`] });
+  assert.equal(r.received, big.length, 'resumed with Range after the cut');
+  assert.deepEqual(readFileSync(store.path(sha256(big))), big);
+  const other = setup(t);
+  await other.d.ensure({ sha256: sha256(big), size: big.length, urls: [`${srv.url}/chunked`] });
+  assert.deepEqual(readFileSync(other.store.path(sha256(big))), big);
+});

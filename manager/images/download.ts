@@ -7,9 +7,8 @@
 import { bytes as fmtBytes } from '../../lib/format.ts';
 import { writeSync } from 'node:fs';
 import { chmod, open, rename, type FileHandle } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
 import { invalid, notFound, StormError, toStormError, unavailable } from '../../lib/errors.ts';
-import { open as openUrl } from '../channels/http.ts';
+import { openStream, type StreamResponse } from '../channels/http-stream.ts';
 import type { ImageStore } from './store.ts';
 import { streamHash, type StreamHash } from './stream-hash.ts';
 
@@ -218,10 +217,11 @@ export class Downloader {
   /** One HTTP exchange appending to the partial file from `pos`. */
   async #fetchInto(fh: FileHandle, url: string, pos: number, size: number, hash: StreamHash, onBytes: (p: number) => void): Promise<{ pos: number; received: number; restarted: boolean }> {
     let restarted = false;
-    const { res, url: final } = await openUrl(url, { headers: pos > 0 ? { Range: `bytes=${pos}-` } : {}, idleMs: this.#idleMs }).catch((e) => {
+    const slot = hash.slot?.bind(hash);
+    const res = await openStream(url, { headers: pos > 0 ? { Range: `bytes=${pos}-` } : {}, idleMs: this.#idleMs, ...(slot ? { slots: slot } : {}) }).catch((e) => {
       throw new FetchFailure(toStormError(e), e instanceof StormError && e.code === 'invalid');
     });
-    const status = res.statusCode ?? 0;
+    const { status, url: final } = res;
     const cl = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
     if (status === 206) {
       const cr = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(String(res.headers['content-range'] ?? ''));
@@ -250,7 +250,7 @@ export class Downloader {
         restarted = true;
       }
     } else {
-      res.resume();
+      res.destroy();
       if (status === 416) {
         await fh.truncate(0);
         hash.reset();
@@ -274,54 +274,47 @@ export class Downloader {
 const SYNC_EVERY = 64 << 20;
 
 /**
- * Stream a body into the partial file at `pos`, hashing each chunk as it is
- * written. Writes are synchronous: a socket read is at most 64 KiB and lands
- * in the page cache, and measured here the thread-pool round trip per chunk
- * cost a third more CPU than the write itself. Resolves (never rejects) with
- * how far the file got, so hash and file always agree and a resume loses
- * nothing; a failed write is a DiskError, fatal for the download.
+ * Stream a body into the partial file at `pos`, hashing each slice as it is
+ * written. Writes are synchronous: a slice is one socket read (up to 256 KiB,
+ * in a buffer the next read reuses) and lands in the page cache; measured
+ * here the thread-pool round trip per chunk cost a third more CPU than the
+ * write itself. Resolves (never rejects) with how far the file got, so hash
+ * and file always agree and a resume loses nothing; a failed write is a
+ * DiskError, fatal for the download.
  */
-function receive(res: IncomingMessage, fh: FileHandle, start: number, hash: StreamHash, limit: number, url: string, onBytes: (pos: number) => void): Promise<{ pos: number; error?: Error }> {
-  return new Promise((resolve) => {
-    let pos = start;
-    let done = false;
-    let synced = start;
-    let syncing: Promise<void> | undefined;
-    const stop = (e?: Error) => {
-      if (done) return;
-      done = true;
-      void (syncing ?? Promise.resolve()).then(() => resolve(e ? { pos, error: e } : { pos }));
-    };
-    res.on('data', (c: Buffer) => {
-      if (done) return;
-      if (pos + c.length > limit) {
-        res.destroy();
-        stop(new MirrorError(invalid(`${url}: the server sent more than the declared ${limit} bytes`)));
-        return;
-      }
-      try {
-        for (let off = 0; off < c.length; ) off += writeSync(fh.fd, c, off, c.length - off, pos + off);
-      } catch (e) {
-        res.destroy();
-        stop(new DiskError(unavailable(`cannot write the partial download ${url}: ${(e as Error).message}`, { hint: 'check free space and the state directory' })));
-        return;
-      }
-      hash.wrote(c);
-      pos += c.length;
-      onBytes(pos);
-      // Start writeback as we go, so the datasync before entering the store has little left to flush.
-      if (pos - synced >= SYNC_EVERY && !syncing) {
-        synced = pos;
-        syncing = fh.datasync().then(
-          () => void (syncing = undefined),
-          () => void (syncing = undefined),
-        );
-      }
-    });
-    res.on('end', () => stop());
-    res.on('error', (e) => stop(e));
-    res.on('close', () => stop(res.complete ? undefined : new Error('connection closed')));
+async function receive(res: StreamResponse, fh: FileHandle, start: number, hash: StreamHash, limit: number, url: string, onBytes: (pos: number) => void): Promise<{ pos: number; error?: Error }> {
+  let pos = start;
+  let synced = start;
+  let syncing: Promise<void> | undefined;
+  let failure: Error | undefined;
+  const end = await res.pipe((c) => {
+    if (pos + c.length > limit) {
+      failure = new MirrorError(invalid(`${url}: the server sent more than the declared ${limit} bytes`));
+      return false;
+    }
+    try {
+      for (let off = 0; off < c.length; ) off += writeSync(fh.fd, c, off, c.length - off, pos + off);
+    } catch (e) {
+      failure = new DiskError(unavailable(`cannot write the partial download ${url}: ${(e as Error).message}`, { hint: 'check free space and the state directory' }));
+      return false;
+    }
+    hash.wrote(c);
+    pos += c.length;
+    onBytes(pos);
+    // Start writeback as we go, so the datasync before entering the store has little left to flush.
+    if (pos - synced >= SYNC_EVERY && !syncing) {
+      synced = pos;
+      syncing = fh.datasync().then(
+        () => void (syncing = undefined),
+        () => void (syncing = undefined),
+      );
+    }
+    // A hash that is a ring behind pauses reading (the thread is not blocked).
+    return hash.room?.() ?? true;
   });
+  await syncing;
+  const error = failure ?? end.error ?? (end.complete ? undefined : new Error('connection closed'));
+  return error ? { pos, error } : { pos };
 }
 
 /** The local disk failed: no other source will help. */
