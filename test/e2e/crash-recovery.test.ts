@@ -20,9 +20,10 @@ import type { JournalEntry } from '../../manager/instances/journal.ts';
 import type { InstanceRecord } from '../../manager/instances/model.ts';
 import { startProcess, type Running } from '../helpers/child.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess } from '../helpers/storm.ts';
+import { STORM_BIN, startManagerProcess, stormAsync as storm, stormOk as ok } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 
 const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
@@ -48,25 +49,6 @@ async function ourDomains(hv: string): Promise<string[]> {
     else if (xml.code === 0) others.add(n);
   }
   return ours.sort();
-}
-
-/** Run the CLI without blocking (the manager may die under it): code and output. */
-const storm = (args: string[], env: NodeJS.ProcessEnv) => run(process.execPath, [STORM_BIN, ...args], { env, timeoutMs: 120_000 });
-async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const r = await storm(args, env);
-  assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** Ask again until `check` passes (bounded: the caller's deadline, not a timing assertion). */
-async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 60): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await get();
-    if (check(v)) return v;
-    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** One call over the manager's control socket (checks and cleanup; the CLI is exercised for create and destroy). */

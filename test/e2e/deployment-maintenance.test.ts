@@ -7,16 +7,17 @@
 // maintenance instance is destroyed; the cached version 1 is untouched.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess } from '../helpers/storm.ts';
+import { STORM_BIN, startManagerProcess, stormAsync as cli, stormJson as json, stormOk as ok } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 
 const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
@@ -27,32 +28,6 @@ before(() => {
 });
 
 const virsh = (...args: string[]) => spawnSync('virsh', ['-c', URI, ...args], { encoding: 'utf8' });
-
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [STORM_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d));
-    c.stderr.on('data', (d: Buffer) => (stderr += d));
-    c.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const r = await cli(args, env);
-  assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
-  return r.stdout;
-}
-const json = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await ok([...args, '-o', 'json'], env)) as T;
-async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 180): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await get();
-    if (check(v)) return v;
-    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
 
 interface Dep { version: number; maintenance?: { instance: string; from: number }; versions: { version: number; sha256: string; via: string; changed: { path: string; change: string }[] }[] }
 

@@ -21,6 +21,7 @@ import { createNetns } from '../helpers/netns.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { STORM_BIN } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 
 const URI = 'qemu:///system';
 const ADDRESS = '10.77.0.1/16';
@@ -54,17 +55,6 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
     c.stderr.on('data', (d: Buffer) => (out += d));
     c.on('exit', () => resolve(out));
   });
-}
-
-/** Ask again until `check` passes (bounded by a deadline, not a timing assertion). */
-async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 90): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await get();
-    if (check(v)) return v;
-    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the API with its certificate, an MX that dig sees', { timeout: 240_000 }, async (t) => {

@@ -6,16 +6,17 @@
 // destroy leave no domain and no instance layer behind.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, STORMD_BIN, startManagerProcess, storm } from '../helpers/storm.ts';
+import { STORM_BIN, STORMD_BIN, startManagerProcess, storm, stormJson as jsonAsync, stormOk as okAsync } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 
 const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
@@ -35,30 +36,6 @@ function ok(args: string[], env: NodeJS.ProcessEnv): string {
   return r.stdout;
 }
 const json = <T>(args: string[], env: NodeJS.ProcessEnv): T => JSON.parse(ok([...args, '-o', 'json'], env)) as T;
-
-/** The same, without blocking this process (when a server in it must keep answering). */
-function okAsync(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [STORM_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d: Buffer) => (out += d));
-    c.stderr.on('data', (d: Buffer) => (err += d));
-    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`storm ${args.join(' ')} exited ${code}:\n${err}`))));
-  });
-}
-const jsonAsync = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await okAsync([...args, '-o', 'json'], env)) as T;
-
-/** Ask again until `check` passes (bounded: the caller's deadline, not a timing assertion). */
-async function until<T>(what: string, get: () => T | Promise<T>, check: (v: T) => boolean, seconds = 90): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await get();
-    if (check(v)) return v;
-    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 test('storm instance create boots the wiki on an enrolled stormd; console, stop, start, destroy leave nothing behind', async (t) => {
   const root = tempDir(t, 'storm-wire-e2e-');

@@ -20,6 +20,7 @@ import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { STORM_BIN, startManagerProcess } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 
 const FIX = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
@@ -55,17 +56,6 @@ function storm<T>(args: string[], env: NodeJS.ProcessEnv, json = true): Promise<
       }
     });
   });
-}
-
-/** Ask again until `check` passes (bounded by the caller's deadline, not a timing assertion). */
-async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 120): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await get();
-    if (check(v)) return v;
-    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /** Every file under a directory (recursively), relative names. */

@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { run, type ExecResult } from '../../lib/exec.ts';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess, type Running } from './child.ts';
 
@@ -12,6 +14,19 @@ export function storm(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: s
   const r = spawnSync(process.execPath, [STORM_BIN, ...args], { env: opts.env ?? process.env, input: opts.input ?? '', encoding: 'utf8', timeout: 120_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
+
+/** The same without blocking this process (a server in it, or the manager under test, must keep running). */
+export const stormAsync = (args: string[], env: NodeJS.ProcessEnv): Promise<ExecResult> => run(process.execPath, [STORM_BIN, ...args], { env, input: '', timeoutMs: 300_000 });
+
+/** `storm ARGS` must succeed; its stdout. */
+export async function stormOk(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const r = await stormAsync(args, env);
+  assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** `storm ARGS -o json` must succeed; its parsed output. */
+export const stormJson = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await stormOk([...args, '-o', 'json'], env)) as T;
 
 /** Start `storm manager start --state DIR` and wait until it is ready. */
 export function startManagerProcess(t: TestContext, state: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<Running> {

@@ -9,16 +9,17 @@
 // keeping its instance layer, rollback returns it.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, storm } from '../helpers/storm.ts';
+import { STORM_BIN, startManagerProcess, storm, stormAsync as cli, stormJson as json, stormOk as ok } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { until } from '../helpers/until.ts';
 
 const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'test:///default';
@@ -27,34 +28,6 @@ before(() => {
   const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 });
-
-/** Run the CLI without blocking this process; resolves with code and output. */
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [STORM_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => (stdout += d));
-    c.stderr.on('data', (d: Buffer) => (stderr += d));
-    c.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const r = await cli(args, env);
-  assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
-  return r.stdout;
-}
-const json = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await ok([...args, '-o', 'json'], env)) as T;
-
-async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 60): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const v = await get();
-    if (check(v)) return v;
-    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 /** What the guest would have done to its own layer: delete /etc/wiki/site.conf (a whiteout over the deployment's). */
 function guestDeletes(qcow2: string, dir: string, path: string): void {
