@@ -27,7 +27,7 @@ const DOMAIN = 'storm.internal';
 const hex = (s: string, n: number) => createHash('sha256').update(s).digest('hex').slice(0, n);
 
 /** 100 enrolled hosts (none answering) and 10,000 instances spread over them. */
-async function seed(db: string): Promise<void> {
+export async function seed(db: string): Promise<void> {
   const store = await Store.open(db);
   try {
     const hosts = store.collection<HostRecord>('hosts');
