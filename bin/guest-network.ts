@@ -2,13 +2,16 @@
  * The embedded default's guest network (DESIGN.md §7): a namespace holding the
  * manager's guest-facing address on one end of a veth pair, the other end on
  * an address-less bridge in the root namespace that guests attach to, and a
- * relay child inside the namespace that owns the DHCP and DNS sockets and
- * hands every packet to the manager (the one owner of the database).
+ * relay child inside the namespace that owns the DHCP, DNS (UDP and TCP) and
+ * appliance API sockets and hands every packet and connection to the manager
+ * (the one owner of the database).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
+import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
+import { parseHostPort } from '../lib/config.ts';
 import { run } from '../lib/exec.ts';
 import type { Logger } from '../lib/logger.ts';
 import { PACKAGE_ROOT } from '../lib/paths.ts';
@@ -99,13 +102,47 @@ export async function createGuestNetwork(o: { netns: string; bridge: string; add
   return { ...o, remove };
 }
 
+/** Join a connection the relay accepted in the namespace to a server on loopback (bounded). */
+let relayed = 0;
+function joinTcp(sock: Socket, to: { host: string; port: number } | undefined): void {
+  if (!to || relayed >= 256) return void sock.destroy();
+  relayed++;
+  const up = connect(to.port, to.host);
+  let done = false;
+  const end = () => {
+    if (done) return;
+    done = true;
+    relayed--;
+    sock.destroy();
+    up.destroy();
+  };
+  for (const s of [sock, up]) s.on('error', end).on('close', end);
+  sock.pipe(up).pipe(sock);
+}
+
+/** The loopback end of a listen address (a wildcard listener is reached on 127.0.0.1). */
+function loopbackOf(listen: string): { host: string; port: number } | undefined {
+  const hp = parseHostPort(listen);
+  if (!hp) return undefined;
+  return { host: hp.host === '0.0.0.0' || hp.host === '::' ? '127.0.0.1' : hp.host, port: hp.port };
+}
+
 /**
- * Start the relay in the namespace: DHCP packets go to the manager's DHCP
- * service, DNS queries to its DNS server on loopback (dnsPort), replies back.
+ * Start the relay in the namespace on the manager's guest address: DHCP
+ * packets go to the manager's DHCP service, DNS queries (UDP, and TCP
+ * connections) to its DNS server on loopback (config.dnsListen), connections
+ * to the appliance API's port to the API on loopback; replies come back the
+ * same way. The API is relayed only while it serves.
  */
-export async function startRelay(m: Manager, net: GuestNetwork, dnsPort: number, log: Logger): Promise<{ stop: () => Promise<void> }> {
+export async function startRelay(m: Manager, net: GuestNetwork, log: Logger): Promise<{ stop: () => Promise<void> }> {
   const addr = net.address.split('/')[0]!;
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', net.netns, process.execPath, '--import', 'tsx', RELAY, '--dhcp', '0.0.0.0:67', '--dns', `${addr}:53`], {
+  const dns = loopbackOf(m.config.dnsListen);
+  if (!dns) throw new Error(`the guest network needs the DNS server on loopback (dnsListen is ${JSON.stringify(m.config.dnsListen)})`);
+  const apiPort = m.applianceApi.port;
+  const api = apiPort !== undefined ? { host: loopbackOf(m.config.apiListen)?.host ?? '127.0.0.1', port: apiPort } : undefined;
+  const targets: Record<string, { host: string; port: number } | undefined> = { dns, api };
+  const args = ['--dhcp', '0.0.0.0:67', '--dns', `${addr}:53`, '--tcp', `dns=${addr}:53`, ...(api ? ['--tcp', `api=${addr}:${api.port}`] : [])];
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', net.netns, process.execPath, '--import', 'tsx', RELAY, ...args], {
     cwd: PACKAGE_ROOT,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
@@ -116,10 +153,11 @@ export async function startRelay(m: Manager, net: GuestNetwork, dnsPort: number,
   };
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`the netsvc relay exited (${code}): ${stderr.trim()}`)));
-    child.on('message', (raw: unknown) => {
-      const msg = raw as { k: string; b?: string; from?: { address: string; port: number }; message?: string };
+    child.on('message', (raw: unknown, handle: unknown) => {
+      const msg = raw as { k: string; b?: string; from?: { address: string; port: number }; to?: string; message?: string };
       if (msg.k === 'ready') return resolve();
       if (msg.k === 'error') return reject(new Error(`the netsvc relay: ${msg.message}`));
+      if (msg.k === 'tcp') return handle instanceof Socket ? joinTcp(handle, targets[msg.to ?? '']) : undefined;
       if (typeof msg.b !== 'string' || !msg.from) return;
       const pkt = Buffer.from(msg.b, 'base64');
       if (msg.k === 'dhcp') {
@@ -130,14 +168,14 @@ export async function startRelay(m: Manager, net: GuestNetwork, dnsPort: number,
         const timer = setTimeout(() => s.close(), 5000);
         s.on('error', () => (clearTimeout(timer), s.close()));
         s.once('message', (ans) => (clearTimeout(timer), s.close(), reply('dns', ans, msg.from!)));
-        s.send(pkt, dnsPort, '127.0.0.1');
+        s.send(pkt, dns.port, dns.host);
       }
     });
   });
   child.removeAllListeners('exit');
   child.on('exit', (code, sig) => log.warn('netsvc relay exited', { code, signal: sig }));
   m.dhcp.serveRelayed(addr, `${net.bridge} via ${net.netns}`);
-  log.info('guest network serving', { netns: net.netns, bridge: net.bridge, address: net.address });
+  log.info('guest network serving', { netns: net.netns, bridge: net.bridge, address: net.address, api: api ? `${addr}:${api.port}` : 'not serving' });
   return {
     stop: () =>
       new Promise<void>((resolve) => {

@@ -2,7 +2,7 @@
  * `storm`: composition root. Builds the frozen config and wires the manager
  * and the console together; the only file (with stormd.ts) that imports both.
  */
-import { chmodSync, openSync, mkdirSync, writeSync } from 'node:fs';
+import { openSync, mkdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEnv } from '../lib/env.ts';
 import { createLogger, type Level } from '../lib/logger.ts';
@@ -10,7 +10,6 @@ import { controlSocketPath } from '../lib/paths.ts';
 import { managerConfig } from '../manager/config/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Manager } from '../manager/main.ts';
-import { freeLoopbackPort } from '../lib/net.ts';
 import type { GuestNetwork } from './guest-network.ts';
 import type { SshServer } from '../tui/ssh/server.ts';
 import { runCli } from '../tui/cli/cli.ts';
@@ -26,8 +25,7 @@ const lazy = {
   console: () => import('../tui/console/app.ts'),
   ssh: () => import('../tui/ssh/server.ts'),
   control: () => import('../manager/control/client.ts'),
-  localStormd: () => import('./local-stormd.ts'),
-  exampleChannel: () => import('./example-channel.ts'),
+  embedded: () => import('./embedded.ts'),
   guestNetwork: () => import('./guest-network.ts'),
 };
 
@@ -37,6 +35,7 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'ssh-listen': { type: 'string', doc: 'admin SSH server HOST:PORT' },
   kernel: { type: 'string', doc: 'guest kernel image' },
   'manager-address': { type: 'string', doc: "the manager's address for guests (storm.local)" },
+  'manager-names': { type: 'string', doc: "names and IPs in the manager's certificate (comma-separated)" },
   'dns-listen': { type: 'string', doc: 'DNS server HOST:PORT (udp+tcp); empty: off' },
   'dns-domain': { type: 'string', doc: "the cloud's DNS domain" },
   'dns-upstream': { type: 'string', doc: 'forward other names to HOST:PORT; empty: REFUSED' },
@@ -54,8 +53,8 @@ const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'api-create-limit': { type: 'string', doc: 'live instances one instance may create over the API' },
 };
 
-function configFrom(ctx: CommandContext, extra: Record<string, unknown> = {}) {
-  const flags: Record<string, unknown> = { state: ctx.state, ...extra };
+function configFrom(ctx: CommandContext) {
+  const flags: Record<string, unknown> = { state: ctx.state };
   for (const k of Object.keys(MANAGER_OPTIONS)) if (ctx.opts[k] !== undefined) flags[k] = ctx.opts[k];
   return managerConfig(env, flags);
 }
@@ -143,9 +142,7 @@ const HOST_COMMANDS: CommandDef[] = [
     run: async (ctx) => {
       const netns = typeof ctx.opts.netns === 'string' ? ctx.opts.netns : GUEST_NETNS;
       const bridge = typeof ctx.opts.bridge === 'string' ? ctx.opts.bridge : GUEST_BRIDGE;
-      const [{ startManager }, { createConsole }, { startLocalStormd }, { startExampleChannel }, { createGuestNetwork, guestNetworkUnavailable, startRelay }] = await Promise.all([
-        lazy.manager(), lazy.console(), lazy.localStormd(), lazy.exampleChannel(), lazy.guestNetwork(),
-      ]);
+      const [{ embeddedConfig, startEmbedded }, { createConsole }, { createGuestNetwork, guestNetworkUnavailable }] = await Promise.all([lazy.embedded(), lazy.console(), lazy.guestNetwork()]);
       // The guest network needs root; without it storm up says what it skipped and carries on.
       let skipped = netns ? guestNetworkUnavailable(process.getuid?.() ?? -1) : 'disabled (--netns \'\')';
       const state = configFrom(ctx).state;
@@ -154,47 +151,23 @@ const HOST_COMMANDS: CommandDef[] = [
         ? undefined
         : await createGuestNetwork({ netns, bridge, address: GUEST_ADDRESS, ownerFile: join(state, 'guest-network.json') }).catch((e: Error) => void (skipped = e.message));
       if (skipped) process.stderr.write(`storm up: guest network skipped: ${skipped}\n`);
-      // DNS answers on loopback; the relay in the namespace forwards guests' queries to it.
-      const dnsPort = net && ctx.opts['dns-listen'] === undefined ? await freeLoopbackPort() : undefined;
-      const config = configFrom(ctx, net ? { 'manager-address': GUEST_ADDRESS.split('/')[0], ...(dnsPort ? { 'dns-listen': `127.0.0.1:${dnsPort}` } : {}) } : {});
+      const flags: Record<string, unknown> = { state: ctx.state };
+      for (const k of Object.keys(MANAGER_OPTIONS)) if (ctx.opts[k] !== undefined) flags[k] = ctx.opts[k];
+      const config = await embeddedConfig(env, flags, net);
       mkdirSync(config.state, { recursive: true, mode: 0o700 });
-      // The local stormd keeps its layers under STATE/stormd: libvirt's QEMU user must traverse STATE (not list it).
-      chmodSync(config.state, 0o711);
       // The console owns the terminal, so the manager logs to a file.
       const fd = openSync(join(config.state, 'manager.log'), 'a');
       const log = createLogger({ level: config.logLevel as Level, write: (l) => void writeSync(fd, l) });
-      const m = await startManager({ config, log, path: env.PATH ?? '' }).catch(async (e: Error) => {
+      const embedded = await startEmbedded({ config, log, path: env.PATH ?? '', ...(net ? { net } : {}), ...(skipped ? { skipped } : {}) }).catch(async (e: Error) => {
         await net?.remove();
         throw e;
       });
-      if (skipped) m.bus.emit({ kind: 'network.guest', level: 'warn', message: `guest network skipped: ${skipped}` });
-      const relay = net && dnsPort
-        ? await startRelay(m, net, dnsPort, log).catch((e: Error) => {
-            log.error('guest network relay not started', { error: e.message });
-            m.bus.emit({ kind: 'network.guest', level: 'error', message: `guest DHCP/DNS not started: ${e.message}` });
-            return undefined;
-          })
-        : undefined;
+      const m = embedded.m;
       keepAlive(log);
       const { ssh } = await startSsh(m, log);
-      // The local hypervisor is part of the default; a failure is logged and shown as an event, not fatal.
-      const local = await startLocalStormd(m, log, net?.bridge).catch((e: Error) => {
-        log.error('local stormd not started', { error: e.message });
-        m.bus.emit({ kind: 'host.local', level: 'error', message: `local stormd not started: ${e.message}` });
-        return undefined;
-      });
-      // The example channel: served, subscribed and pulled in the background; a failure is shown, not fatal.
-      const channel = await startExampleChannel(m, log).catch((e: Error) => {
-        log.error('example channel not started', { error: e.message });
-        m.bus.emit({ kind: 'channel.example', level: 'error', message: `example channel not started: ${e.message}` });
-        return undefined;
-      });
       const stopAll = async () => {
-        await relay?.stop();
         await ssh?.close();
-        await local?.stop();
-        await m.stop();
-        await channel?.stop();
+        await embedded.stop();
         await net?.remove();
       };
       createConsole({

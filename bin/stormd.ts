@@ -63,7 +63,10 @@ async function main(): Promise<number> {
     const driver = new LibvirtDriver({ uri: libvirtUri });
     // Guests attach to --bridge when a request names none (no NIC when neither does).
     const bridge = values.bridge ?? env.STORMD_BRIDGE;
-    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, ...(bridge ? { defaultBridge: bridge } : {}) });
+    // Layers from the manager's layer server (https) are fetched with this stormd's certificate; read at each
+    // request, so a renewed certificate (tls.install) is used as soon as it is installed.
+    const tls = { get ca() { return loadState(state).tls.ca; }, get cert() { return loadState(state).tls.cert; }, get key() { return loadState(state).tls.key; } };
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, fetch: { tls }, ...(bridge ? { defaultBridge: bridge } : {}) });
     let d;
     try {
       d = await startStormd({ state, host: hp.host, port: hp.port, libvirtUri, path: env.PATH ?? '', log, methods: hypervisorMethods(agent) });

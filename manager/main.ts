@@ -32,9 +32,17 @@ import { EnrollServer } from './hosts/enroll-server.ts';
 import { Hosts } from './hosts/hosts.ts';
 import { hostDirectory } from './hosts/host-directory.ts';
 import { startReconciler } from './instances/reconciler.ts';
+import { crashAt } from './instances/crash-points.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
 import { registerApi } from './services/api.ts';
+import { LayerServer } from './deployments/layer-server.ts';
+import { DeploymentService, deploymentAwareSource } from './deployments/service.ts';
+import { deploymentRef } from './deployments/model.ts';
+import { registerDeployments } from './services/deployments.ts';
+import { changedPaths } from './images/layer-changes.ts';
+import { ShadowFinder } from './instances/shadowed.ts';
+import { domainName } from './instances/model.ts';
 
 /** A running manager: the one owner of the state directory. */
 export interface Manager {
@@ -58,6 +66,10 @@ export interface Manager {
   readonly directory: DirectoryRuntime;
   readonly channels: ChannelService;
   readonly images: ImageService;
+  /** Deployments: appliance + the site's edits, one layer version per edit. */
+  readonly deployments: DeploymentService;
+  /** Base URL of the layer server hypervisors fetch deployment layers from (undefined when off). */
+  readonly layerUrl: string | undefined;
   /** An in-process API for a console or SSH session with its own context. */
   api(ctx: CallContext): StormApi;
   stop(): Promise<void>;
@@ -84,7 +96,20 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   registerChannels(registry, { channels, images });
   // Hypervisors come from the hosts service (started below, after the CA); tests may inject memory hosts and appliances.
   let hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
-  const appliances: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels);
+  // Deployment layers the manager builds: served from its image store by digest over mutual TLS, once the CA is open (below).
+  let layerServer: LayerServer | undefined;
+  let layerBase: string | undefined;
+  let deployments: DeploymentService | undefined;
+  const catalog: ApplianceSource = instanceBackends?.appliances ?? catalogApplianceSource(channels);
+  const appliances: ApplianceSource = deploymentAwareSource(catalog, () => deployments);
+  /** A layer image in the manager's store (fetched from its URL first when missing): the shadowed-files report reads them. */
+  const storedImage = async (ref: { sha256: string; size?: number; url?: string }, what = 'layer'): Promise<string> => {
+    if (!(await images.store.has(ref.sha256))) {
+      if (!ref.url || ref.size === undefined) throw unavailable(`layer ${ref.sha256.slice(0, 12)} is not in the manager's image store and has no URL to fetch it from`, { hint: 'storm appliance pull the version it belongs to' });
+      await images.ensure({ sha256: ref.sha256, size: ref.size, urls: [ref.url], what });
+    }
+    return images.store.path(ref.sha256);
+  };
   // The API (which holds instance certificates) starts after the CA; provisioning reaches it through this late binding.
   let applianceApi: ApplianceApi | undefined;
   // The instances' network services: off unless configured (dnsListen, dhcpInterface).
@@ -98,16 +123,57 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       const c = await applianceApi.creds.ensure(inst);
       return { key: c.key, cert: c.cert, ca: caForInstances.caCertPem, serial: c.serial };
     },
-    revoke: async (serial: string) => caForInstances?.revoke(serial, 'instance destroyed'),
+    // By instance id too: what the API issued for it even if provisioning died before saving the serial
+    // (the API forgets the key itself on instance.destroyed, or at its next start if that event was lost).
+    revoke: async ({ id, serial }: { id: string; serial?: string }) => {
+      const rec = (await applianceApi?.creds.list())?.find((c) => c.id === id);
+      for (const s of new Set([serial, rec?.serial, rec?.previousSerial])) {
+        if (s && caForInstances && !caForInstances.isRevoked(s)) await caForInstances.revoke(s, 'instance destroyed');
+      }
+    },
   };
   const instances = new InstanceService(store, { list: () => hostDir.list(), agent: (n) => hostDir.agent(n) }, appliances, bus, log, {
     domain: config.dnsDomain,
+    ...(config.testCrashAt ? { checkpoint: crashAt(config.testCrashAt, log) } : {}),
     managerAddress,
     identity,
     // The API URL the instance calls (written after identity's files, so /etc/storm/manager names the API).
     instanceFiles: async (): Promise<Record<string, string>> => (applianceApi ? { '/etc/storm/manager': `${applianceApi.url}\n` } : {}),
+    shadows: new ShadowFinder({ image: (ref) => storedImage(ref), changed: changedPaths }),
   });
   registerInstances(registry, instances, log);
+  deployments = new DeploymentService({
+    store, appliances: catalog, images: images.store, bus,
+    ensureImage: async (ref) => void (await storedImage(ref, ref.what)),
+    layerUrl: (sha) => (layerBase ? `${layerBase}${sha}` : undefined),
+    users: async (name) => (await instances.list()).filter((i) => i.appliance === deploymentRef(name)).map((i) => i.name),
+    // Maintenance instances are ordinary instances (journaled, reconciled) of a `maintenance:NAME@N` reference.
+    maintenance: {
+      start: async (req) => {
+        const inst = await instances.create(req);
+        const done = await instances.provision(inst.id);
+        return { name: done.name, host: done.host };
+      },
+      stop: async (name) => {
+        const inst = await instances.get(name);
+        const agent = hostDir.agent(inst.host);
+        if ((await agent.state(domainName(inst.id))) !== 'running') return; // the maintainer powered it off
+        if (inst.state === 'running') await instances.stop(name);
+        else await agent.shutdown(domainName(inst.id));
+      },
+      read: async (name, offset, length) => {
+        const inst = await instances.get(name);
+        return hostDir.agent(inst.host).readMaintenanceLayer(inst.id, offset, length);
+      },
+      destroy: async (name) => {
+        const inst = await instances.get(name).catch(() => undefined);
+        if (inst) await instances.destroy(inst.id);
+      },
+    },
+  });
+  images.addHolder(() => deployments!.digests());
+  await deployments.sweep().catch((e) => log.warn('could not sweep deployment build files', { error: (e as Error).message }));
+  registerDeployments(registry, deployments);
 
   const reverse = reverseZoneFor(config.dhcpSubnet);
   const dns = new DnsService({
@@ -142,6 +208,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     directory = await createDirectory({ config, store, bus, log, path });
   } catch (e) {
     following.unsubscribe();
+    await layerServer?.close();
     await store.close();
     throw e;
   }
@@ -177,10 +244,27 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     following.unsubscribe();
     enrolling.unsubscribe();
     for (const svc of netServices) await svc.stop();
+    await layerServer?.close();
     await store.close();
     throw e;
   }
   caForInstances = pki;
+  if (config.layerListen) {
+    const ll = parseHostPort(config.layerListen)!;
+    try {
+      const started = await LayerServer.start({
+        host: ll.host, port: ll.port, tls: () => pki.managerTls(), check: (pem) => pki.check(pem, 'stormd'),
+        path: (sha) => images.store.path(sha), log: log.child({ svc: 'layers' }),
+      });
+      layerServer = started.server;
+      pki.onChange(() => layerServer?.reload());
+      const host = ll.host === '0.0.0.0' || ll.host === '::' ? (config.managerAddress || '127.0.0.1') : ll.host;
+      layerBase = config.layerUrl ? config.layerUrl.replace(/\/?$/, '/') : `https://${host.includes(':') ? `[${host}]` : host}:${started.port}/`;
+    } catch (e) {
+      log.error('layer server did not start', { listen: config.layerListen, error: (e as Error).message });
+      bus.emit({ kind: 'layers.failed', level: 'error', message: `layer server ${config.layerListen} not serving: ${(e as Error).message}; instances of deployments cannot be provisioned` });
+    }
+  }
   // LDAP StartTLS and LDAPS present the manager's certificate, renewed with it.
   const ldapTls = () => {
     const t = pki.managerTls();
@@ -247,6 +331,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     following.unsubscribe();
     enrolling.unsubscribe();
     for (const svc of netServices) await svc.stop();
+    await layerServer?.close();
     await store.close();
     throw e;
   }
@@ -273,6 +358,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     directory,
     channels,
     images,
+    deployments,
+    layerUrl: layerBase,
     api: (ctx) => new LocalApi(registry, bus, ctx),
     async stop() {
       if (stopped) return;
@@ -282,6 +369,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       hosts.stop();
       await enroll?.close();
       channels.stop();
+      await layerServer?.close();
       await control.close();
       following.unsubscribe();
       enrolling.unsubscribe();

@@ -3,8 +3,8 @@
 // nothing changed builds nothing. The initrd is built (and cached) by initrd/build.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, lstat, rename, rm, writeFile, symlink, chmod } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, lstat, realpath, rename, rm, writeFile, symlink, chmod } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
 import { run } from '../lib/exec.ts';
 import { readEnv } from '../lib/env.ts';
 import { PACKAGE_ROOT } from '../lib/paths.ts';
@@ -14,6 +14,8 @@ import { buildExampleChannel, type FixtureManifest } from './example-channel.ts'
 const FIX = join(PACKAGE_ROOT, 'fixtures');
 const OUT = join(FIX, 'build');
 const BUSYBOX = readEnv().STORM_BUSYBOX ?? '/bin/busybox';
+/** The TLS client the substrate's storm-agent calls the manager's API with (busybox has none). */
+const OPENSSL = '/usr/bin/openssl';
 /** Applets the substrate's scripts call by their /sbin path. */
 const SBIN = ['init', 'reboot', 'poweroff', 'halt', 'swapon', 'swapoff', 'ifconfig', 'route', 'udhcpc'];
 
@@ -31,6 +33,22 @@ async function listFiles(dir: string, base = dir): Promise<string[]> {
   return out;
 }
 
+/**
+ * Debian's openssl and the shared libraries it loads (from ldd), as [path in the guest, file here].
+ * Copied to the same paths in the substrate: the dynamic loader finds them in its default directories.
+ */
+async function opensslFiles(): Promise<[string, string][]> {
+  if (!existsSync(OPENSSL)) throw new Error(`${OPENSSL} is missing: apt-get install openssl (the substrate's storm-agent needs it)`);
+  const r = await run('ldd', [OPENSSL]);
+  if (r.code !== 0) throw new Error(`ldd ${OPENSSL}: ${r.stderr.trim()}`);
+  const out: [string, string][] = [[OPENSSL, OPENSSL]];
+  for (const line of r.stdout.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line);
+    if (m) out.push([m[1]!, await realpath(m[1]!)]);
+  }
+  return out;
+}
+
 async function inputDigest(): Promise<string> {
   const h = createHash('sha256');
   for (const rel of await listFiles(FIX)) {
@@ -42,6 +60,7 @@ async function inputDigest(): Promise<string> {
   }
   for (const f of ['scripts/build-fixtures.ts', 'manager/images/layer-build.ts']) h.update(await readFile(join(PACKAGE_ROOT, f)));
   h.update((await digestFile(BUSYBOX)).sha256);
+  for (const [at, file] of await opensslFiles()) h.update(`${at}\0${(await digestFile(file)).sha256}\0`);
   h.update((await run('mke2fs', ['-V'])).stderr);
   return h.digest('hex');
 }
@@ -72,6 +91,11 @@ async function stageSubstrate(dst: string): Promise<void> {
   for (const a of list) await symlink('busybox', join(dst, 'bin', a));
   for (const a of SBIN) await symlink('../bin/busybox', join(dst, 'sbin', a));
   await chmod(join(dst, 'tmp'), 0o1777);
+  for (const [at, file] of await opensslFiles()) {
+    await mkdir(join(dst, dirname(at)), { recursive: true });
+    await copyFile(file, join(dst, at));
+    await chmod(join(dst, at), 0o755);
+  }
 }
 
 /** Apply a layer source on top of a merged tree (for the traditional image): files, then its deletions. */

@@ -17,7 +17,8 @@ import type { Health } from '../lib/health.ts';
 import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
-import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentInstanceLayerSpec, AgentLayerRef, AgentLayerRole, AgentTransferRef } from './api/methods.ts';
+import { checkLimit, listInstanceLayerFiles } from './layers/instance-files.ts';
+import { MAINTENANCE_CHUNK_MAX, type AgentCapacity, type AgentChunk, type AgentDomainRequest, type AgentDomainState, type AgentHostInfo, type AgentInstanceLayerSpec, type AgentLayerFiles, type AgentLayerRef, type AgentLayerRole, type AgentTransferRef } from './api/methods.ts';
 
 export type { AgentLayerRole, AgentLayerRef, AgentCapacity, AgentInstanceLayerSpec, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentTransferRef };
 
@@ -173,9 +174,16 @@ export class LocalHostAgent {
       const disk = await this.#ownDisk(checkInstanceId(req.instanceLayer), base);
       disks.push({ role: 'traditional', path: disk, format: fmt('disk'), readonly: false });
     } else {
+      const maintenance = req.maintenance === true;
+      if (req.maintenance !== undefined && typeof req.maintenance !== 'boolean') throw invalid('maintenance must be a boolean');
+      if (maintenance && req.layers.deployment === undefined) throw invalid('a maintenance domain needs a deployment layer to edit');
       for (const r of ROLE_ORDER) {
         const p = await layer(r);
-        if (p) disks.push({ role: r, path: p, format: fmt(r), readonly: true });
+        if (!p) continue;
+        // Maintenance (storm.maintenance): the deployment layer is the guest's writable upper, as a
+        // per-domain qcow2 overlay on the cached layer, so the shared cache file is never written.
+        if (maintenance && r === 'deployment') disks.push({ role: r, path: await this.#maintenanceOverlay(req.instanceLayer, p, fmt(r)), format: 'qcow2', readonly: false, backing: { path: p, format: fmt(r) } });
+        else disks.push({ role: r, path: p, format: fmt(r), readonly: true });
       }
       const inst = this.instances.path(checkInstanceId(req.instanceLayer));
       if (!(await stat(inst).catch(() => undefined))) throw notFound(`no instance layer ${req.instanceLayer} on this hypervisor`, { hint: 'create the instance layer first' });
@@ -288,6 +296,60 @@ export class LocalHostAgent {
 
   snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
     return this.instances.snapshots(id);
+  }
+
+  #maintenancePath(id: string): string {
+    return join(dirname(this.instances.path(checkInstanceId(id))), 'deployment.qcow2');
+  }
+
+  async #maintenanceOverlay(id: string, base: string, format: 'raw' | 'qcow2'): Promise<string> {
+    const overlay = this.#maintenancePath(id);
+    if (!(await stat(overlay).catch(() => undefined))) {
+      await mkdir(dirname(overlay), { recursive: true, mode: 0o755 });
+      const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', format, '-b', base, overlay]);
+      if (r.code !== 0) throw new StormError('internal', `could not create the maintenance overlay for ${id}: ${r.stderr.trim()}`);
+    }
+    return overlay;
+  }
+
+  /**
+   * The deployment layer a maintenance domain edited, flattened to a raw
+   * image (made at offset 0, the domain shut off), read in chunks the
+   * manager reassembles: `{base64, size}` from `offset`, at most `length`.
+   */
+  async readMaintenanceLayer(id: string, offset: number, length: number): Promise<AgentChunk> {
+    const overlay = this.#maintenancePath(id);
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalid('offset must be a non-negative integer');
+    if (!Number.isInteger(length) || length < 1 || length > MAINTENANCE_CHUNK_MAX) throw invalid(`length must be an integer from 1 to ${MAINTENANCE_CHUNK_MAX}`);
+    if (!(await stat(overlay).catch(() => undefined))) throw notFound(`instance ${id} has no maintenance deployment layer on this hypervisor`);
+    const raw = join(dirname(overlay), 'deployment.raw');
+    if (offset === 0 || !(await stat(raw).catch(() => undefined))) {
+      const tmp = `${raw}.tmp`;
+      // Without -U: qemu-img refuses an image a running guest holds (the edit must be complete).
+      const r = await run('qemu-img', ['convert', '-q', '-f', 'qcow2', '-O', 'raw', overlay, tmp], { timeoutMs: 300_000 });
+      if (r.code !== 0) {
+        await rm(tmp, { force: true });
+        if (/lock/i.test(r.stderr)) throw new StormError('conflict', `the maintenance domain of ${id} still holds its deployment layer; shut it down first`);
+        throw new StormError('internal', `flattening the maintenance layer of ${id} failed: ${r.stderr.trim()}`);
+      }
+      await rename(tmp, raw);
+    }
+    const fh = await open(raw, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      const buf = Buffer.alloc(Math.max(0, Math.min(length, size - offset)));
+      if (buf.length) await fh.read(buf, 0, buf.length, offset);
+      return { base64: buf.toString('base64'), size };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The paths in an instance layer's tree and what each is (whiteouts, opaque dirs), sorted, at most `limit`. */
+  async instanceLayerFiles(id: string, limit?: number): Promise<AgentLayerFiles> {
+    const path = this.instances.path(id);
+    if (!(await stat(path).catch(() => undefined))) throw notFound(`no instance layer ${id} on this hypervisor`);
+    return listInstanceLayerFiles(path, checkLimit(limit));
   }
 
   /** Digest and size of an instance layer, and where the server offers it (instance shut off). */

@@ -5,7 +5,7 @@
  * The names and shapes are in stormd/api/methods.ts (the manager's side of the wire).
  */
 import { invalid } from '../lib/errors.ts';
-import { HYPERVISOR_METHODS, type AgentDomainRequest, type AgentLayerRef, type AgentTransferRef, type AgentInstanceLayerSpec } from './api/methods.ts';
+import { HYPERVISOR_METHODS, MAINTENANCE_CHUNK_MAX, type AgentDomainRequest, type AgentLayerRef, type AgentTransferRef, type AgentInstanceLayerSpec } from './api/methods.ts';
 import type { LocalHostAgent } from './host-agent.ts';
 import { reqString, type StormdMethod } from './server/methods.ts';
 
@@ -80,6 +80,16 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
     { name: M.instanceLayerRestore, summary: 'roll an instance layer back to a snapshot (instance shut off)', handler: async (p: P) => (await agent.restore(id(p, M.instanceLayerRestore), snap(p, M.instanceLayerRestore)), ok) },
     { name: M.instanceLayerDeleteSnapshot, summary: 'delete a snapshot', handler: async (p: P) => (await agent.deleteSnapshot(id(p, M.instanceLayerDeleteSnapshot), snap(p, M.instanceLayerDeleteSnapshot)), ok) },
     { name: M.instanceLayerSnapshots, summary: "an instance layer's snapshots", handler: (p: P) => agent.snapshots(id(p, M.instanceLayerSnapshots)) },
+    {
+      name: M.instanceLayerFiles,
+      summary: "the paths in an instance layer and their kinds (file, dir, opaque-dir, symlink, whiteout), bounded by limit",
+      handler: (p: P) => agent.instanceLayerFiles(id(p, M.instanceLayerFiles), p.limit === undefined ? undefined : reqInt(p, 'limit', M.instanceLayerFiles, 1, 100_000)),
+    },
+    {
+      name: M.maintenanceLayerRead,
+      summary: 'a chunk of the deployment layer a maintenance domain edited (flattened to raw; the domain shut off)',
+      handler: (p: P) => agent.readMaintenanceLayer(id(p, M.maintenanceLayerRead), reqInt(p, 'offset', M.maintenanceLayerRead, 0, Number.MAX_SAFE_INTEGER), reqInt(p, 'length', M.maintenanceLayerRead, 1, MAINTENANCE_CHUNK_MAX)),
+    },
     { name: M.instanceLayerExport, summary: 'offer an instance layer to another host: URL, digest, size', handler: (p: P) => agent.exportInstanceLayer(id(p, M.instanceLayerExport)) },
     {
       name: M.instanceLayerImport,

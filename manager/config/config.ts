@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { loadConfig, parseHostPort, type Schema } from '../../lib/config.ts';
 import type { EnvSnapshot } from '../../lib/env.ts';
 import { defaultStateDir } from '../../lib/paths.ts';
+import { crashPointNames } from '../instances/crash-points.ts';
 import { normalizeDn } from '../netsvc/ldap/dn.ts';
 
 /** The manager's configuration, frozen after validation and passed to constructors. */
@@ -51,6 +52,8 @@ export interface ManagerConfig {
   hostPollSeconds: number;
   /** Seconds between reconciliation passes (one also runs at start); 0: only at start. */
   reconcileSeconds: number;
+  /** Tests only: SIGKILL the manager at this provisioning or destroy step (OP:POINT, see docs/instances.md); '' = never. */
+  testCrashAt: string;
   /** LDAP (with StartTLS) HOST:PORT; empty turns LDAP off. */
   ldapListen: string;
   /** LDAPS HOST:PORT (served once the manager has a certificate); empty turns it off. */
@@ -71,6 +74,10 @@ export interface ManagerConfig {
   imageParallel: number;
   /** Free disk (MiB) that must remain after a layer download. */
   imageReserveMiB: number;
+  /** HTTPS (mutual TLS) server for the layers the manager builds (deployment layers), fetched by digest by stormd; port 0 picks one; '' = off. */
+  layerListen: string;
+  /** Base URL hypervisors fetch those layers from ('' = https://<layerListen host, or managerAddress when it listens on all>:<port>/). */
+  layerUrl: string;
 }
 
 const hostPort = (v: string) => (parseHostPort(v) ? undefined : `expected HOST:PORT, got "${v}"`);
@@ -112,9 +119,13 @@ export const managerSchema: Schema<ManagerConfig> = {
   apiListen: { type: 'string', default: '127.0.0.1:7723', env: 'STORM_API_LISTEN', flag: 'api-listen', doc: "appliances' XML-RPC API HOST:PORT over mutual TLS (port 0: any free port; empty: off)", validate: optHostPort },
   apiCreateLimit: { type: 'int', default: 16, env: 'STORM_API_CREATE_LIMIT', flag: 'api-create-limit', doc: 'live instances one instance may create over the API', validate: (v) => (v >= 0 && v <= 10_000 ? undefined : `expected 0..10000, got ${v}`) },
   apiUrl: { type: 'string', default: '', env: 'STORM_API_URL', doc: 'API URL given to instances (empty: https://<managerAddress>:<port>/RPC2)', validate: (v) => (v === '' || /^https:\/\/[^\s/]+(\/\S*)?$/.test(v) ? undefined : `expected an https:// URL or "", got "${v}"`) },
-  managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', doc: 'names and IPs in the manager certificate (comma-separated)' },
+  managerNames: { type: 'list', default: ['localhost', '127.0.0.1', '::1', hostname()], env: 'STORM_MANAGER_NAMES', flag: 'manager-names', doc: 'names and IPs in the manager certificate (comma-separated)' },
   joinTokenTtl: { type: 'int', default: 3600, env: 'STORM_JOIN_TOKEN_TTL', doc: 'join token lifetime in seconds', validate: (v) => (v > 0 && v <= 7 * 86400 ? undefined : 'expected 1..604800 seconds') },
   reconcileSeconds: { type: 'int', default: 300, env: 'STORM_RECONCILE_SECONDS', doc: 'seconds between reconciliation passes (also one at start, after the first host polls); 0: only at start', validate: (v) => (v >= 0 && v <= 86400 ? undefined : 'expected 0..86400 seconds') },
+  testCrashAt: {
+    type: 'string', default: '', env: 'STORM_TEST_CRASH_AT', doc: 'tests only: the manager SIGKILLs itself at this step, e.g. provision:define (empty: never)',
+    validate: (v) => (v === '' || crashPointNames().includes(v) ? undefined : `expected one of ${crashPointNames().join(', ')}, got "${v}"`),
+  },
   hostPollSeconds: { type: 'int', default: 10, env: 'STORM_HOST_POLL_SECONDS', doc: 'seconds between hypervisor health polls', validate: (v) => (v > 0 && v <= 3600 ? undefined : 'expected 1..3600 seconds') },
   ldapListen: { type: 'string', default: '127.0.0.1:1389', env: 'STORM_LDAP_LISTEN', flag: 'ldap-listen', doc: 'LDAP server HOST:PORT (StartTLS once the manager has a certificate); empty = off', validate: optHostPort },
   ldapsListen: { type: 'string', default: '127.0.0.1:1636', env: 'STORM_LDAPS_LISTEN', flag: 'ldaps-listen', doc: 'LDAPS server HOST:PORT (needs the manager certificate); empty = off', validate: optHostPort },
@@ -140,6 +151,8 @@ export const managerSchema: Schema<ManagerConfig> = {
     validate: (v) => (v >= 0 ? undefined : `expected 0 or more seconds, got ${v}`),
   },
   imageParallel: { type: 'int', default: 3, env: 'STORM_IMAGE_PARALLEL', doc: 'layer downloads running at once', validate: (v) => (v >= 1 && v <= 64 ? undefined : `expected 1..64, got ${v}`) },
+  layerListen: { type: 'string', default: '127.0.0.1:0', env: 'STORM_LAYER_LISTEN', flag: 'layer-listen', doc: 'layer server HOST:PORT (HTTPS, mutual TLS) for deployment layers hypervisors fetch (port 0: any free port; empty: off)', validate: optHostPort },
+  layerUrl: { type: 'string', default: '', env: 'STORM_LAYER_URL', doc: 'base URL hypervisors fetch manager-built layers from (empty: from layerListen)', validate: (v) => (v === '' || /^https?:\/\/\S+$/.test(v) ? undefined : `expected an http(s):// URL or "", got "${v}"`) },
   imageReserveMiB: { type: 'int', default: 256, env: 'STORM_IMAGE_RESERVE_MIB', doc: 'free disk (MiB) a layer download must leave', validate: (v) => (v >= 0 ? undefined : `expected 0 or more, got ${v}`) },
 };
 

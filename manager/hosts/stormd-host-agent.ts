@@ -11,14 +11,15 @@ import {
   type AgentDomainRequest,
   type AgentDomainState,
   type AgentInstanceLayerSpec,
+  type AgentLayerFiles,
   type AgentTransferRef,
 } from '../../stormd/api/methods.ts';
-import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerRef, TransferRef } from '../instances/host-agent.ts';
+import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFiles, LayerRef, TransferRef } from '../instances/host-agent.ts';
 import type { StormdClient } from './client.ts';
 
 /** The two sides' shapes must agree: a compile error here means the wire drifted. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const agree: [Same<DomainState, AgentDomainState>, Same<HostCapacity, AgentCapacity>, Same<InstanceLayerSpec, AgentInstanceLayerSpec>, Same<TransferRef, AgentTransferRef>] = [true, true, true, true];
+const agree: [Same<DomainState, AgentDomainState>, Same<HostCapacity, AgentCapacity>, Same<InstanceLayerSpec, AgentInstanceLayerSpec>, Same<TransferRef, AgentTransferRef>, Same<LayerFiles, AgentLayerFiles>] = [true, true, true, true, true];
 void agree;
 const asWire = (r: DomainRequest): AgentDomainRequest => r;
 
@@ -86,6 +87,12 @@ export class StormdHostAgent implements HostAgent {
   }
   async deleteSnapshot(id: string, snap: string): Promise<void> {
     await this.#call(M.instanceLayerDeleteSnapshot, { id, snapshot: snap }, TIMEOUT.build);
+  }
+  readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }> {
+    return this.#call(M.maintenanceLayerRead, { id, offset, length }, TIMEOUT.build);
+  }
+  instanceLayerFiles(id: string, limit?: number): Promise<LayerFiles> {
+    return this.#call<LayerFiles>(M.instanceLayerFiles, { id, ...(limit === undefined ? {} : { limit }) }, TIMEOUT.build);
   }
   snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
     return this.#call<{ name: string; createdAt: string }[]>(M.instanceLayerSnapshots, { id });

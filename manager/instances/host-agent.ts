@@ -50,6 +50,8 @@ export interface DomainRequest {
   instanceLayer: string;
   mac: string;
   bridge?: string;
+  /** storm.maintenance: attach the deployment layer writable (an overlay kept with the instance layer). */
+  maintenance?: boolean;
 }
 
 export type DomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
@@ -80,10 +82,36 @@ export interface HostAgent {
   restore(id: string, snap: string): Promise<void>;
   deleteSnapshot(id: string, snap: string): Promise<void>;
   snapshots(id: string): Promise<{ name: string; createdAt: string }[]>;
+  /**
+   * The paths in the instance layer (absolute in-guest paths, sorted) and what
+   * each is; at most `limit` (default 10,000, at most 100,000) with `truncated`
+   * set when there were more. `not_found` when the layer does not exist.
+   */
+  instanceLayerFiles(id: string, limit?: number): Promise<LayerFiles>;
+  /**
+   * A chunk (at most 4 MiB) of the deployment layer a maintenance domain
+   * (`DomainRequest.maintenance`) edited, flattened to a raw image; `conflict`
+   * while the domain runs, `not_found` when there is none. Removed with the
+   * instance layer.
+   */
+  readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }>;
   /** Offer the instance layer for another host to pull: where, and its digest. */
   exportInstanceLayer(id: string): Promise<TransferRef>;
   /** Pull an instance layer another host exported; verified by digest. */
   importInstanceLayer(id: string, from: TransferRef): Promise<void>;
+}
+
+/** What a path in an instance layer is: a whiteout hides a lower file; an opaque dir hides every lower file below it. */
+export type LayerFileKind = 'file' | 'dir' | 'opaque-dir' | 'symlink' | 'whiteout' | 'other';
+export interface LayerFile {
+  path: string;
+  kind: LayerFileKind;
+}
+export interface LayerFiles {
+  entries: LayerFile[];
+  /** Entries in the layer (more than `entries.length` when truncated). */
+  total: number;
+  truncated: boolean;
 }
 
 /** An instance layer in transit between hosts (migration moves only this). */

@@ -1,6 +1,6 @@
 import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { createHash } from 'node:crypto';
-import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerRef, TransferRef } from './host-agent.ts';
+import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFile, LayerFileKind, LayerFiles, LayerRef, TransferRef } from './host-agent.ts';
 
 /** Exported instance layers, by URL: stands in for the network between memory hosts. */
 const transfers = new Map<string, InstanceLayerSpec>();
@@ -14,6 +14,10 @@ export class MemoryHostAgent implements HostAgent {
   readonly instanceLayers = new Map<string, InstanceLayerSpec>();
   readonly snaps = new Map<string, Map<string, { spec: InstanceLayerSpec; createdAt: string }>>();
   readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string }>();
+  /** What the guest did to its instance layer (path → kind), e.g. a whiteout over a deleted lower file. */
+  readonly guestEdits = new Map<string, Map<string, LayerFileKind>>();
+  /** The deployment layer a maintenance domain wrote (tests put the edited image here). */
+  readonly maintenanceImages = new Map<string, Buffer>();
   /** Inject a failure into the next call of a method (for undo tests). */
   readonly failNext = new Set<keyof HostAgent>();
   constructor(readonly host: string, readonly cap: HostCapacity = { memoryMiB: 8192, freeMemoryMiB: 8192, vcpus: 4, freeDiskBytes: 100e9 }) {}
@@ -40,6 +44,7 @@ export class MemoryHostAgent implements HostAgent {
   }
   async removeInstanceLayer(id: string): Promise<void> {
     this.instanceLayers.delete(id);
+    this.maintenanceImages.delete(id);
   }
   async define(req: DomainRequest): Promise<void> {
     this.#maybeFail('define');
@@ -107,6 +112,32 @@ export class MemoryHostAgent implements HostAgent {
   }
   async snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
     return [...(this.snaps.get(id) ?? new Map())].map(([name, s]) => ({ name, createdAt: s.createdAt }));
+  }
+  async readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }> {
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isInteger(length) || length < 1 || length > 4 * 1024 * 1024) throw invalid('bad offset or length');
+    const dom = [...this.doms.values()].find((d) => d.req.instanceLayer === id && d.req.maintenance);
+    if (dom?.state === 'running') throw conflict(`the maintenance domain of ${id} is running`);
+    const img = this.maintenanceImages.get(id);
+    if (!img) throw notFound(`instance ${id} has no maintenance deployment layer on ${this.host}`);
+    return { base64: img.subarray(offset, offset + length).toString('base64'), size: img.length };
+  }
+  /** The tree stormd would build from the spec (files, /etc/hostname, /etc/storm/domain, tls), plus guest edits. */
+  async instanceLayerFiles(id: string, limit = 10_000): Promise<LayerFiles> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw invalid('limit must be an integer from 1 to 100000');
+    const spec = this.#layer(id);
+    const kinds = new Map<string, LayerFileKind>();
+    const add = (p: string, kind: LayerFileKind) => {
+      const parts = p.split('/').filter(Boolean);
+      for (let i = 1; i < parts.length; i++) if (!kinds.has(`/${parts.slice(0, i).join('/')}`)) kinds.set(`/${parts.slice(0, i).join('/')}`, 'dir');
+      kinds.set(`/${parts.join('/')}`, kind);
+    };
+    add('/etc/hostname', 'file');
+    if (spec.domain) add('/etc/storm/domain', 'file');
+    for (const p of Object.keys(spec.files)) add(p, 'file');
+    if (spec.tls) for (const f of ['instance.crt', 'instance.key', 'ca.crt']) add(`/etc/storm/tls/${f}`, 'file');
+    for (const [p, k] of this.guestEdits.get(id) ?? []) add(p, k);
+    const all: LayerFile[] = [...kinds].map(([path, kind]) => ({ path, kind })).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return { entries: all.slice(0, limit), total: all.length, truncated: all.length > limit };
   }
   async exportInstanceLayer(id: string): Promise<TransferRef> {
     const spec = this.#layer(id);

@@ -42,6 +42,8 @@ export interface ApplianceSpec {
   memoryMiB: number;
   vcpus: number;
   cmdline?: string;
+  /** Boot to edit the deployment layer (storm.maintenance): hosts attach it writable (a deployment's maintenance instance). */
+  maintenance?: boolean;
 }
 
 export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';

@@ -79,6 +79,8 @@ test('reconcile undoes an interrupted provision, finishes a destroy, reports orp
   const inst = await svc.create({ name: 'web4', appliance: 'wiki', host: 'h1' });
   // Simulate a crash after "define": journal entry open, domain defined, instance layer present.
   const journal = store.collection<{ opId: string; op: string; instance: string; host: string; done: string[]; startedAt: string }>('journal');
+  // create wrote the entry with the record; the crashed run had advanced it to "define".
+  for (const { id } of await journal.list()) await journal.del(id);
   await journal.put('op1', { opId: 'op1', op: 'provision', instance: inst.id, host: 'h1', done: ['layers', 'instance-layer', 'define'], startedAt: '' });
   const h1 = agents.get('h1')!;
   for (const l of APP.layers) await h1.ensureLayer(l);
@@ -117,7 +119,7 @@ test('a periodic reconcile leaves a live operation alone and defers what an unre
   assert.equal((await provisioning).state, 'running');
 
   // An interrupted destroy on a host that does not answer: deferred, the entry stays for the next pass.
-  const rec = await svc.create({ name: 'web6', appliance: 'wiki', host: 'h1' });
+  const rec = await svc.provision((await svc.create({ name: 'web6', appliance: 'wiki', host: 'h1' })).id);
   await store.collection('instances').put(rec.id, { ...rec, host: 'h9', state: 'deleting' });
   const journal = store.collection<{ opId: string }>('journal');
   await journal.put('op2', { opId: 'op2', op: 'destroy', instance: rec.id, host: 'h9', done: [], startedAt: '' } as never);
@@ -144,7 +146,7 @@ test('each instance layer carries its own certificate and the manager address; d
   const revoked: string[] = [];
   const identity = {
     issue: async ({ name }: { id: string; name: string }) => (issued.push(name), { key: `KEY ${name}`, cert: `CERT ${name}`, ca: 'CA', serial: `0${issued.length}` }),
-    revoke: async (serial: string) => void revoked.push(serial),
+    revoke: async ({ serial }: { id: string; serial?: string }) => void (serial && revoked.push(serial)),
   };
   const svc = new InstanceService(store, hosts, apps, bus, silentLogger, { domain: 'cloud.storm', managerAddress: '10.77.0.1', identity });
   const inst = await svc.create({ name: 'web8', appliance: 'wiki', host: 'h1' });

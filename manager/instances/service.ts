@@ -4,11 +4,13 @@ import type { Logger } from '../../lib/logger.ts';
 import { OperationLocks } from '../../lib/operation-lock.ts';
 import { Revert } from '../../lib/revert.ts';
 import type { EventBus } from '../events.ts';
-import type { Collection, Store } from '../store/store.ts';
+import type { Batch, Collection, Store } from '../store/store.ts';
+import type { Checkpoint } from './crash-points.ts';
 import type { DomainRequest, HostAgent, LayerRef } from './host-agent.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
 import { place, type Candidate } from './placement.ts';
+import type { RoleChange, ShadowFinder, ShadowedFile } from './shadowed.ts';
 
 /** Where hosts come from (the hosts service) and how to reach each one. */
 export interface HostDirectory {
@@ -47,6 +49,12 @@ export interface UpdatePlanEntry {
   from: string;
   to: string;
   changes: { role: string; from: string | undefined; to: string }[];
+  /** Paths in the instance's own layer that would hide files this update changes (when the service has a ShadowFinder). */
+  shadowed?: ShadowedFile[];
+  /** The instance layer listing hit the host's bound: `shadowed` may be incomplete. */
+  shadowedTruncated?: boolean;
+  /** Why there is no shadowed-files report for this instance (host unreachable …). */
+  shadowedError?: string;
 }
 
 export interface UpdateReport {
@@ -68,6 +76,9 @@ export interface ReconcileReport {
   deferred: { instance?: string; host?: string; op?: string; error: string }[];
 }
 
+/** States only an operation in progress leaves a record in, and the operation that does. */
+const TRANSITIONAL: Partial<Record<InstanceState, 'provision' | 'destroy'>> = { pending: 'provision', provisioning: 'provision', deleting: 'destroy' };
+
 /** Everything a host must hold to boot the appliance: its kernel and initrd, then its layers. */
 function bootAndLayers(app: ApplianceSpec): LayerRef[] {
   return [...(app.kernel ? [app.kernel] : []), ...(app.initrd ? [app.initrd] : []), ...app.layers];
@@ -80,11 +91,16 @@ export interface InstanceServiceOptions {
   managerAddress?: string;
   /** Extra instance-layer files made at provisioning (e.g. the API URL in /etc/storm/manager). */
   instanceFiles?: (inst: InstanceRecord) => Promise<Record<string, string>>;
+  /** Tests only: called at each crash point (manager/instances/crash-points.ts). */
+  checkpoint?: Checkpoint;
   /** The CA: each instance gets its own certificate in its layer; it is revoked at destroy. */
   identity?: {
     issue(inst: { id: string; name: string }): Promise<{ key: string; cert: string; ca: string; serial: string }>;
-    revoke(serial: string): Promise<unknown>;
+    /** Revoke whatever was issued for the instance id (and `serial`, if known); nothing issued, or already revoked, is fine. */
+    revoke(inst: { id: string; serial?: string }): Promise<unknown>;
   };
+  /** Reports which files in each instance layer an update would hide (`update plan`). */
+  shadows?: ShadowFinder;
 }
 
 const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
@@ -97,6 +113,7 @@ export class InstanceService {
   readonly #c: Collection<InstanceRecord>;
   readonly #journal: Journal;
   readonly #locks = new OperationLocks();
+  readonly #point: Checkpoint;
 
   constructor(
     store: Store,
@@ -108,10 +125,16 @@ export class InstanceService {
   ) {
     this.#c = store.collection<InstanceRecord>('instances');
     this.#journal = new Journal(store);
+    this.#point = opts.checkpoint ?? (() => {});
   }
 
   list(): Promise<InstanceRecord[]> {
     return this.#c.values();
+  }
+
+  /** Open journal entries: operations in progress, or interrupted and awaiting reconciliation. */
+  operations(): Promise<JournalEntry[]> {
+    return this.#journal.open();
   }
 
   /** Find by name or id. */
@@ -123,10 +146,12 @@ export class InstanceService {
     return this.#c.require(ref, 'instance');
   }
 
-  async #save(inst: InstanceRecord, patch: Partial<InstanceRecord>): Promise<InstanceRecord> {
+  /** Save the record; `tx` puts it into a journal batch instead (one atomic write with the entry). */
+  async #save(inst: InstanceRecord, patch: Partial<InstanceRecord>, tx?: (put: (b: Batch) => void) => Promise<unknown>): Promise<InstanceRecord> {
     Object.assign(inst, patch, { updatedAt: new Date().toISOString() });
     if (patch.error === undefined && 'error' in patch) delete inst.error;
-    await this.#c.put(inst.id, inst);
+    if (tx) await tx((b) => b.put(this.#c, inst.id, inst));
+    else await this.#c.put(inst.id, inst);
     this.bus.emit({ kind: 'instance.state', object: `instance/${inst.name}`, message: `${inst.name} is ${inst.state}`, data: { id: inst.id, state: inst.state } });
     return inst;
   }
@@ -145,7 +170,9 @@ export class InstanceService {
       memoryMiB: app.memoryMiB, vcpus: app.vcpus, params: req.params ?? {}, createdAt: now, updatedAt: now,
       ...(req.createdBy ? { createdBy: req.createdBy } : {}),
     };
-    await this.#c.put(id, inst);
+    // The record and its provisioning intent land together: a crash leaves both or neither.
+    await this.#journal.begin('provision', id, host, undefined, (b) => b.put(this.#c, id, inst));
+    await this.#point('provision', 'record');
     this.bus.emit({ kind: 'instance.created', object: `instance/${inst.name}`, message: `${inst.name} created on ${host}${inst.createdBy ? ` (asked by ${inst.createdBy})` : ''}`, data: { id } });
     return inst;
   }
@@ -170,43 +197,54 @@ export class InstanceService {
     const inst = await this.get(ref);
     return this.#locks.run(inst.id, 'provision', async () => {
       assertAllowed(inst, 'provision');
-      const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
-      const agent = this.hosts.agent(inst.host);
-      const j = await this.#journal.begin('provision', inst.id, inst.host);
-      await this.#save(inst, { state: 'provisioning' });
+      // The entry create wrote with the record (one written by anything else is begun here).
+      const open = (await this.#journal.open()).find((e) => e.op === 'provision' && e.instance === inst.id);
+      if (open) this.#journal.adopt(open);
+      const j = open ?? (await this.#journal.begin('provision', inst.id, inst.host));
       const r = new Revert();
       try {
+        await this.#save(inst, { state: 'provisioning' });
+        const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
+        const agent = this.hosts.agent(inst.host);
         for (const l of bootAndLayers(app)) await agent.ensureLayer(l);
+        await this.#point('provision', 'layers');
         await this.#journal.step(j, 'layers');
         let tls: { key: string; cert: string; ca: string } | undefined;
         if (this.opts.identity) {
+          // Registered before issuing: whatever was issued for this id is revoked on undo.
+          r.add('certificate', () => this.#revoke(inst));
           const id = await this.opts.identity.issue(inst);
           await this.#save(inst, { certSerial: id.serial });
-          r.add('certificate', () => this.#revoke(inst));
           tls = { key: id.key, cert: id.cert, ca: id.ca };
         }
+        await this.#point('provision', 'certificate');
         const files: Record<string, string> = { '/etc/hostname': `${inst.name}\n`, '/etc/storm/instance.json': JSON.stringify({ id: inst.id, name: inst.name, domain: this.opts.domain, params: inst.params }) };
         if (this.opts.managerAddress) files['/etc/storm/manager'] = `${this.opts.managerAddress}\n`;
         if (this.opts.instanceFiles) Object.assign(files, await this.opts.instanceFiles(inst));
-        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}) });
         r.add('instance-layer', () => agent.removeInstanceLayer(inst.id));
+        await agent.createInstanceLayer(inst.id, { hostname: inst.name, domain: this.opts.domain, sizeMiB: this.opts.instanceLayerMiB ?? 256, files, ...(tls ? { tls } : {}) });
+        await this.#point('provision', 'instance-layer');
         await this.#journal.step(j, 'instance-layer');
         const name = domainName(inst.id);
-        await agent.define(this.#domainRequest(inst, app));
         r.add('define', () => agent.undefine(name));
+        await agent.define(this.#domainRequest(inst, app));
+        await this.#point('provision', 'define');
         await this.#journal.step(j, 'define');
-        await agent.start(name);
         r.add('start', () => agent.poweroff(name));
+        await agent.start(name);
+        await this.#point('provision', 'start');
         await this.#journal.step(j, 'start');
+        await this.#point('provision', 'started');
         r.success();
-        await this.#journal.end(j);
-        return await this.#save(inst, { state: 'running', error: undefined });
+        // The record says running in the same write that ends the entry.
+        await this.#save(inst, { state: 'running', error: undefined }, (put) => this.#journal.end(j, put));
+        await this.#point('provision', 'running');
+        return inst;
       } catch (e) {
         const err = toStormError(e);
         const failed = await r.revert();
-        await this.#journal.end(j);
         this.log.warn('provisioning failed; undone', { instance: inst.name, error: err.message, undoFailed: failed });
-        await this.#save(inst, { state: 'failed', error: err.message });
+        await this.#save(inst, { state: 'failed', error: err.message }, (put) => this.#journal.end(j, put));
         throw err;
       }
     });
@@ -217,6 +255,7 @@ export class InstanceService {
       name: domainName(inst.id), memoryMiB: inst.memoryMiB, vcpus: inst.vcpus, kernel: app.kernel?.sha256 ?? '', initrd: app.initrd?.sha256 ?? '',
       cmdline: app.cmdline ?? 'console=ttyS0', layers: inst.layers, instanceLayer: inst.id, mac: inst.mac,
       ...(app.formats ? { formats: app.formats } : {}),
+      ...(app.maintenance ? { maintenance: true } : {}),
     };
   }
 
@@ -294,6 +333,8 @@ export class InstanceService {
     const inst = await this.get(ref);
     return this.#locks.run(inst.id, 'migrate', async () => {
       assertAllowed(inst, 'migrate');
+      // Its edits live in a deployment-layer overlay beside its instance layer, which migration does not move.
+      if (inst.appliance.startsWith('maintenance:')) throw conflict(`${inst.name} is a deployment's maintenance instance and cannot migrate`, { hint: 'finish or abort the maintenance first' });
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
@@ -352,15 +393,41 @@ export class InstanceService {
   }
 
   /** Which instances of an appliance are not at the target version, and which layers change. */
-  async updatePlan(applianceRef: string): Promise<UpdatePlanEntry[]> {
+  async updatePlan(applianceRef: string, opts: { shadowed?: boolean } = {}): Promise<UpdatePlanEntry[]> {
     const app = await this.appliances.resolve(applianceRef);
-    return (await this.#c.values())
+    const plan = (await this.#c.values())
       .filter((i) => i.appliance === app.id && (i.version !== app.version || app.layers.some((l) => i.layers[l.role] !== l.sha256)))
       .map((i) => ({
         instance: i.name, host: i.host, from: i.version, to: app.version,
         changes: app.layers.filter((l) => i.layers[l.role] !== l.sha256).map((l) => ({ role: l.role, from: i.layers[l.role], to: l.sha256 })),
       }))
       .sort((a, b) => a.instance.localeCompare(b.instance));
+    if (this.opts.shadows && opts.shadowed !== false) for (const e of plan) await this.#shadowed(e, app);
+    return plan;
+  }
+
+  /** Fill in one plan entry's shadowed-files report (errors land in `shadowedError`, never fail the plan). */
+  async #shadowed(e: UpdatePlanEntry, app: ApplianceSpec): Promise<void> {
+    const inst = (await this.#c.values()).find((i) => i.name === e.instance);
+    if (!inst) return;
+    // The layers it has now, with their URLs when its version is still resolvable (to fetch an image the manager lacks).
+    const old = await this.appliances.resolve(`${inst.appliance}@${inst.version}`).catch(() => undefined);
+    const changes: RoleChange[] = e.changes.map((c) => {
+      const to = app.layers.find((l) => l.role === c.role)!;
+      const was = c.from ? old?.layers.find((l) => l.sha256 === c.from) : undefined;
+      return { role: to.role, to, ...(c.from ? { from: was ?? { sha256: c.from } } : {}) };
+    });
+    let agent: HostAgent;
+    try {
+      agent = this.hosts.agent(inst.host);
+    } catch (err) {
+      e.shadowedError = toStormError(err).message;
+      return;
+    }
+    const r = await this.opts.shadows!.report(agent, inst.id, changes);
+    e.shadowed = r.shadowed;
+    if (r.truncated) e.shadowedTruncated = true;
+    if (r.error) e.shadowedError = r.error;
   }
 
   /**
@@ -369,7 +436,7 @@ export class InstanceService {
    */
   async updateApply(applianceRef: string, opts: { concurrency?: number; healthy?: (i: InstanceRecord) => Promise<boolean> } = {}): Promise<UpdateReport> {
     const app = await this.appliances.resolve(applianceRef);
-    const plan = await this.updatePlan(applianceRef);
+    const plan = await this.updatePlan(applianceRef, { shadowed: false });
     const rep: UpdateReport = { appliance: app.id, to: app.version, updated: [], failed: [] };
     const healthy = opts.healthy ?? (async (i: InstanceRecord) => i.state !== 'running' || (await this.hosts.agent(i.host).state(domainName(i.id))) === 'running');
     const one = async (name: string) => {
@@ -441,9 +508,16 @@ export class InstanceService {
     const inst = await this.get(ref);
     await this.#locks.run(inst.id, 'destroy', async () => {
       assertAllowed(inst, 'destroy');
-      const j = await this.#journal.begin('destroy', inst.id, inst.host);
-      await this.#save(inst, { state: 'deleting' });
-      await this.#finishDestroy(inst, j);
+      let j!: JournalEntry;
+      await this.#save(inst, { state: 'deleting' }, async (put) => (j = await this.#journal.begin('destroy', inst.id, inst.host, undefined, put)));
+      await this.#point('destroy', 'deleting');
+      try {
+        await this.#finishDestroy(inst, j);
+      } catch (e) {
+        // Left open for the next reconciliation pass (or another destroy) to finish.
+        this.#journal.release(j);
+        throw e;
+      }
     });
   }
 
@@ -451,20 +525,25 @@ export class InstanceService {
     const a = this.hosts.agent(inst.host);
     const name = domainName(inst.id);
     await a.poweroff(name);
+    await this.#point('destroy', 'poweroff');
     await a.undefine(name);
+    await this.#point('destroy', 'undefine');
     await this.#journal.step(j, 'undefine');
     await a.removeInstanceLayer(inst.id);
+    await this.#point('destroy', 'instance-layer');
     await this.#journal.step(j, 'instance-layer');
     await this.#revoke(inst);
-    await this.#c.del(inst.id);
-    await this.#journal.end(j);
+    await this.#point('destroy', 'certificate');
+    // The record goes in the same write that ends the entry.
+    await this.#journal.end(j, (b) => b.del(this.#c, inst.id));
+    await this.#point('destroy', 'forgotten');
     this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
   }
 
-  /** Revoke the instance's certificate, if it has one (already revoked is fine). */
+  /** Revoke what the CA issued for the instance (already revoked, or nothing issued, is fine). */
   async #revoke(inst: InstanceRecord): Promise<void> {
-    if (!inst.certSerial || !this.opts.identity) return;
-    await this.opts.identity.revoke(inst.certSerial);
+    if (!this.opts.identity) return;
+    await this.opts.identity.revoke({ id: inst.id, ...(inst.certSerial ? { serial: inst.certSerial } : {}) });
   }
 
   /** Finish or undo one interrupted operation (the caller holds the instance's lock). */
@@ -472,7 +551,10 @@ export class InstanceService {
     const inst = await this.#c.get(j.instance);
     if (j.op === 'destroy') {
       if (inst) await this.#finishDestroy(inst, j);
-      else await this.#journal.end(j);
+      else {
+        if (this.opts.identity) await this.opts.identity.revoke({ id: j.instance });
+        await this.#journal.end(j);
+      }
       rep.finished.push(j.instance);
       return;
     }
@@ -506,15 +588,22 @@ export class InstanceService {
       rep.finished.push(j.instance);
       return;
     }
-    // Provision interrupted: undo whatever may have happened (each undo is safe to repeat).
+    // Provision interrupted. Every step done (only the final record write was lost) and the
+    // domain running: finish it. Otherwise undo whatever may have happened (each undo is safe to repeat).
     const a = this.hosts.agent(j.host);
     const name = domainName(j.instance);
+    if (inst && j.done.includes('start') && (await a.state(name)) === 'running') {
+      await this.#save(inst, { state: 'running', error: undefined }, (put) => this.#journal.end(j, put));
+      rep.finished.push(j.instance);
+      return;
+    }
     await a.poweroff(name);
     await a.undefine(name);
     await a.removeInstanceLayer(j.instance);
     if (inst) await this.#revoke(inst);
-    await this.#journal.end(j);
-    if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' });
+    else if (this.opts.identity) await this.opts.identity.revoke({ id: j.instance });
+    if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' }, (put) => this.#journal.end(j, put));
+    else await this.#journal.end(j);
     rep.undone.push(j.instance);
   }
 
@@ -525,11 +614,30 @@ export class InstanceService {
    */
   async reconcile(): Promise<ReconcileReport> {
     const rep: ReconcileReport = { finished: [], undone: [], orphans: [], corrected: [], deferred: [] };
-    for (const j of await this.#journal.open()) {
+    const open = await this.#journal.open();
+    // A record left in a transitional state with no entry (written before records and entries
+    // moved together) is repaired as if its entry said nothing was done.
+    const synthetic = new Set<JournalEntry>();
+    for (const i of await this.#c.values()) {
+      const op = TRANSITIONAL[i.state];
+      if (!op || open.some((e) => e.instance === i.id)) continue;
+      const e: JournalEntry = { opId: randomBytes(16).toString('hex'), op, instance: i.id, host: i.host, done: [], startedAt: i.updatedAt };
+      synthetic.add(e);
+      open.push(e);
+    }
+    for (const j of open) {
       // An operation running in this process owns its entry: only interrupted ones are ours to repair.
-      if (this.#locks.holder(j.instance)) continue;
+      if (this.#journal.running(j) || this.#locks.holder(j.instance)) continue;
       try {
-        await this.#locks.run(j.instance, 'reconcile', () => this.#reconcileEntry(j, rep));
+        await this.#locks.run(j.instance, 'reconcile', async () => {
+          // Under the lock, check nothing finished the operation since we listed it.
+          if (!synthetic.has(j) && !(await this.#journal.get(j.opId))) return;
+          if (synthetic.has(j)) {
+            const cur = await this.#c.get(j.instance);
+            if (!cur || !TRANSITIONAL[cur.state] || (await this.#journal.open()).some((e) => e.instance === j.instance)) return;
+          }
+          await this.#reconcileEntry(j, rep);
+        });
       } catch (e) {
         // Typically the host is unreachable: the entry stays open for the next pass.
         rep.deferred.push({ instance: j.instance, op: j.op, error: toStormError(e).message });

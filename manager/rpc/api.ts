@@ -84,6 +84,7 @@ export class ApplianceApi implements NetService {
 
   /** Issue on instance.created, revoke and forget on instance.destroyed (failures are events). */
   follow(): void {
+    this.#chain = this.#chain.then(() => this.#forgetGone().catch((err) => this.#o.log.warn('could not forget gone instances', { error: (err as Error).message })));
     this.#unsubscribe.push(
       this.#o.bus.subscribe((e) => {
         const name = e.object?.startsWith('instance/') ? e.object.slice('instance/'.length) : undefined;
@@ -110,6 +111,28 @@ export class ApplianceApi implements NetService {
         });
       }),
     );
+  }
+
+  /**
+   * Forget what instances that no longer exist still hold here (credentials, grants, DNS
+   * records they registered, status): the instance.destroyed event that does it is lost
+   * when the manager dies right after a destroy. Each is checked against the store as
+   * it goes, so an instance created meanwhile keeps its own.
+   */
+  async #forgetGone(): Promise<void> {
+    const exists = (ref: string) => this.#o.instances.get(ref).then(() => true, () => false);
+    for (const c of await this.creds.list()) {
+      if (await exists(c.id)) continue;
+      await this.creds.revoke(c.id, 'instance gone');
+      await this.grants.removeInstance(c.name);
+      await forgetInstance(this.#o, c.name, c.id);
+    }
+    const names = new Set([...(await this.grants.list()).map((g) => g.instance), ...(await this.#o.dns.listRecords()).flatMap((r) => (r.owner.startsWith('instance:') ? [r.owner.slice('instance:'.length)] : []))]);
+    for (const name of names) {
+      if (await exists(name)) continue;
+      await this.grants.removeInstance(name);
+      await forgetInstance(this.#o, name, undefined);
+    }
   }
 
   /** Wait for pending issue/revoke work (tests, shutdown). */

@@ -1,6 +1,7 @@
 import { invalid } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import type { InstanceRecord } from '../instances/model.ts';
+import { deploymentRef } from '../deployments/model.ts';
 import type { InstanceService } from '../instances/service.ts';
 import { optStr, str, type Registry } from './registry.ts';
 
@@ -18,7 +19,10 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
     summary: 'create an instance and provision it in the background',
     handler: async (p) => {
       const host = optStr(p, 'host', 'instance.create');
-      const inst = await svc.create({ name: str(p, 'name', 'instance.create'), appliance: str(p, 'appliance', 'instance.create'), ...(host ? { host } : {}), params: params(p) });
+      // An instance of a deployment boots the deployment's newest layer version over its appliance.
+      const deployment = optStr(p, 'deployment', 'instance.create');
+      const appliance = deployment ? deploymentRef(deployment) : str(p, 'appliance', 'instance.create');
+      const inst = await svc.create({ name: str(p, 'name', 'instance.create'), appliance, ...(host ? { host } : {}), params: params(p) });
       // Provisioning is long work: callers follow it by state or events (--wait).
       svc.provision(inst.id).catch((e) => log.warn('provisioning failed', { instance: inst.name, error: (e as Error).message }));
       return inst;
@@ -68,4 +72,5 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
   });
   reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: (p) => svc.rollback(str(p, 'name', 'update.rollback')) });
   reg.add({ name: 'instance.reconcile', mutates: true, summary: 'compare the store with the hosts and repair', handler: () => svc.reconcile() });
+  reg.add({ name: 'instance.operations', mutates: false, summary: 'open journal entries: operations in progress or awaiting reconciliation', handler: () => svc.operations() });
 }

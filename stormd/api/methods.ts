@@ -81,6 +81,8 @@ export const HYPERVISOR_METHODS = {
   instanceLayerSnapshots: 'instanceLayer.snapshots',
   instanceLayerExport: 'instanceLayer.export',
   instanceLayerImport: 'instanceLayer.import',
+  instanceLayerFiles: 'instanceLayer.files',
+  maintenanceLayerRead: 'maintenanceLayer.read',
   domainDefine: 'domain.define',
   domainStart: 'domain.start',
   domainShutdown: 'domain.shutdown',
@@ -127,6 +129,8 @@ export interface AgentDomainRequest {
   instanceLayer: string;
   mac: string;
   bridge?: string;
+  /** storm.maintenance: the deployment layer is attached writable, as an overlay kept with the instance layer. */
+  maintenance?: boolean;
 }
 export type AgentDomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
 export interface AgentHostInfo extends AgentCapacity {
@@ -143,3 +147,25 @@ export interface AgentTransferRef {
   size: number;
 }
 
+
+/** What one path in an instance layer is: a whiteout hides a lower file, an opaque dir every lower file below it. */
+export type AgentLayerFileKind = 'file' | 'dir' | 'opaque-dir' | 'symlink' | 'whiteout' | 'other';
+export interface AgentLayerFile {
+  /** Absolute in-guest path (the layer's root/ is `/`). */
+  path: string;
+  kind: AgentLayerFileKind;
+}
+/** `instanceLayer.files` result: entries sorted by path, at most `limit`; `total` counts them all. */
+export interface AgentLayerFiles {
+  entries: AgentLayerFile[];
+  total: number;
+  truncated: boolean;
+}
+
+/** Largest chunk `maintenanceLayer.read` returns (base64 grows it by a third; responses stay under MAX_RESPONSE_BYTES). */
+export const MAINTENANCE_CHUNK_MAX = 4 * 1024 * 1024;
+/** A chunk of a file: `base64` from the offset asked, and the whole file's size. */
+export interface AgentChunk {
+  base64: string;
+  size: number;
+}

@@ -45,6 +45,32 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     await a.poweroff(name); // absent is fine: undo and reconciliation repeat it
   });
 
+  test(`${label}: instance layer files are listed with their kinds, bounded`, async (t) => {
+    const f = await make();
+    t.after(() => f.cleanup?.());
+    const a = f.agent;
+    await a.createInstanceLayer('conffiles', { hostname: 'conffiles', domain: 'cloud.storm', files: { '/etc/app/site.conf': 'x=1\n', '/srv/www/index.html': '<p>hi</p>\n' }, sizeMiB: 64 });
+    const all = await a.instanceLayerFiles('conffiles');
+    assert.equal(all.truncated, false);
+    assert.equal(all.total, all.entries.length);
+    const kinds = new Map(all.entries.map((e) => [e.path, e.kind]));
+    assert.equal(kinds.get('/etc/hostname'), 'file');
+    assert.equal(kinds.get('/etc/app/site.conf'), 'file');
+    assert.equal(kinds.get('/srv/www/index.html'), 'file');
+    assert.equal(kinds.get('/etc/app'), 'dir');
+    assert.equal(kinds.get('/srv'), 'dir');
+    assert.deepEqual(all.entries.map((e) => e.path), [...all.entries.map((e) => e.path)].sort(), 'sorted by path');
+    const two = await a.instanceLayerFiles('conffiles', 2);
+    assert.equal(two.entries.length, 2);
+    assert.equal(two.truncated, true);
+    assert.equal(two.total, all.total);
+    assert.deepEqual(two.entries, all.entries.slice(0, 2));
+    await assert.rejects(a.instanceLayerFiles('conffiles', 0), (e: StormError) => e.code === 'invalid');
+    await assert.rejects(a.instanceLayerFiles('no-such-layer'), (e: StormError) => e.code === 'not_found');
+    await a.removeInstanceLayer('conffiles');
+    await assert.rejects(a.instanceLayerFiles('conffiles'), (e: StormError) => e.code === 'not_found');
+  });
+
   test(`${label}: errors carry codes`, async (t) => {
     const f = await make();
     t.after(() => f.cleanup?.());

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 
 export interface Netns {
@@ -11,6 +12,14 @@ export interface Netns {
   bridge?: string;
   /** Run a command inside the namespace. */
   exec: (cmd: string, args: string[]) => string;
+}
+
+function noIpv6(dev: string): void {
+  try {
+    writeFileSync(`/proc/sys/net/ipv6/conf/${dev}/disable_ipv6`, '1');
+  } catch {
+    /* IPv6 off in this kernel */
+  }
 }
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
@@ -44,8 +53,11 @@ export function createNetns(t: TestContext | undefined, opts: { address?: string
     ip('-n', name, 'link', 'set', 'lo', 'up');
     if (opts.address) ip('-n', name, 'addr', 'add', opts.address, 'dev', inner);
     ip('-n', name, 'link', 'set', inner, 'up');
+    // The root namespace gets no address on a guest network, not even an IPv6 link-local one (DESIGN.md §7).
+    noIpv6(outer);
     if (bridge) {
       ip('link', 'add', bridge, 'type', 'bridge');
+      noIpv6(bridge);
       ip('link', 'set', outer, 'master', bridge);
       ip('link', 'set', bridge, 'up');
     }

@@ -130,6 +130,7 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
       state,
       wait: !values['no-wait'],
       timeoutMs: timeoutS * 1000,
+      remote: Boolean(opts.remote),
       progress: (m) => io.stderr(m + '\n'),
       api: async () => (client ??= opts.api ? await opts.api() : await ControlClient.connect(controlSocketPath(state))),
     });

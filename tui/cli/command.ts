@@ -35,6 +35,8 @@ export interface CommandContext {
   progress: (msg: string) => void;
   wait: boolean;
   timeoutMs: number;
+  /** Run over SSH exec: this machine's files are the manager's, not the admin's (commands that read local files refuse). */
+  remote?: boolean;
 }
 
 /** One `storm <noun> <verb>`: the single table the CLI, help and SSH exec share. */

@@ -13,6 +13,7 @@ import { groupCommands } from './group.ts';
 import { principalCommands } from './principal.ts';
 import { grantCommands } from './grant.ts';
 import { apiCommands } from './api.ts';
+import { deploymentCommands } from './deployment.ts';
 
 /** Every `storm <noun> <verb>`, in help order. Each noun's commands live in their own file. */
-export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...channelCommands, ...applianceCommands, ...imageCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...userCommands, ...groupCommands, ...principalCommands, ...grantCommands, ...apiCommands];
+export const COMMANDS: CommandDef[] = [...systemCommands, ...instanceCommands, ...instanceOpsCommands, ...deploymentCommands, ...channelCommands, ...applianceCommands, ...imageCommands, ...hostCommands, ...pkiCommands, ...layerCommands, ...dnsCommands, ...dhcpCommands, ...userCommands, ...groupCommands, ...principalCommands, ...grantCommands, ...apiCommands];

@@ -2,6 +2,9 @@ import { StormError, invalid } from '../../../lib/errors.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { instanceRows } from '../../render/instances.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
+import { deploymentRef } from '../../../manager/deployments/model.ts';
+import type { UpdatePlanEntry } from '../../../manager/instances/service.ts';
+import { planRows } from '../../render/deployments.ts';
 
 const SETTLED = new Set(['running', 'stopped', 'failed']);
 
@@ -48,14 +51,17 @@ export const instanceCommands: CommandDef[] = [
     summary: 'create and provision an instance of an appliance',
     args: ['NAME'],
     options: {
-      appliance: { type: 'string', short: 'a', doc: 'appliance ID[@VERSION] (required)' },
+      appliance: { type: 'string', short: 'a', doc: 'appliance ID[@VERSION] (this or --deployment)' },
+      deployment: { type: 'string', short: 'd', doc: "a deployment's NAME: boots its newest layer version over its appliance" },
       host: { type: 'string', doc: 'place on this host (default: automatic placement)' },
       param: { type: 'string', multiple: true, doc: 'KEY=VALUE parameter (repeatable)' },
     },
     run: async (ctx) => {
-      if (typeof ctx.opts.appliance !== 'string') throw invalid('missing --appliance ID[@VERSION]', { hint: 'storm appliance list shows what there is' });
+      const dep = typeof ctx.opts.deployment === 'string' ? ctx.opts.deployment : undefined;
+      if (typeof ctx.opts.appliance !== 'string' && !dep) throw invalid('missing --appliance ID[@VERSION] (or --deployment NAME)', { hint: 'storm appliance list shows what there is' });
+      if (typeof ctx.opts.appliance === 'string' && dep) throw invalid('give --appliance or --deployment, not both', { hint: 'a deployment already names its appliance' });
       const api = await ctx.api();
-      const created = await api.call<InstanceRecord>('instance.create', { name: ctx.args[0], appliance: ctx.opts.appliance, ...(ctx.opts.host ? { host: ctx.opts.host } : {}), params: parseParams(ctx.opts.param) });
+      const created = await api.call<InstanceRecord>('instance.create', { name: ctx.args[0], ...(dep ? { deployment: dep } : { appliance: ctx.opts.appliance }), ...(ctx.opts.host ? { host: ctx.opts.host } : {}), params: parseParams(ctx.opts.param) });
       ctx.progress(`${created.name}: created on ${created.host}`);
       const data = ctx.wait ? await waitSettled(ctx, created.name) : created;
       return { data, rows: instanceRows };
@@ -102,17 +108,15 @@ const snapRows = {
   ],
 };
 
-interface PlanEntry { instance: string; host: string; from: string; to: string; changes: { role: string; from?: string; to: string }[] }
-const planRows = {
-  name: (p: PlanEntry) => p.instance,
-  columns: [
-    { header: 'INSTANCE', get: (p: PlanEntry) => p.instance },
-    { header: 'HOST', get: (p: PlanEntry) => p.host },
-    { header: 'FROM', get: (p: PlanEntry) => p.from },
-    { header: 'TO', get: (p: PlanEntry) => p.to },
-    { header: 'LAYERS', get: (p: PlanEntry) => p.changes.map((c) => c.role).join(',') },
-  ],
-};
+/** What an update is of: an appliance `ID[@VERSION]`, or `--deployment NAME[@VERSION]` (instances of that deployment). */
+function updateTarget(ctx: CommandContext): string {
+  const dep = typeof ctx.opts.deployment === 'string' ? ctx.opts.deployment : undefined;
+  if (dep && ctx.args[0]) throw invalid('give an appliance or --deployment, not both');
+  if (dep) return deploymentRef(dep);
+  if (!ctx.args[0]) throw invalid('missing APPLIANCE[@VERSION] (or --deployment NAME[@VERSION])');
+  return ctx.args[0];
+}
+const deploymentOption = { type: 'string', short: 'd', doc: "a deployment's NAME[@VERSION] instead of an appliance (default: its newest version)" } as const;
 
 export const instanceOpsCommands: CommandDef[] = [
   { noun: 'snapshot', verb: 'list', summary: 'snapshots of an instance layer', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.list', { name: ctx.args[0] }), rows: snapRows }) },
@@ -120,11 +124,15 @@ export const instanceOpsCommands: CommandDef[] = [
   { noun: 'snapshot', verb: 'restore', summary: 'restore an instance layer (instance stopped)', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.restore', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
   { noun: 'snapshot', verb: 'delete', summary: 'delete a snapshot', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.delete', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
   { noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.migrate', { name: ctx.args[0], host: ctx.args[1] }) }) },
-  { noun: 'update', verb: 'plan', summary: 'which instances an appliance version would update, and which layers change', args: ['APPLIANCE[@VERSION]'], run: async (ctx) => ({ data: await (await ctx.api()).call<PlanEntry[]>('update.plan', { appliance: ctx.args[0] }), rows: planRows }) },
   {
-    noun: 'update', verb: 'apply', summary: 'roll a version out: a canary, a health check, then the rest', args: ['APPLIANCE[@VERSION]'],
-    options: { concurrency: { type: 'string', doc: 'instances updated at once after the canary (default 2)' } },
-    run: async (ctx) => ({ data: await (await ctx.api()).call('update.apply', { appliance: ctx.args[0], concurrency: Number(ctx.opts.concurrency ?? 2) }) }),
+    noun: 'update', verb: 'plan', summary: 'which instances a version would update, which layers change, and which files in their instance layers would hide updated files',
+    args: ['[APPLIANCE[@VERSION]]'], options: { deployment: deploymentOption },
+    run: async (ctx) => ({ data: await (await ctx.api()).call<UpdatePlanEntry[]>('update.plan', { appliance: updateTarget(ctx) }), rows: planRows }),
+  },
+  {
+    noun: 'update', verb: 'apply', summary: 'roll a version out: a canary, a health check, then the rest', args: ['[APPLIANCE[@VERSION]]'],
+    options: { concurrency: { type: 'string', doc: 'instances updated at once after the canary (default 2)' }, deployment: deploymentOption },
+    run: async (ctx) => ({ data: await (await ctx.api()).call('update.apply', { appliance: updateTarget(ctx), concurrency: Number(ctx.opts.concurrency ?? 2) }) }),
   },
   { noun: 'update', verb: 'rollback', summary: 'put an instance back on its previous layer version', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('update.rollback', { name: ctx.args[0] }), rows: instanceRows }) },
 ];

@@ -1,0 +1,128 @@
+// Editing a deployment by hand, for real (one guest boot): `storm deployment
+// edit corp --maintenance` boots the wiki under libvirtd with storm.maintenance,
+// so the deployment layer is the guest's writable upper layer (a qcow2
+// overlay on stormd's cached copy). What the guest writes (here a script given
+// with storm.test=, standing in for the maintainer at the console) becomes
+// version 2 at `--finish`: read back over mutual TLS, repaired, rebuilt. The
+// maintenance instance is destroyed; the cached version 1 is untouched.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../lib/paths.ts';
+import { startProcess } from '../helpers/child.ts';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess } from '../helpers/storm.ts';
+import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
+const URI = 'qemu:///system';
+
+before(() => {
+  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+const virsh = (...args: string[]) => spawnSync('virsh', ['-c', URI, ...args], { encoding: 'utf8' });
+
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [STORM_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d));
+    c.stderr.on('data', (d: Buffer) => (stderr += d));
+    c.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const r = await cli(args, env);
+  assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+const json = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await ok([...args, '-o', 'json'], env)) as T;
+async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 180): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const v = await get();
+    if (check(v)) return v;
+    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+interface Dep { version: number; maintenance?: { instance: string; from: number }; versions: { version: number; sha256: string; via: string; changed: { path: string; change: string }[] }[] }
+
+// What the maintainer does in the guest: edit the site config, add a motd, delete a file of the deployment.
+const SCRIPT = ['echo title=Maintained by hand > /etc/wiki/site.conf', 'echo maintained > /etc/motd', 'rm -f /etc/storm/deployment', 'sync'].join('\n') + '\n';
+
+test('storm deployment edit --maintenance boots the deployment layer writable; --finish keeps what the guest wrote as version 2', async (t) => {
+  const root = tempDir(t, 'storm-deploy-maint-');
+  const state = join(root, 'manager');
+  const hv = join(root, 'stormd');
+  const ours: string[] = [];
+  t.after(() => {
+    for (const d of ours) {
+      virsh('destroy', d);
+      virsh('undefine', d);
+    }
+  });
+  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(), STORM_API_LISTEN: await p(), STORM_LAYER_LISTEN: '127.0.0.1:0',
+    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
+    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
+  };
+  const cport = await freePort();
+  const base = `http://127.0.0.1:${cport}/`;
+  await ok(['channel', 'publish', CHANNEL, '--base-url', base], env);
+  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', CHANNEL, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  await startManagerProcess(t, state, [], env);
+  const sport = await freePort();
+  const added = await json<{ token: string; joinUrl: string }>(['host', 'add', 'hv1', `127.0.0.1:${sport}`], env);
+  await joinStormd(added.joinUrl, added.token, hv);
+  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await until('hv1 online', () => json<{ state: string }>(['host', 'show', 'hv1'], env), (h) => h.state === 'online', 60);
+  await ok(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env);
+
+  const d1 = await json<Dep>(['deployment', 'create', 'corp', '--appliance', 'wiki', '--set', `/usr/local/bin/maint.sh=${SCRIPT}`], env);
+  const v1 = d1.versions[0]!.sha256;
+
+  // The maintenance boot: the guest runs the script in the union whose upper layer is the deployment layer, then powers off.
+  const started = cli(['deployment', 'edit', 'corp', '--maintenance', '--append', 'storm.test=/usr/local/bin/maint.sh', '-o', 'json'], env);
+  const inst = await until('the maintenance instance exists', async () => (await json<{ id: string; name: string }[]>(['instance', 'list'], env)).find((i) => i.name === 'corp-maint'), (i) => Boolean(i), 60);
+  ours.push(`storm-${inst!.id}`);
+  const r = await started;
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as Dep).maintenance?.instance, 'corp-maint');
+  assert.equal((await json<{ appliance: string }>(['instance', 'show', 'corp-maint'], env)).appliance, 'maintenance:corp');
+  const consoleText = await until('the guest ran the maintainer\'s script', async () => (await cli(['instance', 'console', 'corp-maint'], env)).stdout, (s) => /STORM-GUEST: test exit \d+/.test(s) || /STORM-INIT: error/.test(s));
+  const lines = consoleText.split(/\r?\n/).filter((l) => /STORM-/.test(l)).join('\n');
+  assert.match(lines, /STORM-INIT: maintenance: deployment layer \/dev\/\w+ is the writable upper layer/);
+  assert.match(lines, /STORM-GUEST: test exit 0/);
+  await until('the guest powered off', async () => virsh('domstate', `storm-${inst!.id}`).stdout.trim(), (s) => s === 'shut off', 60);
+
+  const d2 = await json<Dep>(['deployment', 'edit', 'corp', '--finish', '--note', 'by hand'], env);
+  assert.equal(d2.maintenance, undefined);
+  assert.equal(d2.version, 2);
+  const v2 = d2.versions[1]!;
+  assert.equal(v2.via, 'maintenance');
+  const changed = Object.fromEntries(v2.changed.map((c) => [c.path, c.change]));
+  assert.equal(changed['/etc/wiki/site.conf'], 'modified', JSON.stringify(v2.changed));
+  assert.equal(changed['/etc/motd'], 'added');
+  assert.ok(['removed', 'deleted'].includes(changed['/etc/storm/deployment']!), JSON.stringify(v2.changed));
+  assert.ok(!Object.keys(changed).some((p) => p.startsWith('/.layers')), 'the initrd mount points are not content');
+  t.diagnostic(`maintenance changes: ${JSON.stringify(v2.changed)}`);
+
+  // The new version's file, read out of the manager's store; the maintenance instance is gone; stormd's cached v1 unchanged.
+  const img = join(state, 'images', 'sha256', v2.sha256);
+  const out = spawnSync('debugfs', ['-R', 'cat /root/etc/wiki/site.conf', img], { encoding: 'utf8' }).stdout;
+  assert.equal(out, 'title=Maintained by hand\n');
+  assert.deepEqual((await json<{ name: string }[]>(['instance', 'list'], env)).map((i) => i.name), []);
+  assert.ok(!virsh('list', '--all', '--name').stdout.includes(`storm-${inst!.id}`));
+  assert.equal(createHash('sha256').update(readFileSync(join(hv, 'layers', v1))).digest('hex'), v1, "stormd's cached version 1 was never written");
+  assert.ok(!readdirSync(join(hv, 'instances')).includes(inst!.id), 'no maintenance overlay left on the host');
+});

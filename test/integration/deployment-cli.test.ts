@@ -1,0 +1,177 @@
+// Deployments end to end through the CLI, every part a process: the example
+// channel served on loopback, a manager, a stormd enrolled with a token on
+// libvirt's test driver (no guest boots: the domain calls are real libvirt,
+// the layers, instance layers and files are real). A deployment of the wiki
+// is created and edited (a new layer version, served by the manager's layer
+// server and fetched by stormd by digest); `storm update plan --deployment`
+// names the file the instance's own layer would hide (one the guest wrote,
+// one it deleted: a whiteout), apply moves the instance to the new version
+// keeping its instance layer, rollback returns it.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../lib/paths.ts';
+import { startProcess } from '../helpers/child.ts';
+import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess, storm } from '../helpers/storm.ts';
+import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
+const URI = 'test:///default';
+
+before(() => {
+  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+/** Run the CLI without blocking this process; resolves with code and output. */
+function cli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [STORM_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => (stdout += d));
+    c.stderr.on('data', (d: Buffer) => (stderr += d));
+    c.on('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const r = await cli(args, env);
+  assert.equal(r.code, 0, `storm ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r.stdout;
+}
+const json = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await ok([...args, '-o', 'json'], env)) as T;
+
+async function until<T>(what: string, get: () => Promise<T>, check: (v: T) => boolean, seconds = 60): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const v = await get();
+    if (check(v)) return v;
+    if (Date.now() > end) assert.fail(`${what}: not reached within ${seconds} s; last: ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+/** What the guest would have done to its own layer: delete /etc/wiki/site.conf (a whiteout over the deployment's). */
+function guestDeletes(qcow2: string, dir: string, path: string): void {
+  const raw = join(dir, 'il.raw');
+  assert.equal(spawnSync('qemu-img', ['convert', '-U', '-q', '-f', 'qcow2', '-O', 'raw', qcow2, raw]).status, 0);
+  const parent = path.slice(0, path.lastIndexOf('/'));
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const cmds = join(dir, 'cmds');
+  writeFileSync(cmds, [`mkdir /root${parent.split('/').slice(0, 2).join('/')}`, `mkdir /root${parent}`, `cd /root${parent}`, `mknod ${name} c 0 0`, `sif /root${path} mode 020000`].join('\n') + '\n');
+  const r = spawnSync('debugfs', ['-w', '-f', cmds, `${raw}?offset=${1024 * 1024}`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(spawnSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, qcow2]).status, 0);
+}
+
+const digest = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+interface Dep { name: string; appliance: string; version: number; versions: { version: number; sha256: string; via: string; changed: { path: string; change: string }[]; changedCount: number }[] }
+interface Inst { id: string; name: string; appliance: string; version: string; state: string; layers: Record<string, string> }
+interface Plan { instance: string; from: string; to: string; changes: { role: string }[]; shadowed?: { path: string; kind: string; change: string; role: string }[]; shadowedError?: string }
+
+test('storm deployment create/edit makes layer versions; update plan --deployment names shadowed files; apply and rollback keep the instance layer', async (t) => {
+  const root = tempDir(t, 'storm-deploy-cli-');
+  const state = join(root, 'manager');
+  const hv = join(root, 'stormd');
+  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(), STORM_API_LISTEN: await p(), STORM_LAYER_LISTEN: '127.0.0.1:0',
+    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
+    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '1',
+  };
+  const cport = await freePort();
+  const base = `http://127.0.0.1:${cport}/`;
+  await ok(['channel', 'publish', CHANNEL, '--base-url', base], env);
+  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', CHANNEL, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  await startManagerProcess(t, state, [], env);
+  const sport = await freePort();
+  const added = await json<{ token: string; joinUrl: string }>(['host', 'add', 'hv1', `127.0.0.1:${sport}`], env);
+  await joinStormd(added.joinUrl, added.token, hv);
+  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await until('hv1 online', () => json<{ state: string }>(['host', 'show', 'hv1'], env), (h) => h.state === 'online');
+  await ok(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env);
+
+  // A deployment of the wiki: version 1 is the wiki's own deployment layer, rebuilt under this name.
+  const d1 = await json<Dep>(['deployment', 'create', 'corp', '--appliance', 'wiki', '--note', 'as published'], env);
+  assert.equal(d1.version, 1);
+  assert.equal(d1.appliance, 'wiki');
+  assert.equal(d1.versions[0]!.via, 'create');
+  assert.equal(d1.versions[0]!.changedCount, 0, 'same tree as the published deployment layer');
+  assert.match(await ok(['deployment', 'list'], env), /^NAME\s+APPLIANCE\s+VERSION[\s\S]*\ncorp\s+wiki@1\.0\s+1\s/);
+  assert.equal((await cli(['deployment', 'create', 'corp', '--appliance', 'wiki'], env)).code, 4, 'a second create is a conflict');
+  assert.equal((await cli(['deployment', 'create', 'classic', '--appliance', 'wiki-classic'], env)).code, 2, 'a traditional appliance has no layers to deploy onto');
+
+  // An instance of it: stormd fetched the deployment layer from the manager's layer server, by digest.
+  const inst = await json<Inst>(['instance', 'create', 'web1', '--deployment', 'corp', '--timeout', '60'], env);
+  assert.equal(inst.state, 'running');
+  assert.equal(inst.appliance, 'deployment:corp');
+  assert.equal(inst.version, '1');
+  assert.equal(inst.layers.deployment, d1.versions[0]!.sha256);
+  assert.ok(readdirSync(join(hv, 'layers')).includes(d1.versions[0]!.sha256), "the deployment layer is in stormd's cache");
+
+  // The guest deleted the site config (a whiteout in its own layer). Then the site edits the deployment.
+  const qcow2 = join(hv, 'instances', inst.id, 'instance.qcow2');
+  await ok(['instance', 'stop', 'web1'], env);
+  guestDeletes(qcow2, root, '/etc/wiki/site.conf');
+  const ilBefore = digest(qcow2);
+  mkdirSync(join(root, 'tree', 'etc', 'wiki'), { recursive: true });
+  writeFileSync(join(root, 'tree', 'etc', 'wiki', 'extra.conf'), 'cache=on\n');
+  writeFileSync(join(root, 'site.conf'), 'title=Example Corp wiki (edited)\n');
+  const noop = await cli(['deployment', 'edit', 'corp'], env);
+  assert.equal(noop.code, 2, 'an edit without files is refused');
+  const d2 = await json<Dep>(['deployment', 'edit', 'corp', '--set', `/etc/wiki/site.conf=@${join(root, 'site.conf')}`, '--set', '/etc/hostname=corp-default', '--set', '/etc/motd=Welcome', '--from', join(root, 'tree'), '--delete', '/etc/storm/deployment', '--note', 'site config'], env);
+  assert.equal(d2.version, 2);
+  assert.equal(d2.versions.length, 2, 'version 1 is kept');
+  assert.notEqual(d2.versions[1]!.sha256, d2.versions[0]!.sha256);
+  assert.deepEqual(d2.versions[1]!.changed, [
+    { path: '/etc/hostname', change: 'added' },
+    { path: '/etc/motd', change: 'added' },
+    { path: '/etc/storm/deployment', change: 'deleted' },
+    { path: '/etc/wiki/extra.conf', change: 'added' },
+    { path: '/etc/wiki/site.conf', change: 'modified' },
+  ]);
+  assert.match(await ok(['deployment', 'show', 'corp'], env), /\n2\*\s+files\s+5\s[\s\S]*site config[\s\S]*\n1\s+create\s+0\s/);
+
+  // The plan: web1 goes 1 → 2; its own /etc/hostname and its whiteout over site.conf would hide the update.
+  const plan = await json<Plan[]>(['update', 'plan', '--deployment', 'corp'], env);
+  assert.equal(plan.length, 1);
+  assert.equal(plan[0]!.instance, 'web1');
+  assert.deepEqual([plan[0]!.from, plan[0]!.to], ['1', '2']);
+  assert.deepEqual(plan[0]!.changes.map((c) => c.role), ['deployment']);
+  assert.equal(plan[0]!.shadowedError, undefined);
+  assert.deepEqual(plan[0]!.shadowed, [
+    { path: '/etc/hostname', kind: 'file', change: 'added', role: 'deployment' },
+    { path: '/etc/wiki/site.conf', kind: 'whiteout', change: 'modified', role: 'deployment' },
+  ]);
+  const table = await ok(['update', 'plan', '--deployment', 'corp'], env);
+  assert.match(table, /^INSTANCE\s+HOST\s+FROM\s+TO\s+LAYERS\s+SHADOWED\s*\nweb1\s+hv1\s+1\s+2\s+deployment\s+2\s*\n$/);
+  assert.match(await ok(['update', 'plan', '--deployment', 'corp', '-o', 'wide'], env), /\/etc\/hostname\(file\) \/etc\/wiki\/site\.conf\(whiteout\)/);
+
+  // Apply: web1 is on version 2 with the same instance layer; rollback puts it back on 1.
+  const rep = await json<{ updated: string[]; failed: unknown[] }>(['update', 'apply', '--deployment', 'corp'], env);
+  assert.deepEqual(rep.updated, ['web1']);
+  assert.deepEqual(rep.failed, []);
+  const moved = await json<Inst>(['instance', 'show', 'web1'], env);
+  assert.equal(moved.version, '2');
+  assert.equal(moved.layers.deployment, d2.versions[1]!.sha256);
+  assert.equal(moved.layers.substrate, inst.layers.substrate);
+  assert.equal(digest(qcow2), ilBefore, 'the instance layer is untouched');
+  assert.deepEqual(await json<Plan[]>(['update', 'plan', '--deployment', 'corp'], env), []);
+  const back = await json<Inst>(['update', 'rollback', 'web1'], env);
+  assert.equal(back.version, '1');
+  assert.equal(back.layers.deployment, d1.versions[0]!.sha256);
+
+  // Removal is refused while an instance uses it.
+  const busy = await cli(['deployment', 'remove', 'corp', '--yes'], env);
+  assert.equal(busy.code, 4, busy.stderr);
+  assert.match(busy.stderr, /used by 1 instance\(s\): web1/);
+  await ok(['instance', 'destroy', 'web1', '--yes'], env);
+  await ok(['deployment', 'remove', 'corp', '--yes'], env);
+  assert.deepEqual(await json<unknown[]>(['deployment', 'list'], env), []);
+});

@@ -1,0 +1,50 @@
+import { bytes } from '../../lib/format.ts';
+import type { DeploymentRecord, DeploymentVersion } from '../../manager/deployments/model.ts';
+import type { UpdatePlanEntry } from '../../manager/instances/service.ts';
+import { age } from './instances.ts';
+import type { RowSpec } from './table.ts';
+
+export const deploymentRows: RowSpec<DeploymentRecord> = {
+  name: (d) => d.name,
+  columns: [
+    { header: 'NAME', get: (d) => d.name },
+    { header: 'APPLIANCE', get: (d) => `${d.appliance}@${d.applianceVersion}` },
+    { header: 'VERSION', get: (d) => String(d.version) },
+    { header: 'VERSIONS', get: (d) => String(d.versions.length) },
+    { header: 'LAYER', get: (d) => d.versions.find((v) => v.version === d.version)?.sha256.slice(0, 12) ?? '' },
+    { header: 'UPDATED', get: (d) => age(d.updatedAt) },
+    { header: 'MAINTENANCE', get: (d) => (d.maintenance ? `${d.maintenance.instance} (from ${d.maintenance.from})` : '-') },
+    { header: 'SHA256', get: (d) => d.versions.find((v) => v.version === d.version)?.sha256 ?? '', wide: true },
+  ],
+};
+
+/** One deployment's versions, newest first; `*` marks the one new instances get. */
+export function versionRows(current: number): RowSpec<DeploymentVersion> {
+  return {
+    name: (v) => String(v.version),
+    columns: [
+      { header: 'VERSION', get: (v) => `${v.version}${v.version === current ? '*' : ''}` },
+      { header: 'VIA', get: (v) => v.via },
+      { header: 'CHANGED', get: (v) => String(v.changedCount) },
+      { header: 'SIZE', get: (v) => bytes(v.size) },
+      { header: 'LAYER', get: (v) => v.sha256.slice(0, 12) },
+      { header: 'AGE', get: (v) => age(v.createdAt) },
+      { header: 'NOTE', get: (v) => v.note ?? '' },
+      { header: 'PATHS', get: (v) => v.changed.map((c) => `${c.change[0]}${c.path}`).join(' '), wide: true },
+    ],
+  };
+}
+
+/** `storm update plan`: one row per instance; SHADOWED counts its instance-layer files that hide updated ones. */
+export const planRows: RowSpec<UpdatePlanEntry> = {
+  name: (p) => p.instance,
+  columns: [
+    { header: 'INSTANCE', get: (p) => p.instance },
+    { header: 'HOST', get: (p) => p.host },
+    { header: 'FROM', get: (p) => p.from },
+    { header: 'TO', get: (p) => p.to },
+    { header: 'LAYERS', get: (p) => p.changes.map((c) => c.role).join(',') },
+    { header: 'SHADOWED', get: (p) => (p.shadowedError ? '?' : p.shadowed === undefined ? '-' : `${p.shadowed.length}${p.shadowedTruncated ? '+' : ''}`) },
+    { header: 'SHADOWED FILES', get: (p) => p.shadowedError ?? (p.shadowed ?? []).map((s) => `${s.path}(${s.kind})`).join(' '), wide: true },
+  ],
+};
