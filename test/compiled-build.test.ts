@@ -1,10 +1,11 @@
+// bin/compiled.js: when bin/storm.js may run the compiled build instead of the sources.
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { tempDir } from '../test/helpers/tmp.ts';
-import { compiledEntry, writeStamp } from './compiled.js';
+import { tempDir } from './helpers/tmp.ts';
+import { compiledEntry, writeStamp } from '../bin/compiled.js';
 
 test('the compiled CLI runs only while its build matches the sources exactly', (t) => {
   const root = tempDir(t);
