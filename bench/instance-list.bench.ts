@@ -3,7 +3,8 @@
 // yet: one process owns the database), the hosts are enrolled records whose
 // stormd never answers (their addresses are closed loopback ports), then a
 // real manager process starts on it and the real CLI process runs against
-// its control socket. Wall time of the CLI process, median of 7 (and its CPU time); the
+// its control socket, once the manager's start-up work has settled. Wall
+// time of the CLI process, median of 7 (and its CPU time); the
 // manager's resident memory (VmRSS, /proc/PID/status) after the lists.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -65,6 +66,24 @@ export async function seed(db: string): Promise<void> {
   }
 }
 
+/** CPU ticks (user + system) a process has used. */
+const ticks = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(f[11]) + Number(f[12]);
+};
+
+/** Wait until `pid` used (almost) no CPU for a second; at most 60 s. */
+async function settled(pid: number): Promise<void> {
+  const end = Date.now() + 60_000;
+  let last = ticks(pid);
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = ticks(pid);
+    if (now - last <= 2) return;
+    last = now;
+  }
+}
+
 function vm(pid: number): { rssMB: number; hwmMB: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
@@ -111,6 +130,8 @@ export default async function (): Promise<BenchResult[]> {
     const startup = (performance.now() - t0) / 1000;
     try {
       const pid = manager.child.pid!;
+      // Steady state: the work right after ready (first polls of 100 hosts, reconciliation) is over.
+      await settled(pid);
       const times: number[] = [];
       const cpu: number[] = [];
       const cpuFile = join(dir, 'cpu.txt');
