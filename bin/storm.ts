@@ -8,19 +8,26 @@ import { readEnv } from '../lib/env.ts';
 import { createLogger, type Level } from '../lib/logger.ts';
 import { controlSocketPath } from '../lib/paths.ts';
 import { managerConfig } from '../manager/config/config.ts';
-import { ControlClient } from '../manager/control/client.ts';
-import { startManager } from '../manager/main.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { Manager } from '../manager/main.ts';
-import { embeddedConfig, startEmbedded } from './embedded.ts';
-import { createGuestNetwork, guestNetworkUnavailable, type GuestNetwork } from './guest-network.ts';
-import { createConsole } from '../tui/console/app.ts';
-import { SshServer } from '../tui/ssh/server.ts';
+import type { GuestNetwork } from './guest-network.ts';
+import type { SshServer } from '../tui/ssh/server.ts';
 import { runCli } from '../tui/cli/cli.ts';
 import type { CommandContext, CommandDef, OptionSpec } from '../tui/cli/command.ts';
 import { COMMANDS } from '../tui/cli/commands/index.ts';
 
 const env = readEnv();
+
+// The manager, the console and the SSH server load only for the commands that run them:
+// every other `storm` call is a short-lived client whose start-up is its latency.
+const lazy = {
+  manager: () => import('../manager/main.ts'),
+  console: () => import('../tui/console/app.ts'),
+  ssh: () => import('../tui/ssh/server.ts'),
+  control: () => import('../manager/control/client.ts'),
+  embedded: () => import('./embedded.ts'),
+  guestNetwork: () => import('./guest-network.ts'),
+};
 
 const MANAGER_OPTIONS: Record<string, OptionSpec> = {
   'log-level': { type: 'string', doc: 'debug | info | warn | error' },
@@ -73,6 +80,7 @@ function untilSignal(stop: () => Promise<void>): Promise<never> {
  */
 async function startSsh(m: Manager, log: Logger): Promise<{ ssh?: SshServer; note: string }> {
   try {
+    const { SshServer } = await lazy.ssh();
     const ssh = await SshServer.start({
       listen: m.config.sshListen,
       state: m.config.state,
@@ -110,6 +118,7 @@ const HOST_COMMANDS: CommandDef[] = [
     run: async (ctx) => {
       const config = configFrom(ctx);
       const log = createLogger({ level: config.logLevel as Level });
+      const { startManager } = await lazy.manager();
       const m = await startManager({ config, log, path: env.PATH ?? '' });
       keepAlive(log);
       const { ssh, note } = await startSsh(m, log);
@@ -133,6 +142,7 @@ const HOST_COMMANDS: CommandDef[] = [
     run: async (ctx) => {
       const netns = typeof ctx.opts.netns === 'string' ? ctx.opts.netns : GUEST_NETNS;
       const bridge = typeof ctx.opts.bridge === 'string' ? ctx.opts.bridge : GUEST_BRIDGE;
+      const [{ embeddedConfig, startEmbedded }, { createConsole }, { createGuestNetwork, guestNetworkUnavailable }] = await Promise.all([lazy.embedded(), lazy.console(), lazy.guestNetwork()]);
       // The guest network needs root; without it storm up says what it skipped and carries on.
       let skipped = netns ? guestNetworkUnavailable(process.getuid?.() ?? -1) : 'disabled (--netns \'\')';
       const state = configFrom(ctx).state;
@@ -176,6 +186,7 @@ const HOST_COMMANDS: CommandDef[] = [
     summary: 'open the console against the running manager',
     hostOnly: true,
     run: async (ctx) => {
+      const [{ ControlClient }, { createConsole }] = await Promise.all([lazy.control(), lazy.console()]);
       const api = await ControlClient.connect(controlSocketPath(ctx.state));
       await new Promise<void>((resolve) => createConsole({ api, input: process.stdin, output: process.stdout, terminal: env.TERM, onExit: resolve }));
       api.close();

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The package root (the folder holding package.json). */
-export const PACKAGE_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root (the folder holding package.json), from the sources or from their build in .build/js/lib. */
+export const PACKAGE_ROOT = basename(dirname(dirname(here))) === '.build' ? join(here, '..', '..', '..') : join(here, '..');
 
 /** A git checkout runs the embedded default with state beside it; an install uses /var/lib/storm. */
 export function defaultStateDir(): string {

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
 import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { StormError, invalid, notFound } from '../lib/errors.ts';
@@ -140,7 +140,7 @@ export class LocalHostAgent {
     for (const d of await this.#o.driver.list()) {
       const spec = await this.#o.driver.inspect(d.name).catch(() => undefined);
       const paths = [spec?.kernel, spec?.initrd, ...(spec?.disks.flatMap((x) => [x.path, x.backing?.path]) ?? [])];
-      // A traditional disk is an overlay whose backing file is the cached layer.
+      // A qcow2 overlay whose header names a cached layer as its base keeps that layer.
       for (const disk of spec?.disks ?? []) if (disk.format === 'qcow2' && !disk.backing) paths.push(await backingFile(disk.path));
       for (const p of paths) {
         if (p && dirname(p) === this.cache.dir) keep.add(p.slice(this.cache.dir.length + 1));
@@ -200,16 +200,11 @@ export class LocalHostAgent {
     };
     if (req.layers.disk !== undefined) {
       if (ROLE_ORDER.some((r) => req.layers[r] !== undefined)) throw invalid('a traditional disk cannot be combined with layers');
-      // A traditional appliance's one disk: a per-instance qcow2 overlay on the cached
-      // image (~5 ms for any size), so the cache file is never written.
+      // A traditional appliance's one disk: the instance's own full, writable copy of the
+      // cached image (what a non-layered appliance costs: its size, per instance).
       const base = (await layer('disk'))!;
-      const overlay = join(dirname(this.instances.path(checkInstanceId(req.instanceLayer))), 'disk.qcow2');
-      if (!(await stat(overlay).catch(() => undefined))) {
-        await mkdir(dirname(overlay), { recursive: true, mode: 0o755 });
-        const r = await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', fmt('disk'), '-b', base, overlay]);
-        if (r.code !== 0) throw new StormError('internal', `could not create the disk overlay for ${req.instanceLayer}: ${r.stderr.trim()}`);
-      }
-      disks.push({ role: 'traditional', path: overlay, format: 'qcow2', readonly: false, backing: { path: base, format: fmt('disk') } });
+      const disk = await this.#ownDisk(checkInstanceId(req.instanceLayer), base);
+      disks.push({ role: 'traditional', path: disk, format: fmt('disk'), readonly: false });
     } else {
       const maintenance = req.maintenance === true;
       if (req.maintenance !== undefined && typeof req.maintenance !== 'boolean') throw invalid('maintenance must be a boolean');
@@ -246,6 +241,35 @@ export class LocalHostAgent {
       ...(bridge ? { network: { bridge, mac: req.mac } } : {}),
       consoleLog: join(consoleDir, `${this.#dom(req.name)}.log`),
     };
+  }
+
+  /**
+   * The instance's copy of a traditional disk (`instances/<id>/disk.img`), made
+   * once: copied under a temporary name, synced, then renamed, so a crash never
+   * leaves a half-copied disk under the final name.
+   */
+  async #ownDisk(id: string, base: string): Promise<string> {
+    const dir = dirname(this.instances.path(id));
+    const disk = join(dir, 'disk.img');
+    if (await stat(disk).catch(() => undefined)) return disk;
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const tmp = join(dir, `.disk-${process.pid}-${Date.now().toString(36)}.tmp`);
+    try {
+      await copyFile(base, tmp);
+      await chmod(tmp, 0o644); // the cache's copy is read-only; this one is the guest's writable disk
+      const fh = await open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, disk);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      const free = await statfs(dir).then((f) => Number(f.bavail) * Number(f.bsize)).catch(() => undefined);
+      throw new StormError('internal', `could not copy the traditional disk for ${id}: ${(e as Error).message}`, { hint: free !== undefined ? `${Math.floor(free / 1048576)} MiB free under ${dir}` : 'check the state directory' });
+    }
+    return disk;
   }
 
   async define(req: AgentDomainRequest): Promise<void> {

@@ -1,8 +1,8 @@
 import { connect, type Socket } from 'node:net';
-import { fromErrorData, unreachable } from '../../lib/errors.ts';
+import { fromErrorData, invalid, toStormError, unreachable } from '../../lib/errors.ts';
 import type { StormApi } from '../api.ts';
 import type { StormEvent } from '../events.ts';
-import { LineReader, type Response } from './protocol.ts';
+import { LineReader, MAX_RESPONSE_LINE, type Response } from './protocol.ts';
 
 /** StormApi over the manager's control socket. */
 export class ControlClient implements StormApi {
@@ -14,11 +14,25 @@ export class ControlClient implements StormApi {
 
   private constructor(sock: Socket) {
     this.#sock = sock;
-    const reader = new LineReader();
+    // The manager is trusted (owner-only socket), but still bounded: a runaway answer fails the call, not the process.
+    const reader = new LineReader(MAX_RESPONSE_LINE);
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => {
-      for (const line of reader.push(chunk)) {
-        const msg = JSON.parse(line) as Response;
+      let lines: string[];
+      try {
+        lines = reader.push(chunk);
+      } catch (e) {
+        this.#fail(toStormError(e));
+        return;
+      }
+      for (const line of lines) {
+        let msg: Response;
+        try {
+          msg = JSON.parse(line) as Response;
+        } catch {
+          this.#fail(invalid('the manager sent a control message that is not JSON'));
+          return;
+        }
         if ('event' in msg) {
           for (const fn of this.#listeners) fn(msg.event);
           continue;
@@ -30,12 +44,16 @@ export class ControlClient implements StormApi {
         else p.resolve(msg.result);
       }
     });
-    sock.on('close', () => {
-      this.#closed = true;
-      for (const p of this.#pending.values()) p.reject(unreachable('the manager closed the control connection'));
-      this.#pending.clear();
-    });
+    sock.on('close', () => this.#fail(unreachable('the manager closed the control connection')));
     sock.on('error', () => {});
+  }
+
+  /** Every pending call fails with `err`; the connection is done. */
+  #fail(err: Error): void {
+    this.#closed = true;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
+    this.#sock.destroy();
   }
 
   /** Connect to the manager owning `socketPath`; `unreachable` with a fix when none runs. */

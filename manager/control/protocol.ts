@@ -7,24 +7,53 @@ import type { StormEvent } from '../events.ts';
  * broken or hostile client cannot make the manager buffer without limit.
  */
 export const MAX_LINE = 4 * 1024 * 1024;
+/**
+ * What the CLI accepts from the manager in one line: far larger, since a
+ * list of every instance is one response (~0.6 KB per instance: 10,000 are
+ * ~6 MB), yet still a bound.
+ */
+export const MAX_RESPONSE_LINE = 256 * 1024 * 1024;
 
 export interface Request { id: number; method: string; params?: Record<string, unknown> }
 export type Response = { id: number; result: unknown } | { id: number; error: ErrorData } | { event: StormEvent };
 
-/** Splits a byte stream into lines, refusing any line over `max` bytes. */
+/**
+ * Splits a byte stream into lines, refusing any line over `max` bytes. Only
+ * the new chunk is scanned for line ends, so a long line arriving in many
+ * chunks costs its length once (not once per chunk).
+ */
 export class LineReader {
-  #buf = '';
+  #parts: string[] = [];
+  #len = 0;
   readonly #max: number;
   constructor(max = MAX_LINE) {
     this.#max = max;
   }
   /** Feed a chunk; returns complete lines; throws `invalid` when a line is too long. */
   push(chunk: string): string[] {
-    this.#buf += chunk;
-    const lines = this.#buf.split('\n');
-    this.#buf = lines.pop() ?? '';
-    if (this.#buf.length > this.#max) throw invalid(`control message longer than ${this.#max} bytes`);
-    return lines.filter((l) => l.trim() !== '');
+    const out: string[] = [];
+    let from = 0;
+    for (let nl = chunk.indexOf('\n'); nl !== -1; nl = chunk.indexOf('\n', from)) {
+      const tail = chunk.slice(from, nl);
+      if (this.#len + tail.length > this.#max) throw this.#tooLong();
+      const line = this.#parts.length ? this.#parts.join('') + tail : tail;
+      this.#parts = [];
+      this.#len = 0;
+      if (line.trim() !== '') out.push(line);
+      from = nl + 1;
+    }
+    if (from < chunk.length) {
+      const rest = from ? chunk.slice(from) : chunk;
+      this.#len += rest.length;
+      if (this.#len > this.#max) throw this.#tooLong();
+      this.#parts.push(rest);
+    }
+    return out;
+  }
+  #tooLong() {
+    this.#parts = [];
+    this.#len = 0;
+    return invalid(`control message longer than ${this.#max} bytes`);
   }
 }
 

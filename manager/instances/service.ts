@@ -337,8 +337,8 @@ export class InstanceService {
       // Its edits live in a deployment-layer overlay beside its instance layer, which migration does not move.
       if (inst.appliance.startsWith('maintenance:')) throw conflict(`${inst.name} is a deployment's maintenance instance and cannot migrate`, { hint: 'finish or abort the maintenance first' });
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
-      // A traditional appliance's writes live in its disk overlay, not in the instance layer that travels.
-      if (inst.layers.disk) throw invalid(`instance ${inst.name} runs a traditional (one-disk) appliance: its disk overlay cannot be migrated yet, only layered instances`, { hint: 'create it again on the target host' });
+      // A traditional appliance's writes live in its own copy of the disk, not in the instance layer that travels.
+      if (inst.layers.disk) throw invalid(`instance ${inst.name} runs a traditional (one-disk) appliance: its own disk copy cannot be migrated yet, only layered instances`, { hint: 'create it again on the target host' });
       if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
       if (app.volumes?.length) throw invalid(`instance ${inst.name} has data volumes (${app.volumes.map((v) => v.name).join(', ')}): they cannot be migrated yet, only the instance layer travels`);

@@ -30,3 +30,21 @@ test('a second owner of the same directory gets busy', async (t) => {
   await assert.rejects(Store.open(join(dir, 'db')), (e: StormError) => e.code === 'busy' && /another process/.test(e.message));
   await a.close();
 });
+
+test('list and values read thousands of entries in key order, with prefix, limit and reverse', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const s = await Store.open(join(dir, 'db'));
+  const c = s.collection<{ n: number }>('instances');
+  const other = s.collection<{ n: number }>('instancesx');
+  const ids = Array.from({ length: 2500 }, (_, i) => `i${String(i).padStart(5, '0')}`);
+  const b = s.batch();
+  for (const [n, id] of ids.entries()) b.put(c, id, { n });
+  await b.put(other, 'i00000', { n: -1 }).write();
+  assert.deepEqual((await c.values()).map((v) => v.n), ids.map((_, n) => n));
+  assert.deepEqual((await c.list()).map((e) => e.id), ids);
+  assert.deepEqual((await c.values({ prefix: 'i001' })).map((v) => v.n), Array.from({ length: 100 }, (_, i) => 100 + i));
+  assert.deepEqual((await c.values({ limit: 3 })).map((v) => v.n), [0, 1, 2]);
+  assert.deepEqual((await c.list({ reverse: true, limit: 2 })).map((e) => e.id), ['i02499', 'i02498']);
+  await s.close();
+});

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, openSync, readSync, closeSync, readdirSync } from 'node:fs';
+import { existsSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { StormError } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
 import { tempDir } from '../../test/helpers/tmp.ts';
 import { SECTOR, parseMbr } from './disk-image.ts';
-import { INSTANCE_LABEL, InstanceLayers } from './instance.ts';
+import { CLUSTER, INSTANCE_LABEL, InstanceLayers } from './instance.ts';
 
 async function sh(file: string, args: string[]): Promise<string> {
   const r = await run(file, args);
@@ -77,6 +77,20 @@ test('an instance layer: MBR with ext4 storm-instance on partition 1 holding the
   // Nothing left behind but the layer itself.
   assert.deepEqual(readdirSync(join(dir, 'instances', 'web-1')), ['instance.qcow2']);
   await rejectsCode(layers.create('web-1', { hostname: 'web-1' }), 'conflict');
+});
+
+test('a fresh instance layer is small on disk: 4 KiB qcow2 clusters, no resize inode', async (t) => {
+  const dir = tempDir(t);
+  const layers = new InstanceLayers(join(dir, 'instances'));
+  const info = await layers.create('web-2', { hostname: 'web-2', files: { '/etc/storm/instance.json': '{"id":"x"}' }, tls: { cert: 'CERT\n', key: 'KEY\n', ca: 'CA\n' } });
+  const img = JSON.parse(await sh('qemu-img', ['info', '--output=json', info.path]));
+  assert.equal(img['cluster-size'], CLUSTER);
+  // Every instance (and every migration) pays this: metadata and the few files, not the layer's size.
+  assert.ok(statSync(info.path).blocks * 512 < 256 * 1024, `instance layer allocates ${statSync(info.path).blocks * 512} bytes`);
+  const p1 = await partition(dir, info.path, 1);
+  assert.doesNotMatch(await sh('dumpe2fs', ['-h', p1]), /resize_inode/);
+  const fsck = await run('e2fsck', ['-fn', p1]);
+  assert.equal(fsck.code, 0, `e2fsck: ${fsck.stdout}${fsck.stderr}`);
 });
 
 test('bad instance content is refused as invalid and leaves nothing', async (t) => {

@@ -21,6 +21,8 @@ import { SECTOR, buildMbr, buildSwapHeader } from './disk-image.ts';
 
 export const INSTANCE_LABEL = 'storm-instance';
 const MiB = 1024 * 1024;
+/** qcow2 cluster size of instance layers (see create). */
+export const CLUSTER = 4096;
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const HOST_RE = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const SNAP_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -187,14 +189,19 @@ export class InstanceLayers {
       } finally {
         await fh.close();
       }
+      // No resize inode: its reserved GDT blocks are ~110 KiB of metadata in every instance
+      // layer, and an instance layer is only ever grown offline (resize2fs works without it).
       await mustRun(
         'mke2fs',
-        ['-q', '-F', '-t', 'ext4', '-b', '4096', '-L', INSTANCE_LABEL, '-d', fsdir, '-E', `offset=${p1Start},nodiscard,root_owner=0:0`, raw, `${p1Size / 1024}k`],
+        ['-q', '-F', '-t', 'ext4', '-b', '4096', '-O', '^resize_inode', '-L', INSTANCE_LABEL, '-d', fsdir, '-E', `offset=${p1Start},nodiscard,root_owner=0:0`, raw, `${p1Size / 1024}k`],
         'build the instance filesystem',
       );
-      // 3. qcow2 for snapshots; zero areas stay unallocated.
+      // 3. qcow2 for snapshots; zero areas stay unallocated. 4 KiB clusters: ext4's few
+      //    metadata blocks are scattered, and with the default 64 KiB each one costs a whole
+      //    cluster (~780 KiB per fresh layer instead of ~150 KiB, times every instance, every
+      //    migration). QEMU's default L2 cache still covers 512 MiB at this cluster size.
       const qcow = join(work, 'instance.qcow2');
-      await mustRun('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, qcow], 'convert the instance layer to qcow2');
+      await mustRun('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', '-o', `cluster_size=${CLUSTER}`, raw, qcow], 'convert the instance layer to qcow2');
       await fsyncPath(qcow);
       await rename(qcow, final);
       await fsyncPath(idir);

@@ -5,11 +5,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { StormError } from '../../lib/errors.ts';
-import { run } from '../../lib/exec.ts';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { LibvirtDriver } from '../../stormd/hypervisor/libvirt/libvirt-driver.ts';
 import { LocalHostAgent } from '../../stormd/host-agent.ts';
 import { hostAgentConformance } from '../conformance/host-agent.case.ts';
@@ -62,7 +61,7 @@ async function fixture(uri: string) {
 hostAgentConformance('stormd LocalHostAgent on libvirt test:///default', () => fixture('test:///default'));
 hostAgentConformance('stormd LocalHostAgent on qemu:///system', () => fixture('qemu:///system'));
 
-test('LocalHostAgent: idempotent instance layer, snapshots, export → import between hosts, traditional disk overlay', async (t) => {
+test('LocalHostAgent: idempotent instance layer, snapshots, export → import between hosts, traditional disk copied per instance', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'storm-hv-agent2-'));
   chmodSync(dir, 0o755);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -111,16 +110,25 @@ test('LocalHostAgent: idempotent instance layer, snapshots, export → import be
   await assert.rejects(b.importInstanceLayer('web-2', { ...ref, sha256: diskSha }), (e: unknown) => e instanceof StormError && e.code === 'invalid');
   await assert.rejects(b.snapshots('web-2'), (e: unknown) => e instanceof StormError && e.code === 'not_found');
 
-  // A traditional appliance: one cached disk, a per-instance qcow2 overlay on top.
+  // A traditional appliance: one cached disk, and each instance its own full, writable copy of it.
   await b.ensureLayer({ role: 'disk', sha256: diskSha, size: disk.length, url: `http://127.0.0.1:${port}/disk` });
   await b.define({ name: 'storm-hv-trad', memoryMiB: 64, vcpus: 1, kernel: '/boot/k', initrd: '/boot/i', cmdline: '', layers: { disk: diskSha }, instanceLayer: 'trad-1', mac: '52:54:00:00:00:09' });
   const spec = await drvB.inspect('storm-hv-trad');
-  assert.deepEqual(spec.disks.map((d) => [d.role, d.format, d.readonly]), [['traditional', 'qcow2', false]]);
-  const info = await run('qemu-img', ['info', '--output=json', spec.disks[0]!.path]);
-  assert.equal(JSON.parse(info.stdout)['backing-filename'], b.cache.path(diskSha));
+  assert.deepEqual(spec.disks.map((d) => [d.role, d.format, d.readonly]), [['traditional', 'raw', false]]);
+  const copy = spec.disks[0]!.path;
+  assert.equal(copy, join(dirname(b.instances.path('trad-1')), 'disk.img'));
+  assert.ok(readFileSync(copy).equals(disk), 'the copy holds the image, byte for byte');
+  assert.equal(statSync(copy).mode & 0o777, 0o644, 'writable by its guest');
+  assert.notEqual(statSync(copy).ino, statSync(b.cache.path(diskSha)).ino, 'its own file, not a link to the cache');
+  // Defining again (a redefine after an update, a reconcile) keeps the instance's disk as it is.
+  writeFileSync(copy, 'written by the guest');
+  await b.undefine('storm-hv-trad');
+  await b.define({ name: 'storm-hv-trad', memoryMiB: 64, vcpus: 1, kernel: '/boot/k', initrd: '/boot/i', cmdline: '', layers: { disk: diskSha }, instanceLayer: 'trad-1', mac: '52:54:00:00:00:09' });
+  assert.equal(readFileSync(copy, 'utf8'), 'written by the guest');
+  assert.deepEqual(readdirSync(dirname(copy)).filter((f) => f.endsWith('.tmp')), [], 'no temporary copy left');
   assert.equal(await b.state('storm-hv-nothing'), 'absent');
-  // The overlay's base is in use by a defined domain: never collected, even when the manager forgets it.
-  assert.deepEqual(await b.removeUnreferencedLayers([]), { removed: [], freedBytes: 0 });
+  // No domain reads the cached image (each instance has its copy): it stays while the manager references it.
+  assert.deepEqual(await b.removeUnreferencedLayers([diskSha]), { removed: [], freedBytes: 0 });
   assert.deepEqual(await b.layers(), [diskSha]);
   const cap = await b.capacity();
   assert.ok(cap.vcpus >= 1 && cap.memoryMiB > 0 && cap.freeDiskBytes > 0);
@@ -137,7 +145,7 @@ test('LocalHostAgent: idempotent instance layer, snapshots, export → import be
   assert.deepEqual(await b.removeUnreferencedLayers([]), { removed: [diskSha], freedBytes: disk.length });
 });
 
-test('a traditional appliance on qemu:///system: the cached base under the overlay stays root-owned', async (t) => {
+test('a traditional appliance on qemu:///system boots from its own copy; the cached image stays root-owned and read-only', async (t) => {
   const k = findCloudKernel();
   if (!k) return t.skip('no Debian cloud kernel under /boot');
   const f = await fixture('qemu:///system');
@@ -149,6 +157,8 @@ test('a traditional appliance on qemu:///system: the cached base under the overl
   await a.start(name);
   const base = a.cache.path(f.layer.sha256);
   assert.equal(statSync(base).uid, 0, 'not chowned to libvirt-qemu while running');
+  const copy = join(dirname(a.instances.path('trad-1')), 'disk.img');
+  assert.equal(statSync(copy).size, statSync(base).size, 'the guest runs on its own copy');
   await a.poweroff(name);
   await a.undefine(name);
   assert.equal(statSync(base).uid, 0);

@@ -2,9 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseHostPort } from '../../../lib/config.ts';
 import { conflict, invalid } from '../../../lib/errors.ts';
-import { fingerprint, generatePublisherKey } from '../../../manager/channels/sign.ts';
-import { publishChannel, type PublishResult } from '../../../manager/channels/publish.ts';
-import { ChannelServer } from '../../../manager/channels/server.ts';
+import type { PublishResult } from '../../../manager/channels/publish.ts';
 import type { ChannelView } from '../../../manager/services/channels.ts';
 import { bytes, channelRows } from '../../render/channels.ts';
 import type { CommandDef } from '../command.ts';
@@ -74,6 +72,8 @@ export const channelCommands: CommandDef[] = [
     run: async (ctx) => {
       const out = resolve(ctx.args[0]!);
       for (const f of [`${out}.key`, `${out}.pub`]) if (existsSync(f)) throw conflict(`${f} already exists`, { hint: 'pick another name; an existing key is never overwritten' });
+      // Signing, publishing and serving load only for these commands (node-forge and the XML code cost every other CLI call ~0.3 s).
+      const { fingerprint, generatePublisherKey } = await import('../../../manager/channels/sign.ts');
       const k = generatePublisherKey();
       writeFileSync(`${out}.key`, k.privatePem, { mode: 0o600, flag: 'wx' });
       writeFileSync(`${out}.pub`, k.publicPem, { mode: 0o644, flag: 'wx' });
@@ -95,6 +95,7 @@ export const channelCommands: CommandDef[] = [
       if (typeof ctx.opts['base-url'] !== 'string') throw invalid('storm channel publish needs --base-url URL', { hint: 'the URL the folder will be served at, e.g. http://channel.example/stable/' });
       const opts: { baseUrl: string; privateKeyPem?: string } = { baseUrl: ctx.opts['base-url'] };
       if (typeof ctx.opts.key === 'string') opts.privateKeyPem = readKey(ctx.opts.key, '--key');
+      const { publishChannel } = await import('../../../manager/channels/publish.ts');
       const data: PublishResult = await publishChannel(resolve(ctx.args[0]!), opts);
       const lines = [`published ${data.appliances.length} appliance versions to ${data.feed}${data.signed ? ' (signed)' : ' (unsigned)'}`];
       for (const a of data.appliances) lines.push(`  ${a.id}@${a.version}  ${a.file}`);
@@ -115,6 +116,7 @@ export const channelCommands: CommandDef[] = [
       if (!hp) throw invalid(`--listen ${listen}: expected HOST:PORT`);
       const dir = resolve(ctx.args[0]!);
       if (!existsSync(dir)) throw invalid(`${dir}: no such folder`);
+      const { ChannelServer } = await import('../../../manager/channels/server.ts');
       const server = new ChannelServer({ root: dir });
       const a = await server.listen(hp.host, hp.port).catch((e: NodeJS.ErrnoException) => {
         throw invalid(`cannot listen on ${listen}: ${e.code ?? e.message}`, { hint: 'pick a free port with --listen' });
