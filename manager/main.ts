@@ -18,7 +18,7 @@ import { InstanceService, type ApplianceSource, type HostDirectory } from './ins
 import { unavailable } from '../lib/errors.ts';
 import { registerDirectory } from './services/directory.ts';
 import { createDirectory, type DirectoryRuntime } from './directory/runtime.ts';
-import { followInstancesInDirectory, reconcileDirectory } from './directory/follow.ts';
+import { DirectorySync } from './directory/sync.ts';
 import { Store } from './store/store.ts';
 import { parseHostPort } from '../lib/config.ts';
 import type { Health } from '../lib/health.ts';
@@ -217,7 +217,9 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     await store.close();
     throw e;
   }
-  const enrolling = followInstancesInDirectory({ bus, directory: directory.directory, domain: config.dnsDomain });
+  // Instances' host entries and principals follow their events; the start-up sync (instances created or
+  // destroyed while the manager was down, or a restored store) runs in the background, bounded and batched.
+  const enrolling = new DirectorySync({ bus, directory: directory.directory, instances, domain: config.dnsDomain });
   const netServices: NetService[] = [dns, dhcp, ...directory.services];
   for (const svc of netServices) {
     try {
@@ -230,11 +232,10 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   }
   registerDns(registry, { dns, bus });
   registerDhcp(registry, { dhcp, bus });
-  registerDirectory(registry, directory.directory, directory.services);
-  // Instances created or destroyed while the manager was down get (or lose) their host entries now.
-  await reconcileDirectory({ directory: directory.directory, instances, domain: config.dnsDomain, bus }).catch((e) =>
-    log.error('directory reconcile failed', { error: (e as Error).message }),
-  );
+  registerDirectory(registry, directory.directory, [...directory.services, enrolling]);
+  // Not awaited: the control socket must not wait for thousands of principals (status shows "syncing N/M").
+  await enrolling.start();
+  netServices.push(enrolling);
   registry.add<Record<string, never>, Health[]>({
     name: 'netsvc.status',
     mutates: false,
@@ -247,7 +248,6 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     pki = await Pki.open({ dir: `${config.state}/pki`, store, log: log.child({ svc: 'pki' }), managerNames: config.managerNames });
   } catch (e) {
     following.unsubscribe();
-    enrolling.unsubscribe();
     for (const svc of netServices) await svc.stop();
     await layerServer?.close();
     await store.close();
@@ -334,7 +334,6 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     clearInterval(maintain);
     await enroll?.close();
     following.unsubscribe();
-    enrolling.unsubscribe();
     for (const svc of netServices) await svc.stop();
     await layerServer?.close();
     await store.close();
@@ -377,8 +376,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       await layerServer?.close();
       await control.close();
       following.unsubscribe();
-      enrolling.unsubscribe();
-      await Promise.all([following.idle(), enrolling.idle()]);
+      await following.idle();
+      // The directory sync stops first (reverse order): queued jobs are skipped, the running chunk lands.
       for (const svc of [...netServices].reverse()) await svc.stop();
       await store.close();
       log.info('manager stopped');

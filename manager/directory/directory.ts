@@ -3,7 +3,7 @@
  * Kerberos realm in step. The service layer and other manager code (instances
  * enrol and drop their hosts) call this; nothing else writes either side.
  */
-import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict, invalid, notFound, unauthorized, unavailable, type StormError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
@@ -384,6 +384,104 @@ export class Directory {
       });
       this.#emit('directory.host.added', fqdn, `host ${fqdn} enrolled${this.realm ? ` (host/${fqdn}@${this.realm})` : ''}`);
       return this.hostView(h);
+    });
+  }
+
+  /** Hold the per-host lock of every fqdn while `fn` runs (busy if any is held). */
+  #holdAll<T>(fqdns: string[], action: string, fn: () => Promise<T>): Promise<T> {
+    const [first, ...rest] = fqdns;
+    if (first === undefined) return fn();
+    return this.#locks.run(`host:${first}`, action, () => this.#holdAll(rest, action, fn));
+  }
+
+  /**
+   * Enrol many hosts at once (the start-up sync): principals and keytabs in
+   * two kadmin.local runs, checked against the realm's principal list and the
+   * keytab files, then every entry that made it in ONE atomic store batch.
+   * A host whose principal or keytab could not be made gets no entry (and a
+   * principal created for it is removed); it is returned under `failed`.
+   * Existing entries keep their addresses; keys are kept unless missing.
+   */
+  async addHosts(inputs: { fqdn: string; instance?: string }[]): Promise<{ added: string[]; failed: { fqdn: string; error: string }[] }> {
+    const want = new Map<string, string | undefined>();
+    for (const i of inputs) want.set(checkFqdn(i.fqdn), i.instance === undefined ? undefined : checkText('instance', i.instance));
+    const fqdns = [...want.keys()];
+    if (!fqdns.length) return { added: [], failed: [] };
+    return this.#holdAll(fqdns, 'add', async () => {
+      const failed = new Map<string, string>();
+      const k = this.#kadmin();
+      const created: string[] = [];
+      if (k) {
+        const dir = this.#krb!.paths.keytabs;
+        const add = await k.addRandomMany(fqdns.map((f) => `host/${f}`));
+        for (const f of fqdns) {
+          const why = add.failed.get(`host/${f}`);
+          if (why) failed.set(f, why);
+          else if (!add.existed.has(`host/${f}`)) created.push(f);
+        }
+        // Keys for new principals, and for old ones whose keytab is missing (ktadd appends: start empty).
+        const needKeys = fqdns.filter((f) => !failed.has(f) && (created.includes(f) || !existsSync(this.keytabPath(f))));
+        for (const f of needKeys) rmSync(this.keytabPath(f), { force: true });
+        const kt = await k.keytabMany(needKeys.map((f) => ({ principal: `host/${f}`, file: `${f}.keytab` })), dir);
+        for (const [p, why] of kt) failed.set(p.slice('host/'.length), why);
+        // Trust what the realm and the disk say, not kadmin's output.
+        const present = await k.listNames('host/*');
+        for (const f of fqdns) {
+          if (failed.has(f)) continue;
+          if (!present.has(`host/${f}`)) failed.set(f, `principal host/${f} missing after addprinc`);
+          else {
+            const p = this.keytabPath(f);
+            if (!existsSync(p) || statSync(p).size === 0) failed.set(f, `keytab ${p} missing after ktadd`);
+            else chmodSync(p, 0o600);
+          }
+        }
+        const undo = created.filter((f) => failed.has(f));
+        if (undo.length) {
+          await k.removeMany(undo.map((f) => `host/${f}`)).catch(() => undefined);
+          for (const f of undo) rmSync(this.keytabPath(f), { force: true });
+        }
+      }
+      const now = new Date().toISOString();
+      const hosts: Host[] = fqdns
+        .filter((f) => !failed.has(f))
+        .map((f) => {
+          const prev = this.store.host(f);
+          const instance = want.get(f);
+          return { fqdn: f, addresses: prev?.addresses ?? [], createdAt: prev?.createdAt ?? now, ...(instance ? { instance } : {}) };
+        });
+      try {
+        await this.store.putHosts(hosts);
+      } catch (e) {
+        // Nothing half-written: the principals made for this batch go with it.
+        const mine = created.filter((f) => !failed.has(f));
+        if (k && mine.length) {
+          await k.removeMany(mine.map((f) => `host/${f}`)).catch(() => undefined);
+          for (const f of mine) rmSync(this.keytabPath(f), { force: true });
+        }
+        throw e;
+      }
+      if (hosts.length) this.#emit('directory.host.added', `${hosts.length} hosts`, `${hosts.length} hosts enrolled${this.realm ? ` with host/ principals in ${this.realm}` : ''}`);
+      return { added: hosts.map((h) => h.fqdn), failed: [...failed].map(([fqdn, error]) => ({ fqdn, error })) };
+    });
+  }
+
+  /** Drop many hosts at once: principals in one kadmin.local run (checked), keytabs, entries in one atomic batch. */
+  async removeHosts(fqdns: string[]): Promise<{ removed: string[]; failed: { fqdn: string; error: string }[] }> {
+    const all = [...new Set(fqdns.map((f) => checkFqdn(f)))];
+    if (!all.length) return { removed: [], failed: [] };
+    return this.#holdAll(all, 'remove', async () => {
+      const failed = new Map<string, string>();
+      const k = this.#kadmin();
+      if (k) {
+        for (const [p, why] of await k.removeMany(all.map((f) => `host/${f}`))) failed.set(p.slice('host/'.length), why);
+        const present = await k.listNames('host/*');
+        for (const f of all) if (!failed.has(f) && present.has(`host/${f}`)) failed.set(f, `principal host/${f} still present after delprinc`);
+        for (const f of all) if (!failed.has(f)) rmSync(this.keytabPath(f), { force: true });
+      }
+      const gone = all.filter((f) => !failed.has(f) && this.store.host(f));
+      await this.store.deleteHosts(gone);
+      if (gone.length) this.#emit('directory.host.removed', `${gone.length} hosts`, `${gone.length} hosts removed`);
+      return { removed: all.filter((f) => !failed.has(f)), failed: [...failed].map(([fqdn, error]) => ({ fqdn, error })) };
     });
   }
 

@@ -180,6 +180,28 @@ export class DirectoryStore {
     this.tree.remove(normalizeDn(this.layout.hostDn(fqdn)));
   }
 
+  /** Many host entries in one atomic batch (all land or none), then the tree. */
+  async putHosts(hs: Host[]): Promise<void> {
+    const b = this.#store.batch();
+    for (const h of hs) b.put(this.#hosts, h.fqdn, h);
+    await b.write();
+    for (const h of hs) {
+      this.#h.set(h.fqdn, h);
+      this.tree.put(this.layout.hostDn(h.fqdn), hostAttrs(h));
+    }
+  }
+
+  /** Remove many host entries in one atomic batch, then from the tree. */
+  async deleteHosts(fqdns: string[]): Promise<void> {
+    const b = this.#store.batch();
+    for (const f of fqdns) b.del(this.#hosts, f);
+    await b.write();
+    for (const f of fqdns) {
+      this.#h.delete(f);
+      this.tree.remove(normalizeDn(this.layout.hostDn(f)));
+    }
+  }
+
   async setAdminHash(hash: string): Promise<void> {
     this.#meta = { ...this.#meta, adminHash: hash };
     await this.#metaC.put('meta', this.#meta);

@@ -1,6 +1,6 @@
 /**
  * Drive the realm's database with `kadmin.local`: one command per run, the
- * command in argv (names are validated first: nothing in them can be read
+ * command in argv (or, for bulk work, many commands on stdin) (names are validated first: nothing in them can be read
  * as a quote, a space or a second command) and passwords on stdin, never in
  * argv. kadmin.local exits 0 even when a command fails, so errors are read
  * from its stderr lines ("add_principal: ... while ...").
@@ -117,6 +117,65 @@ export class Kadmin {
     const out = await this.#run(`getprinc ${name}`);
     const attrs = /^Attributes:(.*)$/m.exec(out)?.[1] ?? '';
     return !/DISALLOW_ALL_TIX/.test(attrs);
+  }
+
+  /**
+   * Many commands in one kadmin.local run (it reads them from stdin, one a
+   * line): thousands of principals cost one process, not thousands. Every
+   * principal named is validated first, so no line can carry a second command.
+   * Returns the failure lines by principal (kadmin.local exits 0 on them);
+   * callers verify the outcome (listNames, the keytab files) rather than trust it.
+   */
+  async #batch(lines: string[], principals: string[], cwd?: string): Promise<Map<string, string>> {
+    const failures = new Map<string, string>();
+    if (!lines.length) return failures;
+    for (const p of principals) checkPrincipal(p);
+    const r = await run(this.#bin, ['-r', this.#realm], { env: this.#env, input: lines.join('\n') + '\n', timeoutMs: 60_000 + lines.length * 100, ...(cwd ? { cwd } : {}) });
+    if (r.spawnError) throw unavailable(`cannot run kadmin.local: ${r.spawnError.message}`, { hint: 'apt-get install krb5-admin-server' });
+    if (r.code !== 0) throw internal(`kadmin.local exited ${r.code}: ${(r.stderr || r.stdout).split('\n')[0]}`);
+    const known = new Set(principals.map((p) => p.toLowerCase()));
+    for (const raw of r.stderr.split('\n')) {
+      const l = raw.trim();
+      if (!/^[a-z_.]+: /i.test(l) || /^(No policy specified|WARNING)/i.test(l)) continue;
+      // Lines name the principal ("host/x@REALM" or host/x): attribute each failure to its principal.
+      const who = (l.toLowerCase().match(/[a-z0-9_][a-z0-9_.\/-]*(?=@|"|$|\s|\.\s|\.$)/g) ?? []).map((t) => t.replace(/\.$/, '')).find((t) => known.has(t));
+      if (who && !failures.has(who)) failures.set(who, l);
+    }
+    return failures;
+  }
+
+  /** Random-key principals in one run; returns the names that already existed and the other failures. */
+  async addRandomMany(names: string[]): Promise<{ existed: Set<string>; failed: Map<string, string> }> {
+    const failed = await this.#batch(names.map((n) => `addprinc -randkey ${n}`), names);
+    const existed = new Set<string>();
+    for (const [n, why] of failed) if (/already exists/i.test(why)) (existed.add(n), failed.delete(n));
+    return { existed, failed };
+  }
+
+  /** Keytabs for many principals in one run: `dir/<file>` each (fresh random keys). */
+  async keytabMany(entries: { principal: string; file: string }[], dir: string): Promise<Map<string, string>> {
+    for (const e of entries) if (!/^[A-Za-z0-9._-]+$/.test(e.file)) throw invalid(`keytab file name ${JSON.stringify(e.file)} is not allowed`);
+    return this.#batch(entries.map((e) => `ktadd -k ${e.file} ${e.principal}`), entries.map((e) => e.principal), dir);
+  }
+
+  /** Delete many principals in one run (missing ones are not failures). */
+  async removeMany(names: string[]): Promise<Map<string, string>> {
+    const failed = await this.#batch(names.map((n) => `delprinc -force ${n}`), names);
+    for (const [n, why] of failed) if (/does not exist|not found/i.test(why)) failed.delete(n);
+    return failed;
+  }
+
+  /** The principals' short names (without @REALM), optionally matching a kadmin glob such as `host/*`. */
+  async listNames(glob?: string): Promise<Set<string>> {
+    if (glob !== undefined && !/^[a-z0-9_.*/-]+$/i.test(glob)) throw invalid(`principal pattern ${JSON.stringify(glob)} is not allowed`);
+    const out = await this.#run(glob ? `listprincs ${glob}` : 'listprincs');
+    const names = new Set<string>();
+    for (const raw of out.split('\n')) {
+      const l = raw.trim();
+      if (!l.includes('@') || l.startsWith('Authenticating')) continue;
+      names.add(l.slice(0, l.lastIndexOf('@')).toLowerCase());
+    }
+    return names;
   }
 
   async list(): Promise<PrincipalInfo[]> {
