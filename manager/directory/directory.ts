@@ -404,9 +404,17 @@ export class Directory {
    */
   async addHosts(inputs: { fqdn: string; instance?: string }[]): Promise<{ added: string[]; failed: { fqdn: string; error: string }[] }> {
     const want = new Map<string, string | undefined>();
-    for (const i of inputs) want.set(checkFqdn(i.fqdn), i.instance === undefined ? undefined : checkText('instance', i.instance));
+    // One bad name fails that host only, never the batch (and never reaches kadmin).
+    const invalidNames = new Map<string, string>();
+    for (const i of inputs) {
+      try {
+        want.set(checkFqdn(i.fqdn), i.instance === undefined ? undefined : checkText('instance', i.instance));
+      } catch (e) {
+        invalidNames.set(String(i.fqdn), (e as Error).message);
+      }
+    }
     const fqdns = [...want.keys()];
-    if (!fqdns.length) return { added: [], failed: [] };
+    if (!fqdns.length) return { added: [], failed: [...invalidNames].map(([fqdn, error]) => ({ fqdn, error })) };
     return this.#holdAll(fqdns, 'add', async () => {
       const failed = new Map<string, string>();
       const k = this.#kadmin();
@@ -461,7 +469,7 @@ export class Directory {
         throw e;
       }
       if (hosts.length) this.#emit('directory.host.added', `${hosts.length} hosts`, `${hosts.length} hosts enrolled${this.realm ? ` with host/ principals in ${this.realm}` : ''}`);
-      return { added: hosts.map((h) => h.fqdn), failed: [...failed].map(([fqdn, error]) => ({ fqdn, error })) };
+      return { added: hosts.map((h) => h.fqdn), failed: [...invalidNames, ...failed].map(([fqdn, error]) => ({ fqdn, error })) };
     });
   }
 

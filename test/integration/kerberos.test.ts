@@ -168,6 +168,36 @@ test('reconcile: instances that exist get host entries, hosts of vanished instan
   await directory.removeHost('manual.krbtest.storm');
 });
 
+test('bulk enrol and drop (the start-up sync): one kadmin.local run per phase, checked; keys kept unless missing; a bad name fails alone', async () => {
+  const fq = (n: string) => `${n}.krbtest.storm`;
+  await directory.addHost({ fqdn: fq('old1'), instance: 'old1' });
+  const keptKeys = directory.keytab(fq('old1'));
+  await directory.addHost({ fqdn: fq('old2'), instance: 'old2' });
+  rmSync(directory.keytabPath(fq('old2')));
+  const fresh = Array.from({ length: 30 }, (_, i) => `bulk${i}`);
+  const r = await directory.addHosts([...fresh, 'old1', 'old2'].map((n) => ({ fqdn: fq(n), instance: n })).concat([{ fqdn: 'evil.krbtest.storm\naddprinc evil', instance: 'evil' }]));
+  assert.deepEqual(r.failed.map((f) => f.fqdn), ['evil.krbtest.storm\naddprinc evil']);
+  assert.equal(r.added.length, 32);
+  const principals = new Set((await directory.principals()).map((p) => p.short));
+  assert.ok(!principals.has('evil'), 'nothing of the bad line reached kadmin');
+  for (const n of [...fresh, 'old1', 'old2']) {
+    assert.ok(principals.has(`host/${fq(n)}`), n);
+    assert.equal(statSync(directory.keytabPath(fq(n))).mode & 0o777, 0o600, n);
+    assert.equal(directory.listHosts().find((h) => h.fqdn === fq(n))?.instance, n);
+  }
+  assert.deepEqual(directory.keytab(fq('old1')), keptKeys, 'an enrolled host keeps its keys');
+  for (const n of ['bulk7', 'old2']) assert.equal((await client('kinit', ['-k', '-t', directory.keytabPath(fq(n)), `host/${fq(n)}`])).code, 0, n);
+
+  const d = await directory.removeHosts([...fresh, 'old1', 'old2'].map(fq));
+  assert.deepEqual(d.failed, []);
+  const after = new Set((await directory.principals()).map((p) => p.short));
+  for (const n of [...fresh, 'old1', 'old2']) {
+    assert.ok(!after.has(`host/${fq(n)}`), n);
+    assert.equal(existsSync(directory.keytabPath(fq(n))), false, n);
+    assert.equal(directory.store.host(fq(n)), undefined, n);
+  }
+});
+
 test('names that would break a kadmin command line never reach it', async () => {
   const before = (await directory.principals()).length;
   for (const bad of ['a b', "a'b", 'a"b', 'a\nb', 'a;b', '-randkey', 'a\\b', '$(x)', 'A', '']) {
