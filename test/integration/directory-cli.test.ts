@@ -134,7 +134,7 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   const adminPw = readFileSync(join(state, 'directory', 'admin.password'), 'utf8').trim();
   assert.equal((await whoami(`cn=admin,${base}`, adminPw)).stdout.trim(), `dn:cn=admin,${base}`);
   const ds = JSON.parse(storm(['directory', 'status', '-o', 'json'], { env }).stdout) as { component: string; status: string; reason: string }[];
-  assert.deepEqual(ds.map((h) => [h.component, h.status]), [['ldap', 'healthy'], ['kerberos', 'healthy']], JSON.stringify(ds));
+  assert.deepEqual(ds.map((h) => [h.component, h.status]), [['ldap', 'healthy'], ['kerberos', 'healthy'], ['directory-sync', 'healthy']], JSON.stringify(ds));
   assert.doesNotMatch(ds[1]!.reason, /kadmind down/);
   assert.deepEqual(JSON.parse(storm(['directory', 'hosts', '-o', 'json'], { env }).stdout), []);
   const doc = JSON.parse(storm(['doctor', '-o', 'json'], { env }).stdout) as { component: string; status: string }[];
