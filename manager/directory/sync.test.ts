@@ -22,6 +22,7 @@ class FakeDirectory implements SyncDirectory {
   readonly busy = new Set<string>();
   readonly overlaps: string[] = [];
   bulkCalls = 0;
+  readonly ops: string[] = [];
   /** Each addHosts call waits for this, when set. */
   hold: Promise<void> | undefined;
   failing = new Set<string>();
@@ -31,6 +32,7 @@ class FakeDirectory implements SyncDirectory {
     this.busy.add(f);
   }
   async addHost(i: { fqdn: string; instance?: string; addresses?: string[] }): Promise<HostView> {
+    this.ops.push(`add ${i.fqdn}`);
     this.#enter(i.fqdn);
     await new Promise((r) => setImmediate(r));
     const prev = this.hosts.get(i.fqdn);
@@ -47,6 +49,7 @@ class FakeDirectory implements SyncDirectory {
   }
   async addHosts(inputs: { fqdn: string; instance?: string }[]) {
     this.bulkCalls++;
+    this.ops.push(`bulk ${inputs.length}`);
     for (const i of inputs) this.#enter(i.fqdn);
     if (this.hold) await this.hold;
     await new Promise((r) => setImmediate(r));
@@ -161,6 +164,22 @@ test('race, many rounds: random creates/destroys interleaved with the sync alway
     assert.deepEqual(dir.overlaps, [], `round ${round}`);
     await sync.stop();
   }
+});
+
+test('an instance created during a long sync is enrolled before the queued chunks', async () => {
+  const bus = new EventBus();
+  const dir = new FakeDirectory();
+  const g = gate();
+  dir.hold = g.wait;
+  const sync = new DirectorySync({ bus, directory: dir, instances: { list: async () => Array.from({ length: 5 }, (_, i) => ({ name: `q${i}` })) }, domain: DOMAIN, chunk: 1, concurrency: 1 });
+  await sync.start();
+  await new Promise((r) => setTimeout(r, 10));
+  ev(bus, 'instance.created', 'fresh');
+  g.open();
+  await sync.idle();
+  assert.deepEqual(dir.ops.slice(0, 3), ['bulk 1', `add ${fq('fresh')}`, 'bulk 1'], dir.ops.join(', '));
+  assert.equal(dir.hosts.size, 6);
+  await sync.stop();
 });
 
 test('failures are listed in status with the fix, and as events', async () => {

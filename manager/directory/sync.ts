@@ -63,6 +63,8 @@ export class DirectorySync {
   readonly #tails = new Map<string, Promise<void>>();
   #running = 0;
   readonly #waiting: (() => void)[] = [];
+  /** Event jobs jump the queued chunks: a new instance need not wait for a 10,000-host sync. */
+  readonly #urgent: (() => void)[] = [];
   #unsubscribe: (() => void) | undefined;
   #stopped = false;
   #bulk: Promise<void> = Promise.resolve();
@@ -88,7 +90,7 @@ export class DirectorySync {
       this.#alive.set(name, alive);
       this.#seen.add(name);
       const ip = e.kind === 'instance.network' && typeof e.data?.ip === 'string' ? e.data.ip : undefined;
-      this.#enqueue([name], async () => {
+      this.#enqueue([name], true, async () => {
         // Decide now, not when queued: a later event may have changed the answer.
         const fqdn = this.#fqdn(name);
         try {
@@ -107,10 +109,10 @@ export class DirectorySync {
   }
 
   /** Run `fn` after every queued job of `names`, within the concurrency bound. */
-  #enqueue(names: string[], fn: () => Promise<void>): Promise<void> {
+  #enqueue(names: string[], urgent: boolean, fn: () => Promise<void>): Promise<void> {
     const before = names.map((n) => this.#tails.get(n)).filter((p): p is Promise<void> => p !== undefined);
     const job = Promise.all(before)
-      .then(() => this.#acquire())
+      .then(() => this.#acquire(urgent))
       .then(async () => {
         try {
           if (!this.#stopped) await fn();
@@ -128,16 +130,16 @@ export class DirectorySync {
     return tail;
   }
 
-  async #acquire(): Promise<void> {
+  async #acquire(urgent: boolean): Promise<void> {
     if (this.#running < this.#limit) {
       this.#running++;
       return;
     }
-    await new Promise<void>((r) => this.#waiting.push(r));
+    await new Promise<void>((r) => (urgent ? this.#urgent : this.#waiting).push(r));
   }
 
   #release(): void {
-    const next = this.#waiting.shift();
+    const next = this.#urgent.shift() ?? this.#waiting.shift();
     if (next) next();
     else this.#running--;
   }
@@ -177,7 +179,7 @@ export class DirectorySync {
     for (let i = 0; i < toAdd.length; i += this.#chunk) {
       const names = toAdd.slice(i, i + this.#chunk);
       jobs.push(
-        this.#enqueue(names, async () => {
+        this.#enqueue(names, false, async () => {
           // Only names still alive and still without an entry (events may have run first).
           const now = new Set(this.#d.directory.listHosts().filter((h) => h.instance !== undefined).map((h) => h.instance!));
           const todo = names.filter((n) => this.#alive.get(n) && !now.has(n));
@@ -196,7 +198,7 @@ export class DirectorySync {
     for (let i = 0; i < toDrop.length; i += this.#chunk) {
       const part = toDrop.slice(i, i + this.#chunk);
       jobs.push(
-        this.#enqueue(part.map((x) => x.name), async () => {
+        this.#enqueue(part.map((x) => x.name), false, async () => {
           const todo = part.filter((x) => !this.#alive.get(x.name));
           try {
             const r = await this.#d.directory.removeHosts(todo.map((x) => x.fqdn));
