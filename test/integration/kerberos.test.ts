@@ -12,7 +12,7 @@ import { checkPrincipal } from '../../manager/netsvc/kerberos/kadmin.ts';
 import { KerberosService } from '../../manager/netsvc/kerberos/service.ts';
 import { Store } from '../../manager/store/store.ts';
 import { EventBus } from '../../manager/events.ts';
-import { followInstancesInDirectory, reconcileDirectory } from '../../manager/directory/follow.ts';
+import { DirectorySync } from '../../manager/directory/sync.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 
 const REALM = 'KRBTEST.STORM';
@@ -127,7 +127,10 @@ test('a host principal per instance: kvno works, the kept keytab lets kinit -k s
 
 test('instances are enrolled and dropped as they come and go (bus events)', async () => {
   const bus = new EventBus();
-  const f = followInstancesInDirectory({ bus, directory, domain: 'krbtest.storm' });
+  // Instances already enrolled by earlier tests are listed, so the start-up sync keeps them.
+  const f = new DirectorySync({ bus, directory, domain: 'krbtest.storm', instances: { list: async () => directory.listHosts().flatMap((h) => (h.instance ? [{ name: h.instance }] : [])) } });
+  await f.start();
+  await f.idle();
   try {
     bus.emit({ kind: 'instance.created', object: 'instance/Web3', message: 'created' });
     await f.idle();
@@ -150,20 +153,29 @@ test('instances are enrolled and dropped as they come and go (bus events)', asyn
     assert.equal(directory.listHosts().some((x) => x.fqdn === 'web3.krbtest.storm'), false);
     assert.ok(!(await directory.principals()).some((p) => p.short === 'host/web3.krbtest.storm'));
   } finally {
-    f.unsubscribe();
+    await f.stop();
   }
 });
 
 test('reconcile: instances that exist get host entries, hosts of vanished instances go', async () => {
   await directory.addHost({ fqdn: 'gone.krbtest.storm', instance: 'gone' });
   await directory.addHost({ fqdn: 'manual.krbtest.storm' });
-  const r = await reconcileDirectory({ directory, instances: { list: async () => [{ name: 'Kept' }] }, domain: 'krbtest.storm' });
-  assert.deepEqual(r, { enrolled: ['kept'], dropped: ['gone.krbtest.storm'] });
+  const sync = async () => {
+    const d = new DirectorySync({ bus: new EventBus(), directory, instances: { list: async () => [{ name: 'Kept' }] }, domain: 'krbtest.storm' });
+    await d.start();
+    await d.idle();
+    await d.stop();
+    return d.progress;
+  };
+  const first = await sync();
+  assert.equal(first.state, 'done');
   const fqdns = directory.listHosts().map((h) => h.fqdn);
   assert.ok(fqdns.includes('kept.krbtest.storm'));
   assert.ok(fqdns.includes('manual.krbtest.storm'), 'hosts without an instance are left alone');
   assert.ok(!fqdns.includes('gone.krbtest.storm'));
-  assert.deepEqual(await reconcileDirectory({ directory, instances: { list: async () => [{ name: 'kept' }] }, domain: 'krbtest.storm' }), { enrolled: [], dropped: [] });
+  const keys = directory.keytab('kept.krbtest.storm');
+  assert.equal((await sync()).state, 'done');
+  assert.deepEqual(directory.keytab('kept.krbtest.storm'), keys, 'a second sync keeps the keys');
   await directory.removeHost('kept.krbtest.storm');
   await directory.removeHost('manual.krbtest.storm');
 });
