@@ -5,23 +5,10 @@
  * `not_found` on the hypervisor is a `not_found` here.
  */
 import { invalid } from '../../lib/errors.ts';
-import {
-  HYPERVISOR_METHODS as M,
-  type AgentCapacity,
-  type AgentDomainRequest,
-  type AgentDomainState,
-  type AgentInstanceLayerSpec,
-  type AgentLayerFiles,
-  type AgentTransferRef,
-} from '../../stormd/api/methods.ts';
+import { HYPERVISOR_METHODS as M } from '../../stormd/api/methods.ts';
 import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFiles, LayerRef, TransferRef } from '../instances/host-agent.ts';
 import type { StormdClient } from './client.ts';
 
-/** The two sides' shapes must agree: a compile error here means the wire drifted. */
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const agree: [Same<DomainState, AgentDomainState>, Same<HostCapacity, AgentCapacity>, Same<InstanceLayerSpec, AgentInstanceLayerSpec>, Same<TransferRef, AgentTransferRef>, Same<LayerFiles, AgentLayerFiles>] = [true, true, true, true, true];
-void agree;
-const asWire = (r: DomainRequest): AgentDomainRequest => r;
 
 /** How long each kind of call may take: downloads and graceful shutdowns are slow by nature. */
 const TIMEOUT = { quick: 30_000, layer: 30 * 60_000, build: 5 * 60_000, shutdown: 150_000 } as const;
@@ -56,7 +43,7 @@ export class StormdHostAgent implements HostAgent {
   }
   async define(req: DomainRequest): Promise<void> {
     // Optional fields absent rather than undefined: XML-RPC has no undefined.
-    await this.#call(M.domainDefine, { request: JSON.parse(JSON.stringify(asWire(req))) as Record<string, unknown> }, TIMEOUT.build);
+    await this.#call(M.domainDefine, { request: JSON.parse(JSON.stringify(req)) as Record<string, unknown> }, TIMEOUT.build);
   }
   async start(name: string): Promise<void> {
     await this.#call(M.domainStart, { name }, TIMEOUT.build);

@@ -4,8 +4,10 @@
  * memory for fast tests. Both run the conformance suite in
  * test/conformance/host-agent.case.ts.
  */
+import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentInstanceLayerSpec, AgentLayerFile, AgentLayerFileKind, AgentLayerFiles, AgentLayerRole, AgentTransferRef } from '../../stormd/api/methods.ts';
+
 /** Roles of the disks a domain gets from shared layers (`disk`: a traditional appliance's one image). */
-export type DiskRole = 'substrate' | 'appliance' | 'deployment' | 'disk';
+export type DiskRole = AgentLayerRole;
 
 /** A file a host fetches into its cache by URL + digest: a layer, or the kernel/initrd it boots. */
 export interface LayerRef {
@@ -18,47 +20,17 @@ export interface LayerRef {
 /** A layer a domain gets as a disk. */
 export type DiskLayerRef = LayerRef & { role: DiskRole };
 
-export interface HostCapacity {
-  memoryMiB: number;
-  freeMemoryMiB: number;
-  vcpus: number;
-  freeDiskBytes: number;
-}
-
+// The shapes that cross the wire are stormd's (stormd/api/methods.ts documents each field): one definition, not two.
+export type HostCapacity = AgentCapacity;
 /** The instance layer's contents: what makes this instance itself. */
-export interface InstanceLayerSpec {
-  hostname: string;
-  domain: string;
-  files: Record<string, string>;
-  sizeMiB: number;
-  /** The instance's certificate, its key (written 0600) and the CA certificate, under /etc/storm/tls/. */
-  tls?: { cert: string; key: string; ca: string };
-  /** Data volumes made beside the instance layer (empty ext4, labelled `storm-data-NAME`). */
-  volumes?: { name: string; sizeMiB: number }[];
-}
-
-export interface DomainRequest {
-  name: string;
-  memoryMiB: number;
-  vcpus: number;
-  /** Digest of the kernel in the host's cache (ensured like a layer); an absolute path on the host also works. */
-  kernel: string;
-  initrd: string;
-  cmdline: string;
-  /** Layer digests by role; the agent maps them to its cache files. */
-  layers: Partial<Record<DiskRole, string>>;
-  /** Image format per layer (from the appliance XML); raw when absent. */
-  formats?: Partial<Record<DiskRole, 'raw' | 'qcow2'>>;
-  instanceLayer: string;
-  mac: string;
-  bridge?: string;
-  /** storm.maintenance: attach the deployment layer writable (an overlay kept with the instance layer). */
-  maintenance?: boolean;
-  /** Names of the instance's data volumes, attached after the instance layer. */
-  volumes?: string[];
-}
-
-export type DomainState = 'running' | 'stopped' | 'paused' | 'crashed' | 'absent';
+export type InstanceLayerSpec = AgentInstanceLayerSpec;
+export type DomainRequest = AgentDomainRequest;
+export type DomainState = AgentDomainState;
+export type LayerFileKind = AgentLayerFileKind;
+export type LayerFile = AgentLayerFile;
+export type LayerFiles = AgentLayerFiles;
+/** An instance layer in transit between hosts (migration moves only this). */
+export type TransferRef = AgentTransferRef;
 
 export interface HostAgent {
   readonly host: string;
@@ -108,24 +80,4 @@ export interface HostAgent {
   exportInstanceLayer(id: string): Promise<TransferRef>;
   /** Pull an instance layer another host exported; verified by digest. */
   importInstanceLayer(id: string, from: TransferRef): Promise<void>;
-}
-
-/** What a path in an instance layer is: a whiteout hides a lower file; an opaque dir hides every lower file below it. */
-export type LayerFileKind = 'file' | 'dir' | 'opaque-dir' | 'symlink' | 'whiteout' | 'other';
-export interface LayerFile {
-  path: string;
-  kind: LayerFileKind;
-}
-export interface LayerFiles {
-  entries: LayerFile[];
-  /** Entries in the layer (more than `entries.length` when truncated). */
-  total: number;
-  truncated: boolean;
-}
-
-/** An instance layer in transit between hosts (migration moves only this). */
-export interface TransferRef {
-  url: string;
-  sha256: string;
-  size: number;
 }
