@@ -12,7 +12,7 @@ import { createSocket } from 'node:dgram';
 import { connect, Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseHostPort } from '../lib/config.ts';
-import { run } from '../lib/exec.ts';
+import { run, stopChild } from '../lib/exec.ts';
 import type { Logger } from '../lib/logger.ts';
 import { PACKAGE_ROOT } from '../lib/paths.ts';
 import { withRevert } from '../lib/revert.ts';
@@ -177,14 +177,6 @@ export async function startRelay(m: Manager, net: GuestNetwork, log: Logger): Pr
   m.dhcp.serveRelayed(addr, `${net.bridge} via ${net.netns}`);
   log.info('guest network serving', { netns: net.netns, bridge: net.bridge, address: net.address, api: api ? `${addr}:${api.port}` : 'not serving' });
   return {
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.removeAllListeners('exit');
-        child.once('exit', () => resolve());
-        child.disconnect?.();
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-      }),
+    stop: () => stopChild(child, 3000),
   };
 }

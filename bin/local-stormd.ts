@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopChild } from '../lib/exec.ts';
 import type { Logger } from '../lib/logger.ts';
 import type { HostAddResult, HostRecord } from '../manager/hosts/hosts.ts';
 import type { Manager } from '../manager/main.ts';
@@ -42,13 +43,6 @@ export async function startLocalStormd(m: Manager, log: Logger, bridge?: string)
   child.on('exit', (code, sig) => log.warn('local stormd exited', { code, signal: sig }));
   log.info('local stormd started', { pid: child.pid, listen: rec.address });
   return {
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.removeAllListeners('exit');
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-      }),
+    stop: () => stopChild(child, 5000),
   };
 }

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 
 export interface ExecResult {
   code: number;
@@ -47,4 +47,20 @@ export async function which(name: string, path: string): Promise<string | undefi
     }
   }
   return undefined;
+}
+
+/**
+ * Stop a long-lived child: SIGTERM, then SIGKILL after `graceMs`; resolves
+ * when it has exited (at once if it already has). Its other exit listeners go.
+ */
+export function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.removeAllListeners('exit');
+    child.once('exit', () => resolve());
+    // An IPC channel keeps the child's event loop alive: close it too.
+    if (child.connected) child.disconnect();
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), graceMs).unref();
+  });
 }

@@ -9,7 +9,6 @@ import { HYPERVISOR_METHODS as M } from '../../stormd/api/methods.ts';
 import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFiles, LayerRef, TransferRef } from '../instances/host-agent.ts';
 import type { StormdClient } from './client.ts';
 
-
 /** How long each kind of call may take: downloads and graceful shutdowns are slow by nature. */
 const TIMEOUT = { quick: 30_000, layer: 30 * 60_000, build: 5 * 60_000, shutdown: 150_000 } as const;
 
