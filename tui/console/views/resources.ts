@@ -5,6 +5,10 @@ import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../rende
 import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
 import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
+import { deploymentListRows, deploymentUse, versionRows } from '../../render/deployments.ts';
+import { formatTable, toCells } from '../../render/table.ts';
+import type { DeploymentRecord } from '../../../manager/deployments/model.ts';
+import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
 
@@ -79,6 +83,16 @@ export const appliancesView: TableView<Obj> = {
   },
   // An appliance's files in the image store (which are cached, which shared with others).
   drill: { view: 'layers', params: (r) => ({ appliance: (r as { id?: unknown }).id }) },
+};
+/** The site's deployments, read-only (edits are CLI work): the same rows as `storm deployment list`. */
+export const deploymentsView: TableView = {
+  kind: 'table', id: 'deployments', title: 'Deployments', rows: deploymentListRows, method: METHODS.deployments,
+  load: async (api) => {
+    const [deps, insts] = await Promise.all([api.call<DeploymentRecord[]>(METHODS.deployments), api.call<InstanceRecord[]>(METHODS.instances)]);
+    return deploymentUse(Array.isArray(deps) ? deps : [], Array.isArray(insts) ? insts : []);
+  },
+  // Its versions as `storm deployment show` lists them (newest first, * the one new instances get).
+  detail: async (_api, _name, d: DeploymentRecord) => ({ versions: formatTable(toCells(versionRows(d.version), [...d.versions].reverse(), false)) }),
 };
 export const layersView: TableView<Obj> = {
   kind: 'table', id: 'layers', title: 'Layers and cache', rows: imageRows as never, method: METHODS.layers,
