@@ -546,11 +546,17 @@ export function createConsole(o: ConsoleOptions): Console {
       if (!ref?.trim()) return cancel();
       const appliance = ref.trim();
       say(`new instance › ${appliance}: looking it up…`);
-      // A manager without deployments: no deployment step, the appliance's own as before.
-      const withDeployments = !missing(METHODS.deployments);
-      Promise.all([show(appliance), withDeployments ? api.call<unknown[]>(METHODS.deployments) : Promise.resolve([])]).then(
+      // A manager without deployments (an older one answers not_found): no deployment step, the appliance's own as before.
+      const deployments = missing(METHODS.deployments)
+        ? Promise.resolve(undefined)
+        : api.call<unknown[]>(METHODS.deployments).catch((e) => {
+            if (toStormError(e).code === 'not_found' && available === undefined) return undefined;
+            throw e;
+          });
+      Promise.all([show(appliance), deployments]).then(
         ([entry, deps]) => {
           if (destroyed) return;
+          const withDeployments = deps !== undefined;
           const w = wizardFacts(entry);
           const site = siteDeployments(deps, typeof entry?.id === 'string' ? entry.id : applianceId(appliance));
           const chosen = (pick: DeploymentPick) => {
