@@ -74,7 +74,13 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
   ];
   if (opts.services !== false) {
     list('instance.list', () => instances);
-    if (opts.deployments !== false) list('deployment.list', () => deployments);
+    if (opts.deployments !== false) {
+      list('deployment.list', () => deployments);
+      reg.add<Obj, Obj>({
+        name: 'deployment.show', mutates: false, summary: 'fixture deployment.show',
+        handler: async (p) => deployments.find((d) => d.name === p.name) ?? Promise.reject(notFound(`deployment "${String(p.name)}" not found`)),
+      });
+    }
     reg.add<Obj, Obj>({
       name: 'instance.create', mutates: true, summary: 'fixture instance.create',
       handler: async (p, ctx) => {
@@ -82,7 +88,8 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
         // As the service records it: an instance of a deployment says `deployment:NAME` and the deployment's version.
         const dep = deployments.find((d) => d.name === p.deployment);
         if (p.deployment !== undefined && !dep) throw notFound(`deployment "${String(p.deployment)}" not found`);
-        const inst = { ...instances[0], id: `i${instances.length}`, name: p.name, appliance: dep ? `deployment:${dep.name}` : 'nginx', version: dep ? String(dep.version) : '1.2', host: p.host ?? 'hv1', state: 'running', params: p.params };
+        const layers = { substrate: 'aa'.repeat(32), appliance: 'bb'.repeat(32), deployment: dep ? String(dep.version).repeat(64) : 'cc'.repeat(32) };
+        const inst = { ...instances[0], id: `i${instances.length}`, name: p.name, appliance: dep ? `deployment:${dep.name}` : 'nginx', version: dep ? String(dep.version) : '1.2', host: p.host ?? 'hv1', state: 'running', params: p.params, layers };
         instances.push(inst);
         bus.emit({ kind: 'instance.created', object: `instance/${String(p.name)}`, message: `${String(p.name)} created` });
         return inst;

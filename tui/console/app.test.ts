@@ -279,6 +279,12 @@ test('the wizard on a site deployment: tab completes it, the confirm names it an
   // Exactly what `storm instance create web7 --deployment corp --param ...` sends: the deployment instead of the appliance, no host.
   assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web7', deployment: 'corp', params: { title: 'Hello', tls: 'off', admin: 'ops@example.org' } });
   await see(/web7\s+running\s+deployment:corp@3\s+hv1/);
+  // Its detail pane names its layers: the appliance's lower ones, and the deployment's version for its deployment layer.
+  await press('j', 'j');
+  assert.equal(c.state().model!.selectedName(), 'web7');
+  await press(KEY.enter);
+  await until(() => /substrate: jeos 1\.0 \(aaaaaaaaaaaa\)[\s\S]*appliance: nginx 1\.2 \(bbbbbbbbbbbb\)[\s\S]*deployment: corp 3 \(333333333333\)/.test(text()), `layers in the detail pane:\n${text()}`);
+  await press(KEY.esc);
   // The deployments view counts it.
   await press('p');
   await see(/corp\s+nginx@1\.2\s+3\s+3\s+1\s/);

@@ -25,6 +25,7 @@ export const METHODS = {
   applianceShow: 'appliance.show', // {ref: ID@VERSION} → CatalogEntry (its layers' names and versions)
   // the site's deployments (manager/services/deployments.ts): DeploymentRecord[]
   deployments: 'deployment.list',
+  deploymentShow: 'deployment.show', // {name} → DeploymentRecord (an instance's deployment layer named in its detail pane)
   // layers in the image store: [{sha256, size, usedBy, storedAt}]
   layers: 'image.list',
   // instances (manager/services/instances.ts): InstanceRecord[]

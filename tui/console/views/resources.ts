@@ -7,7 +7,7 @@ import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
 import { deploymentListRows, deploymentUse, versionRows } from '../../render/deployments.ts';
 import { formatTable, toCells } from '../../render/table.ts';
-import type { DeploymentRecord } from '../../../manager/deployments/model.ts';
+import { DEPLOYMENT_PREFIX, type DeploymentRecord } from '../../../manager/deployments/model.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
@@ -32,8 +32,20 @@ export const instancesView: TableView = {
         return `(${(e as Error).message})`;
       }
     };
+    // An instance of a site deployment: its appliance's entry names the lower layers, the deployment's versions its deployment layer.
+    const depName = typeof inst.appliance === 'string' && inst.appliance.startsWith(DEPLOYMENT_PREFIX) ? inst.appliance.slice(DEPLOYMENT_PREFIX.length) : undefined;
+    const catalogEntry = async (): Promise<Obj | string | undefined> => {
+      if (typeof inst.appliance !== 'string') return undefined;
+      if (!depName) return ask<Obj>(METHODS.applianceShow, { ref: `${inst.appliance}@${String(inst.version ?? '')}`.replace(/@$/, '') });
+      const d = await ask<DeploymentRecord>(METHODS.deploymentShow, { name: depName });
+      if (typeof d !== 'object' || !d) return d;
+      const e = await ask<Obj>(METHODS.applianceShow, { ref: `${d.appliance}@${d.applianceVersion}` });
+      const own = Array.isArray(d.versions) ? d.versions.map((v) => ({ role: 'deployment', name: d.name, version: String(v.version), sha256: v.sha256 })) : [];
+      const lower = typeof e === 'object' ? R.field(e, 'appliance.layers') : undefined;
+      return { appliance: { layers: [...(Array.isArray(lower) ? lower : []), ...own] } };
+    };
     const [entry, leases, dns, snapshots, tail] = await Promise.all([
-      typeof inst.appliance === 'string' ? ask<Obj>(METHODS.applianceShow, { ref: `${inst.appliance}@${String(inst.version ?? '')}`.replace(/@$/, '') }) : Promise.resolve(undefined),
+      catalogEntry(),
       ask<unknown>(METHODS.dhcpLeases, {}),
       ask<unknown>(METHODS.dnsRecords, {}),
       ask<unknown>(METHODS.instanceSnapshots, { name }),
