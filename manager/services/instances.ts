@@ -11,6 +11,20 @@ function params(p: Record<string, unknown>): Record<string, string> {
   return v as Record<string, string>;
 }
 
+/** What `instance.create` takes: an appliance or one of the site's deployments (its newest version), never both. */
+export type InstanceCreateParams = {
+  name: string;
+  appliance?: string;
+  deployment?: string;
+  host?: string;
+  params: Record<string, string>;
+};
+
+/** The one request shape the CLI (`--deployment`) and the console's wizard send: a deployment replaces the appliance; no host means automatic placement. */
+export function instanceCreateParams(o: { name: string; appliance?: string; deployment?: string; host?: string; params?: Record<string, string> }): InstanceCreateParams {
+  return { name: o.name, ...(o.deployment ? { deployment: o.deployment } : { appliance: o.appliance ?? '' }), ...(o.host ? { host: o.host } : {}), params: o.params ?? {} };
+}
+
 /** instance.*: the service methods the console, the CLI and SSH exec share. */
 export function registerInstances(reg: Registry, svc: InstanceService, log: Logger): void {
   reg.add<Record<string, unknown>, InstanceRecord>({

@@ -199,6 +199,8 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
   await until(() => json<{ state: string }>('host', 'show', 'hv1').state === 'online', 'hv1 online', 60_000);
   ok('channel', 'add', `${base}feed.xml`, '--name', 'fixtures');
+  // A site deployment of the wiki (version 1: its published deployment layer plus one file), for the wizard to offer.
+  const corp = json<{ versions: { sha256: string }[] }>('deployment', 'create', 'corp', '--appliance', 'wiki', '--set', '/etc/motd=corp site');
 
   const admin = keygen(root, 'admin');
   const auditor = keygen(root, 'auditor');
@@ -213,7 +215,8 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   await tm.see(/STORM\s+Dashboard/);
   await tm.see(/hv1  online  cpu \d+%  mem \d+%  disk \d+%\s*│[^\n]*\n│[▁▂▃▄▅▆▇█]+\s*│/);
 
-  // The wizard, by keys: appliance (tab completes from the catalog; its deployment shown) → name → no parameters → automatic placement → confirm.
+  // The wizard, by keys: appliance (tab completes from the catalog) → deployment (tab completes the site's; empty would be
+  // the wiki's own) → name → no parameters → automatic placement → confirm naming the deployment and its version.
   tm.keys('i');
   await tm.see(/Instances 0\/0[\s\S]*\(none\)[\s\S]*N new instance/);
   tm.keys('N');
@@ -222,14 +225,19 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   tm.keys('Tab');
   await tm.see(/new instance › appliance: wiki█/);
   tm.keys('Enter');
-  await tm.see(/new instance › wiki \(deployment wiki-example-corp 1\.0\) › name:/);
+  await tm.see(/new instance › wiki › deployment \(empty: its own, wiki-example-corp 1\.0; tab completes: corp\): █/);
+  tm.text('c');
+  tm.keys('Tab');
+  await tm.see(/tab completes: corp\): corp█/);
+  tm.keys('Enter');
+  await tm.see(/new instance › wiki@1\.0 \(site deployment corp version 1\) › name:/);
   tm.text('web1');
   tm.keys('Enter');
   await tm.see(/new instance › web1 › parameters \(key=value\):/);
   tm.keys('Enter');
   await tm.see(/host \(empty: automatic; tab completes\):/);
   tm.keys('Enter');
-  await tm.see(/create instance web1 of wiki \(deployment wiki-example-corp 1\.0\) on a host chosen[\s│]*automatically\?/);
+  await tm.see(/create instance web1 of wiki@1\.0 \(site deployment corp version 1\) on a host chosen[\s│]*automatically\?/);
   tm.keys('y');
   // Provisioning shows as a gauge (layers fetched one by one) while the console stays usable.
   await tm.see(/provision web1/);
@@ -237,15 +245,22 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   ours.add(`storm-${inst.id}`);
 
   // The real boot: layers into stormd's cache, a domain under libvirtd, the guest up (generous bounds, not assertions of speed).
-  await tm.see(/web1\s+running\s+wiki@1\.0\s+hv1/, 240_000);
+  await tm.see(/web1\s+running\s+deployment:corp@1\s+hv1/, 240_000);
   assert.equal(virsh('domstate', `storm-${inst.id}`).stdout.trim(), 'running');
+  // Created as `storm instance create web1 --deployment corp` does: the deployment's layer, not the wiki's own.
+  assert.equal(json<{ layers: { deployment?: string } }>('instance', 'show', 'web1').layers.deployment, corp.versions[0]!.sha256);
   await until(() => /STORM-GUEST: ready/.test(storm(['instance', 'console', 'web1'], { env }).stdout), 'the guest is up', 180_000);
 
   // A second admin, read-only, watching the same instances: the change shows there; its keys change nothing.
   const ro = tmux(t, ['ssh', ...sshArgs(sshPort, auditor.key)], { cols: 110, rows: 30 });
   await ro.see(/\[read-only\]/);
   ro.keys('i');
-  await ro.see(/web1\s+running\s+wiki@1\.0\s+hv1/);
+  await ro.see(/web1\s+running\s+deployment:corp@1\s+hv1/);
+  // The deployments view (read-only is fine): corp, its version, versions kept, one instance on it.
+  ro.keys('p');
+  await ro.see(/corp\s+wiki@1\.0\s+1\s+1\s+1\s/);
+  ro.keys('i');
+  await ro.see(/web1\s+running/);
   ro.keys('T', 'C-d', 'y', 'N', '?');
   // Keys are handled in order: once help is up, the others were handled (and offered nothing).
   await ro.see(/keys \(esc closes\)/);

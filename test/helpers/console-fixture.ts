@@ -25,10 +25,15 @@ export interface Fixture {
   api: (ctx?: Partial<CallContext>) => StormApi;
   calls: { method: string; params: Obj; ctx: CallContext }[];
   instances: Obj[];
+  /** What deployment.list answers (tests may add to it). */
+  deployments: Obj[];
 }
 
-/** `state` is only what system.doctor probes: by default a path nothing can create (under /dev/null), so tests leave no directory behind. */
-export function fixture(opts: { instances?: number; services?: boolean; state?: string } = {}): Fixture {
+/**
+ * `state` is only what system.doctor probes: by default a path nothing can create (under /dev/null), so tests leave no directory behind.
+ * `deployments: false` leaves deployment.list out (a manager from before deployments).
+ */
+export function fixture(opts: { instances?: number; services?: boolean; state?: string; deployments?: boolean } = {}): Fixture {
   const reg = new Registry();
   const bus = new EventBus();
   const calls: Fixture['calls'] = [];
@@ -60,13 +65,31 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
         return inst;
       },
     });
+  // The site's deployments: corp (three versions) and staging of nginx, ops of mail.
+  const ver = (version: number, via: string) => ({ version, sha256: String(version).repeat(64), size: 4 * 2 ** 20, createdAt: '2026-11-26T08:00:00Z', via, changed: [], changedCount: version - 1, ...(version > 1 ? { note: `edit ${version}` } : {}) });
+  const deployments: Obj[] = [
+    { name: 'corp', appliance: 'nginx', applianceVersion: '1.2', base: 'cc'.repeat(32), version: 3, versions: [ver(1, 'create'), ver(2, 'files'), ver(3, 'files')], createdAt: '2026-11-26T08:00:00Z', updatedAt: '2026-11-26T09:00:00Z' },
+    { name: 'ops', appliance: 'mail', applianceVersion: '2.1', version: 1, versions: [ver(1, 'create')], createdAt: '2026-11-26T08:00:00Z', updatedAt: '2026-11-26T08:00:00Z' },
+    { name: 'staging', appliance: 'nginx', applianceVersion: '1.2', base: 'cc'.repeat(32), version: 1, versions: [ver(1, 'create')], createdAt: '2026-11-26T08:00:00Z', updatedAt: '2026-11-26T08:00:00Z' },
+  ];
   if (opts.services !== false) {
     list('instance.list', () => instances);
+    if (opts.deployments !== false) {
+      list('deployment.list', () => deployments);
+      reg.add<Obj, Obj>({
+        name: 'deployment.show', mutates: false, summary: 'fixture deployment.show',
+        handler: async (p) => deployments.find((d) => d.name === p.name) ?? Promise.reject(notFound(`deployment "${String(p.name)}" not found`)),
+      });
+    }
     reg.add<Obj, Obj>({
       name: 'instance.create', mutates: true, summary: 'fixture instance.create',
       handler: async (p, ctx) => {
         calls.push({ method: 'instance.create', params: p, ctx });
-        const inst = { ...instances[0], id: `i${instances.length}`, name: p.name, appliance: 'nginx', host: p.host ?? 'hv1', state: 'running', params: p.params };
+        // As the service records it: an instance of a deployment says `deployment:NAME` and the deployment's version.
+        const dep = deployments.find((d) => d.name === p.deployment);
+        if (p.deployment !== undefined && !dep) throw notFound(`deployment "${String(p.deployment)}" not found`);
+        const layers = { substrate: 'aa'.repeat(32), appliance: 'bb'.repeat(32), deployment: dep ? String(dep.version).repeat(64) : 'cc'.repeat(32) };
+        const inst = { ...instances[0], id: `i${instances.length}`, name: p.name, appliance: dep ? `deployment:${dep.name}` : 'nginx', version: dep ? String(dep.version) : '1.2', host: p.host ?? 'hv1', state: 'running', params: p.params, layers };
         instances.push(inst);
         bus.emit({ kind: 'instance.created', object: `instance/${String(p.name)}`, message: `${String(p.name)} created` });
         return inst;
@@ -81,10 +104,11 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     reg.add({ name: 'instance.console', mutates: false, summary: 'fixture instance.console', handler: async (p) => `[    0.000000] Linux version 6.1\r\n\x1b[0mSTORM-INIT: layers mounted\nSTORM-GUEST: ${String(p.name)} ready\n` });
     reg.add({
       name: 'appliance.show', mutates: false, summary: 'fixture appliance.show',
-      handler: async (p) => {
+      handler: async (p, ctx) => {
+        calls.push({ method: 'appliance.show', params: p, ctx });
         if (!String(p.ref).startsWith('nginx')) throw notFound(`appliance "${String(p.ref)}" not found in the catalog`);
         return {
-          channel: 'example', id: 'nginx', version: '1.2',
+          channel: 'example', id: 'nginx', version: /@(.+)$/.exec(String(p.ref))?.[1] ?? '1.2',
           appliance: {
             layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'aa'.repeat(32) }, { role: 'appliance', name: 'nginx', version: '1.2', sha256: 'bb'.repeat(32) }, { role: 'deployment', name: 'nginx-example', version: '1.0', sha256: 'cc'.repeat(32) }],
             parameters: [{ name: 'title', type: 'string', default: 'Hello', required: false }, { name: 'tls', type: 'enum', choices: ['off', 'on'], default: 'off', required: false }, { name: 'admin', type: 'email', required: true }],
@@ -127,7 +151,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     list('group.list', () => [{ name: 'admins', gidNumber: 10000, members: ['alice'], dn: 'cn=admins' }]);
     list('principal.list', () => [{ name: 'alice@STORM.INTERNAL', kind: 'user' }]);
   }
-  return { reg, bus, calls, instances, api: (ctx = {}) => new LocalApi(reg, bus, { actor: ctx.actor ?? 'test', readOnly: ctx.readOnly ?? false }) };
+  return { reg, bus, calls, instances, deployments, api: (ctx = {}) => new LocalApi(reg, bus, { actor: ctx.actor ?? 'test', readOnly: ctx.readOnly ?? false }) };
 }
 
 /** Wait until `f()` is truthy (no timing assertion: the bound only stops a hung test). */

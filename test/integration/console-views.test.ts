@@ -34,6 +34,7 @@ const EXPECT: Record<string, RegExp> = {
   instances: /Instances 0\/0/,
   hosts: /local\s+127\.0\.0\.1:\d+\s+online\s+\d+\s+\d+%/,
   channels: /fixtures\s+ok\s+3\s+unsigned/,
+  deployments: /NAME\s+APPLIANCE\s+VERSION\s+VERSIONS\s+INSTANCES[\s\S]*corp\s+wiki@1\.0\s+1\s+1\s+0\s/,
   appliances: /fixtures\s+wiki\s+1\.0\s+layered\s+[\d.]+ \S+\s+all\s+\d of \d/,
   layers: /[0-9a-f]{16}\s+\S+\s+.*wiki/,
   updates: /Layer updates 0\/0/,
@@ -71,6 +72,7 @@ test('every view renders what the real services return', async (t) => {
   await api.call('user.add', { name: 'alice', cn: 'Alice Admin' });
   await api.call('channel.add', { url: `${at.url}feed.xml`, name: 'fixtures' });
   await api.call('appliance.pull', { ref: 'wiki' });
+  await api.call('deployment.create', { name: 'corp', appliance: 'wiki' });
   // Two polls: a CPU series to draw.
   for (let i = 0; ((await api.call<HostRecord[]>('host.list'))[0]?.cpuHistory?.length ?? 0) < 2; i++) {
     assert.ok(i < 300, 'two polls of the local stormd');

@@ -85,6 +85,9 @@ test('storm deployment create/edit makes layer versions; update plan --deploymen
   assert.equal(inst.state, 'running');
   assert.equal(inst.appliance, 'deployment:corp');
   assert.equal(inst.version, '1');
+  // The list counts the instances using each deployment (VERSION, VERSIONS, INSTANCES).
+  assert.match(await ok(['deployment', 'list'], env), /^NAME\s+APPLIANCE\s+VERSION\s+VERSIONS\s+INSTANCES[\s\S]*\ncorp\s+wiki@1\.0\s+1\s+1\s+1\s/);
+  assert.deepEqual((await json<{ instances: string[] }[]>(['deployment', 'list'], env))[0]!.instances, ['web1']);
   assert.equal(inst.layers.deployment, d1.versions[0]!.sha256);
   assert.ok(readdirSync(join(hv, 'layers')).includes(d1.versions[0]!.sha256), "the deployment layer is in stormd's cache");
 

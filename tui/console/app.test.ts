@@ -34,6 +34,7 @@ const EXPECT: Record<string, RegExp> = {
   hosts: /hv1\s+127\.0\.0\.1:7001\s+online\s+4\s+40%\s+8\.0G\s+30\.0G\s+tcg/,
   channels: /example\s+ok\s+2\s+unsigned/,
   appliances: /example\s+nginx\s+1\.2\s+appliance\s+51(\.0)? ?Mi?B?\s+1\/2\s+1 of 2\s+web server/,
+  deployments: /NAME\s+APPLIANCE\s+VERSION\s+VERSIONS\s+INSTANCES[\s\S]*corp\s+nginx@1\.2\s+3\s+3\s+0\s+333333333333[\s\S]*ops\s+mail@2\.1\s+1\s+1\s+0/,
   layers: /Layers and cache 1\/1 · 1 file, 50(\.0)? ?M\S* stored[\s\S]*abababababababab\s+50(\.0)? ?M\S*\s+example\/nginx@1\.2/,
   updates: /web-0\s+nginx\s+hv1\s+1\.2\s+1\.3\s+appliance/,
   dns: /web-0\.storm\.internal\s+A\s+10\.77\.0\.10\s+instance/,
@@ -209,12 +210,15 @@ test('read-only sessions are never offered a state change, and the registry refu
   await assert.rejects(f.api({ readOnly: true }).call('instance.destroy', { name: 'web-0' }), (e: { code?: string }) => e.code === 'unauthorized');
 });
 
-test('the new-instance wizard: appliance (deployment shown), name, parameters checked against the appliance, host, confirm', async (t) => {
+test('the new-instance wizard: appliance, deployment (empty: its own), name, parameters checked against the appliance, host, confirm', async (t) => {
   const f = fixture({ instances: 2 });
   const { c, text, press } = open(t, f, { view: 'instances' });
   await c.settled();
   await press('N', 'n', 'g', KEY.tab);
   assert.match(text(), /new instance › appliance: nginx█/);
+  await press(KEY.enter);
+  // The deployment step: the default is the appliance's own published deployment; the site's of nginx are offered.
+  await until(() => /new instance › nginx › deployment \(empty: its own, nginx-example 1\.0; tab completes: corp, staging\): █/.test(text()), `deployment prompt:\n${text()}`);
   await press(KEY.enter);
   await until(() => /new instance › nginx \(deployment nginx-example 1\.0\) › name:/.test(text()), 'name prompt');
   await press('w', 'e', 'b', '9', KEY.enter);
@@ -241,10 +245,117 @@ test('the new-instance wizard: appliance (deployment shown), name, parameters ch
   await press('N', ...'nope', KEY.enter);
   await until(() => /new instance › nope: appliance "nope" not found/.test(c.state().flash), 'not found');
   await press('N', ...'nginx', KEY.enter);
+  await until(() => c.state().mode === 'input' && /deployment \(empty/.test(text()), 'deployment prompt again');
+  await press(KEY.enter);
   await until(() => c.state().mode === 'input' && /name:/.test(text()), 'name prompt again');
   await press(KEY.esc);
   assert.equal(c.state().flash, 'new instance: cancelled');
   assert.equal(f.calls.filter((x) => x.method === 'instance.create').length, 1);
+});
+
+test('the wizard on a site deployment: tab completes it, the confirm names it and its version, the CLI request creates the instance on it', async (t) => {
+  const f = fixture({ instances: 2 });
+  const { c, text, press, see } = open(t, f, { view: 'instances' });
+  await c.settled();
+  await press('N', ...'nginx@1.2', KEY.enter);
+  await until(() => /deployment \(empty: its own, nginx-example 1\.0; tab completes: corp, staging\): █/.test(text()), 'deployment prompt');
+  // A name that is no deployment of nginx (ops is mail's): said, asked again with the line kept.
+  await press(...'ops', KEY.enter);
+  assert.match(c.state().flash, /no deployment "ops" of this appliance \(there is: corp, staging, nginx-example \(its own\)\); empty keeps its own/);
+  assert.match(text(), /deployment \(empty[^\n]*\): ops█/);
+  await press('\x7f', '\x7f', '\x7f', 'c', KEY.tab);
+  assert.match(text(), /\): corp█/);
+  await press(KEY.enter);
+  await until(() => /new instance › nginx@1\.2 \(site deployment corp version 3\) › name:/.test(text()), 'name prompt');
+  // Parameters are still the appliance's own (the deployment's edits are files, not parameters).
+  await press(...'web7', KEY.enter);
+  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/);
+  await press(...' admin=ops@example.org', KEY.enter);
+  await press(KEY.enter);
+  assert.equal(c.state().mode, 'confirm');
+  assert.match(text(), /create instance web7 of nginx@1\.2 \(site deployment corp version 3\) on a host chosen[\s│]*automatically with title=Hello/);
+  await press('y');
+  await until(() => f.calls.some((x) => x.method === 'instance.create'), 'instance.create called');
+  // Exactly what `storm instance create web7 --deployment corp --param ...` sends: the deployment instead of the appliance, no host.
+  assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web7', deployment: 'corp', params: { title: 'Hello', tls: 'off', admin: 'ops@example.org' } });
+  await see(/web7\s+running\s+deployment:corp@3\s+hv1/);
+  // Its detail pane names its layers: the appliance's lower ones, and the deployment's version for its deployment layer.
+  await press('j', 'j');
+  assert.equal(c.state().model!.selectedName(), 'web7');
+  await press(KEY.enter);
+  await until(() => /substrate: jeos 1\.0 \(aaaaaaaaaaaa\)[\s\S]*appliance: nginx 1\.2 \(bbbbbbbbbbbb\)[\s\S]*deployment: corp 3 \(333333333333\)/.test(text()), `layers in the detail pane:\n${text()}`);
+  await press(KEY.esc);
+  // The deployments view counts it.
+  await press('p');
+  await see(/corp\s+nginx@1\.2\s+3\s+3\s+1\s/);
+});
+
+test('the wizard from the deployments view starts on the selected deployment; a deployment of another appliance version brings that version\'s parameters', async (t) => {
+  const f = fixture({ instances: 1 });
+  const now = '2026-11-26T08:00:00Z';
+  f.deployments.push({ name: 'legacy', appliance: 'nginx', applianceVersion: '1.1', version: 2, versions: [1, 2].map((version) => ({ version, sha256: 'f'.repeat(64), size: 1, createdAt: now, via: 'files', changed: [], changedCount: 0 })), createdAt: now, updatedAt: now });
+  const { c, text, press } = open(t, f, { view: 'deployments' });
+  await c.settled();
+  assert.match(text(), /N new instance/);
+  assert.equal(c.state().model!.selectedName(), 'corp');
+  await press('N');
+  assert.match(text(), /new instance › appliance: nginx@1\.2█/);
+  await press(KEY.enter);
+  await until(() => /deployment \(empty[^\n]*\): corp█/.test(text()), 'deployment prefilled');
+  await press(KEY.esc);
+  assert.equal(c.state().flash, 'new instance: cancelled');
+  await press('j', 'j', 'j');
+  assert.equal(c.state().model!.selectedName(), 'legacy');
+  await press('N');
+  assert.match(text(), /new instance › appliance: nginx@1\.1█/);
+  await press(KEY.enter);
+  await until(() => /\): legacy█/.test(text()), 'legacy prefilled');
+  await press(KEY.enter);
+  await until(() => /new instance › nginx@1\.1 \(site deployment legacy version 2\) › name:/.test(text()), 'name prompt');
+  await press(KEY.esc);
+  const shows = () => f.calls.filter((x) => x.method === 'appliance.show').map((x) => x.params.ref);
+  assert.deepEqual(shows(), ['nginx@1.2', 'nginx@1.1']);
+  // Picked after choosing plain nginx (1.2): its parameters come from the version legacy was made from.
+  await press('i', 'N', ...'nginx', KEY.enter);
+  await until(() => /deployment \(empty[^\n]*\): █/.test(text()), 'deployment prompt');
+  await press(...'legacy', KEY.enter);
+  await until(() => /new instance › nginx@1\.1 \(site deployment legacy version 2\) › name:/.test(text()), 'name prompt');
+  assert.deepEqual(shows(), ['nginx@1.2', 'nginx@1.1', 'nginx', 'nginx@1.1']);
+  assert.ok(!f.calls.some((x) => x.method === 'instance.create'));
+});
+
+test('a manager without deployments: the wizard goes appliance → name as before', async (t) => {
+  const f = fixture({ instances: 1, deployments: false });
+  const { c, text, press } = open(t, f, { view: 'instances' });
+  await c.settled();
+  await press('N', ...'nginx', KEY.enter);
+  await until(() => /new instance › nginx \(deployment nginx-example 1\.0\) › name:/.test(text()), 'name prompt');
+  await press(...'web3', KEY.enter, KEY.enter, ...' admin=a@b.c', KEY.enter, KEY.enter, 'y');
+  await until(() => f.calls.some((x) => x.method === 'instance.create'), 'instance.create called');
+  assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web3', appliance: 'nginx', params: { title: 'Hello', tls: 'off', admin: 'a@b.c' } });
+  // Its view says so instead of failing.
+  await press('p');
+  assert.match(text(), /not available: this manager does not offer deployment\.list yet/);
+});
+
+test('deployments view: read-only rows, enter shows the versions as storm deployment show lists them, : aliases reach it', async (t) => {
+  const f = fixture();
+  const { c, text, press } = open(t, f, { view: 'events', rows: 110 });
+  await c.settled();
+  await press(':', ...'dep', KEY.tab);
+  assert.match(text(), /:dep█\s+dep deploy deployment deployments/);
+  await press(KEY.enter);
+  assert.equal(c.state().view, 'deployments');
+  assert.match(text(), /Deployments 1\/3/);
+  await press(KEY.enter);
+  assert.equal(c.state().mode, 'detail');
+  await until(() => /versions: \|[\s\S]*VERSION\s+VIA\s+CHANGED[\s\S]*3\*\s+files\s+2\s+4\.0 ?Mi?B?\s+333333333333[\s\S]*1\s+create\s+0/.test(text()), `versions in the pane:\n${text()}`);
+  await press(KEY.esc);
+  // Read-only: no state-changing key here, the rows still show.
+  const ro = open(t, f, { view: 'deployments', readOnly: true });
+  await ro.c.settled();
+  assert.match(ro.text(), /corp\s+nginx@1\.2\s+3\s+3\s+0/);
+  assert.doesNotMatch(ro.text(), /N new instance/);
 });
 
 test('layer updates: the plan per appliance, apply (canary first) with a gauge, roll back one instance', async (t) => {

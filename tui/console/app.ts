@@ -13,6 +13,8 @@ import type { TableView, View } from './views/view.ts';
 import { setGauges, type GaugeSpec } from './widgets/gauges.ts';
 import { setSparklines, sparklines } from './widgets/sparklines.ts';
 import { hostSparkRows } from '../render/hosts.ts';
+import { instanceCreateParams } from '../../manager/services/instances.ts';
+import { applianceId, deploymentPrompt, pickDeployment, pickLabel, siteDeployments, type DeploymentPick } from './wizard.ts';
 
 export interface ConsoleOptions {
   api: StormApi;
@@ -410,7 +412,8 @@ export function createConsole(o: ConsoleOptions): Console {
             if (typeof x === 'string' && x.includes('\n')) blocks += `\n${k}: |\n${x.replace(/\s+$/, '').split(/\r?\n/).map((l) => `  ${l}`).join('\n')}`;
             else facts[k] = x;
           }
-          parts.push(toYaml(facts));
+          // Only multi-line blocks (a deployment's versions): no empty "{}" line.
+          if (Object.keys(facts).length) parts.push(toYaml(facts));
         } catch (e) {
           parts.push(`(${toStormError(e).message})\n`);
         }
@@ -515,10 +518,12 @@ export function createConsole(o: ConsoleOptions): Console {
   }
 
   /**
-   * New instance, by keys only: appliance (its deployment is shown: in a
-   * channel it comes with the appliance version) → name → parameters (the
-   * appliance's own, defaults filled in, checked) → host or automatic
-   * placement → confirm. Provisioning runs in the service; its progress
+   * New instance, by keys only: appliance → deployment (the site's
+   * deployments of it, or its own published one: the default) → name →
+   * parameters (the appliance's own, defaults filled in, checked) → host or
+   * automatic placement → confirm (naming the deployment and its version).
+   * The request is the CLI's (`instanceCreateParams`: `--deployment NAME`
+   * replaces the appliance). Provisioning runs in the service; its progress
    * shows as a gauge while the console stays usable.
    */
   function wizard(): void {
@@ -529,54 +534,93 @@ export function createConsole(o: ConsoleOptions): Console {
     };
     const apps = names(METHODS.appliances);
     const hosts = names(METHODS.hosts);
-    const selRow = frame().view.id === 'appliances' ? (frame().model?.selected() as Record<string, unknown> | undefined) : undefined;
-    const sel = selRow ? `${text(selRow.id)}@${text(selRow.version)}` : undefined;
+    // Started from a row: the appliances view names the appliance, the deployments view the appliance and the deployment.
+    const vid = frame().view.id;
+    const selRow = vid === 'appliances' || vid === 'deployments' ? (frame().model?.selected() as Record<string, unknown> | undefined) : undefined;
+    const sel = selRow ? (vid === 'deployments' ? `${text(selRow.appliance)}@${text(selRow.applianceVersion)}` : `${text(selRow.id)}@${text(selRow.version)}`) : undefined;
+    const selDeployment = selRow && vid === 'deployments' ? text(selRow.name) : '';
     const cancel = () => say('new instance: cancelled');
+    // The catalog entry of an appliance reference (a manager without appliance.show: no checks, free-form parameters).
+    const show = (ref: string) => (missing(METHODS.applianceShow) ? Promise.resolve(undefined) : api.call<Record<string, unknown>>(METHODS.applianceShow, { ref }));
     ask('new instance › appliance: ', sel ?? '', (ref) => {
       if (!ref?.trim()) return cancel();
       const appliance = ref.trim();
       say(`new instance › ${appliance}: looking it up…`);
-      // The catalog entry: its deployment and parameters (a manager without appliance.show: no checks, free-form parameters).
-      const lookup = missing(METHODS.applianceShow) ? Promise.resolve(undefined) : api.call<Record<string, unknown>>(METHODS.applianceShow, { ref: appliance });
-      lookup.then(
-        (entry) => {
-          if (destroyed) return;
-          const w = wizardFacts(entry);
-          const what = `${appliance}${w.deployment ? ` (deployment ${w.deployment})` : ''}`;
-          ask(`new instance › ${what} › name: `, '', (name) => {
-            if (!name?.trim()) return cancel();
-            const askParams = (initial: string) =>
-              ask(`new instance › ${name.trim()} › parameters (key=value${w.required.length ? `; required: ${w.required.join(', ')}` : ''}): `, initial, (line) => {
-                if (line === undefined) return cancel();
-                const parsed = checkParams(line, w);
-                if (typeof parsed === 'string') {
-                  // Say what is wrong and ask again with the line as typed.
-                  say(`new instance: ${parsed}`);
-                  return askParams(line);
-                }
-                ask(`new instance › ${name.trim()} › host (empty: automatic; tab completes): `, '', (host) => {
-                  if (host === undefined) return cancel();
-                  const req = { name: name.trim(), appliance, ...(host.trim() ? { host: host.trim() } : {}), params: parsed };
-                  confirmRun = () => {
-                    say(`creating ${req.name}…`);
-                    api.call(METHODS.instanceCreate, req).then(
-                      () => {
-                        if (frame().view.id !== 'instances') go('instances');
-                        else void refresh();
-                      },
-                      (e) => fail(`new instance ${req.name}`, e),
-                    );
-                  };
-                  mode = 'confirm';
-                  const kv = Object.entries(parsed).map(([k, v]) => `${k}=${v}`).join(' ');
-                  dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
-                  dialog.show();
-                  dialog.setFront();
-                  draw();
-                }, undefined, () => hosts);
-              });
-            askParams(w.defaults);
+      // A manager without deployments (an older one answers not_found): no deployment step, the appliance's own as before.
+      const deployments = missing(METHODS.deployments)
+        ? Promise.resolve(undefined)
+        : api.call<unknown[]>(METHODS.deployments).catch((e) => {
+            if (toStormError(e).code === 'not_found' && available === undefined) return undefined;
+            throw e;
           });
+      Promise.all([show(appliance), deployments]).then(
+        ([entry, deps]) => {
+          if (destroyed) return;
+          const withDeployments = deps !== undefined;
+          const w = wizardFacts(entry);
+          const site = siteDeployments(deps, typeof entry?.id === 'string' ? entry.id : applianceId(appliance));
+          const chosen = (pick: DeploymentPick) => {
+            if (pick.kind === 'published') return rest(pick, w);
+            // Its parameters are those of the appliance version it was made from.
+            const d = pick.deployment;
+            if (!entry || entry.version === d.applianceVersion) return rest(pick, w);
+            say(`new instance › ${d.name}: looking up ${d.appliance}@${d.applianceVersion}…`);
+            show(`${d.appliance}@${d.applianceVersion}`).then(
+              (e) => !destroyed && rest(pick, wizardFacts(e)),
+              (e) => fail(`new instance › ${d.name}`, e),
+            );
+          };
+          const askDeployment = (initial: string) =>
+            ask(deploymentPrompt(appliance, site, w.deployment), initial, (line) => {
+              if (line === undefined) return cancel();
+              const pick = pickDeployment(line, site, w.deploymentName);
+              if (typeof pick === 'string') {
+                say(`new instance: ${pick}`);
+                return askDeployment(line);
+              }
+              chosen(pick);
+            }, undefined, () => [...site.map((d) => d.name), ...(w.deploymentName ? [w.deploymentName] : [])]);
+          if (withDeployments) askDeployment(selDeployment);
+          else rest({ kind: 'published' }, w);
+          // name → parameters → host → confirm, for the deployment picked.
+          function rest(pick: DeploymentPick, facts: WizardFacts): void {
+            const what = pickLabel(pick, appliance, facts.deployment);
+            ask(`new instance › ${what} › name: `, '', (name) => {
+              if (!name?.trim()) return cancel();
+              const askParams = (initial: string) =>
+                ask(`new instance › ${name.trim()} › parameters (key=value${facts.required.length ? `; required: ${facts.required.join(', ')}` : ''}): `, initial, (line) => {
+                  if (line === undefined) return cancel();
+                  const parsed = checkParams(line, facts);
+                  if (typeof parsed === 'string') {
+                    // Say what is wrong and ask again with the line as typed.
+                    say(`new instance: ${parsed}`);
+                    return askParams(line);
+                  }
+                  ask(`new instance › ${name.trim()} › host (empty: automatic; tab completes): `, '', (host) => {
+                    if (host === undefined) return cancel();
+                    // The CLI's request: `--deployment NAME` instead of the appliance, no host = automatic placement.
+                    const req = instanceCreateParams({ name: name.trim(), ...(pick.kind === 'site' ? { deployment: pick.deployment.name } : { appliance }), host: host.trim(), params: parsed });
+                    confirmRun = () => {
+                      say(`creating ${req.name}…`);
+                      api.call(METHODS.instanceCreate, req).then(
+                        () => {
+                          if (frame().view.id !== 'instances') go('instances');
+                          else void refresh();
+                        },
+                        (e) => fail(`new instance ${req.name}`, e),
+                      );
+                    };
+                    mode = 'confirm';
+                    const kv = Object.entries(parsed).map(([k, v]) => `${k}=${v}`).join(' ');
+                    dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
+                    dialog.show();
+                    dialog.setFront();
+                    draw();
+                  }, undefined, () => hosts);
+                });
+              askParams(facts.defaults);
+            });
+          }
         },
         (e) => fail(`new instance › ${appliance}`, e),
       );
@@ -817,6 +861,8 @@ const clean = (s: string) => s.replace(/\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b
 interface WizardFacts {
   /** "NAME VERSION" of the deployment layer, when the appliance has one. */
   deployment?: string;
+  /** Its NAME alone (the deployment step accepts it for the default). */
+  deploymentName?: string;
   /** Declared parameters; undefined when the catalog was not asked (anything goes). */
   params?: { name: string; required: boolean; default?: string; choices?: string[] }[];
   required: string[];
@@ -838,7 +884,7 @@ export function wizardFacts(entry: unknown): WizardFacts {
       ...(Array.isArray(p.choices) ? { choices: p.choices.map(String) } : {}),
     }));
   return {
-    ...(dep ? { deployment: `${text(dep.name)} ${text(dep.version)}`.trim() } : {}),
+    ...(dep ? { deployment: `${text(dep.name)} ${text(dep.version)}`.trim(), ...(text(dep.name) ? { deploymentName: text(dep.name) } : {}) } : {}),
     params,
     required: params.filter((p) => p.required && p.default === undefined).map((p) => p.name),
     defaults: params.filter((p) => p.default !== undefined).map((p) => `${p.name}=${p.default}`).join(' '),

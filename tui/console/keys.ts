@@ -27,7 +27,7 @@ export interface KeyBinding {
 }
 
 /** Views that are tables (navigation, marks, sorting, filter apply). */
-export const TABLE_VIEWS = ['instances', 'hosts', 'channels', 'appliances', 'layers', 'updates', 'dns', 'dhcp', 'users', 'groups', 'principals', 'events', 'health'];
+export const TABLE_VIEWS = ['instances', 'hosts', 'channels', 'appliances', 'deployments', 'layers', 'updates', 'dns', 'dhcp', 'users', 'groups', 'principals', 'events', 'health'];
 
 export const KEYS: KeyBinding[] = [
   { keys: ['?'], label: 'help', action: 'help', footer: true },
@@ -52,6 +52,7 @@ export const KEYS: KeyBinding[] = [
   { keys: ['h'], label: 'hosts', action: 'view:hosts', footer: true },
   { keys: ['c'], label: 'channels', action: 'view:channels', footer: true },
   { keys: ['a'], label: 'appliances', action: 'view:appliances' },
+  { keys: ['p'], label: 'deployments', action: 'view:deployments' },
   { keys: ['l'], label: 'layers', action: 'view:layers' },
   { keys: ['u'], label: 'layer updates', action: 'view:updates' },
   { keys: ['d'], label: 'health', action: 'view:health' },
@@ -63,7 +64,7 @@ export const KEYS: KeyBinding[] = [
   { keys: ['S-p'], label: 'power off', action: 'op', method: METHODS.instancePoweroff, views: ['instances'], mutates: true },
   { keys: ['S-b'], label: 'roll back update', action: 'op', method: METHODS.updateRollback, views: ['instances', 'updates'], mutates: true },
   { keys: ['S-a'], label: 'apply update (canary first)', action: 'op', method: METHODS.updateApply, views: ['updates'], mutates: true, footer: true, params: (_n, row) => ({ appliance: (row as { appliance?: unknown })?.appliance }) },
-  { keys: ['S-n'], label: 'new instance', action: 'wizard', method: METHODS.instanceCreate, views: ['instances', 'dashboard', 'appliances'], mutates: true, footer: true },
+  { keys: ['S-n'], label: 'new instance', action: 'wizard', method: METHODS.instanceCreate, views: ['instances', 'dashboard', 'appliances', 'deployments'], mutates: true, footer: true },
   { keys: ['C-d'], label: 'destroy', action: 'op', method: METHODS.instanceDestroy, views: ['instances'], mutates: true, dangerous: true, footer: true },
   { keys: ['C-d'], label: 'remove host', action: 'op', method: METHODS.hostRemove, views: ['hosts'], mutates: true, dangerous: true, footer: true },
   { keys: ['S-u'], label: 'refresh feed', action: 'op', method: METHODS.channelRefresh, views: ['channels'], mutates: true, footer: true },
@@ -117,6 +118,7 @@ export const COMMAND_ALIASES: Record<string, string> = {
   hosts: 'view:hosts', host: 'view:hosts', hv: 'view:hosts',
   channels: 'view:channels', channel: 'view:channels', ch: 'view:channels',
   appliances: 'view:appliances', appliance: 'view:appliances', app: 'view:appliances', catalog: 'view:appliances',
+  deployments: 'view:deployments', deployment: 'view:deployments', deploy: 'view:deployments', dep: 'view:deployments',
   layers: 'view:layers', layer: 'view:layers', images: 'view:layers', cache: 'view:layers',
   updates: 'view:updates', update: 'view:updates', rollout: 'view:updates',
   dns: 'view:dns', records: 'view:dns',

@@ -23,11 +23,14 @@ export const METHODS = {
   channelRemove: 'channel.remove',
   appliances: 'appliance.list', // params {channel?}
   applianceShow: 'appliance.show', // {ref: ID@VERSION} → CatalogEntry (its layers' names and versions)
+  // the site's deployments (manager/services/deployments.ts): DeploymentRecord[]
+  deployments: 'deployment.list',
+  deploymentShow: 'deployment.show', // {name} → DeploymentRecord (an instance's deployment layer named in its detail pane)
   // layers in the image store: [{sha256, size, usedBy, storedAt}]
   layers: 'image.list',
   // instances (manager/services/instances.ts): InstanceRecord[]
   instances: 'instance.list', // params {host?}
-  instanceCreate: 'instance.create', // {name, appliance, host?, params}
+  instanceCreate: 'instance.create', // {name, appliance | deployment, host?, params}: instanceCreateParams (manager/services/instances.ts), as the CLI sends it
   instanceStart: 'instance.start',
   instanceStop: 'instance.stop',
   instanceReboot: 'instance.reboot',

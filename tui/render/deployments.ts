@@ -1,5 +1,5 @@
 import { bytes } from '../../lib/format.ts';
-import type { DeploymentRecord, DeploymentVersion } from '../../manager/deployments/model.ts';
+import { deploymentRef, type DeploymentRecord, type DeploymentVersion } from '../../manager/deployments/model.ts';
 import type { UpdatePlanEntry } from '../../manager/instances/service.ts';
 import { age } from './instances.ts';
 import type { RowSpec } from './table.ts';
@@ -16,6 +16,25 @@ export const deploymentRows: RowSpec<DeploymentRecord> = {
     { header: 'MAINTENANCE', get: (d) => (d.maintenance ? `${d.maintenance.instance} (from ${d.maintenance.from})` : '-') },
     { header: 'SHA256', get: (d) => d.versions.find((v) => v.version === d.version)?.sha256 ?? '', wide: true },
   ],
+};
+
+/** A deployment with the instances using it (any version), as `storm deployment list` and the console's deployments view show it. */
+export interface DeploymentUse extends DeploymentRecord {
+  /** Names of the instances of it (`appliance: "deployment:NAME"`, the rule `deployment remove` refuses on), sorted. */
+  instances: string[];
+}
+
+/** Join deployments with the instance list: which instances use each (pure; instances of appliances are ignored). */
+export function deploymentUse(deployments: readonly DeploymentRecord[], instances: readonly { name: string; appliance: string }[]): DeploymentUse[] {
+  return deployments.map((d) => ({ ...d, instances: instances.filter((i) => i.appliance === deploymentRef(d.name)).map((i) => i.name).sort() }));
+}
+
+/** The deployments table (CLI `deployment list`, console `p`): the record's columns with INSTANCES after VERSIONS. */
+export const deploymentListRows: RowSpec<DeploymentUse> = {
+  name: deploymentRows.name,
+  columns: deploymentRows.columns.flatMap((c) =>
+    c.header === 'VERSIONS' ? [c, { header: 'INSTANCES', get: (d: DeploymentUse) => String(d.instances.length) }, { header: 'USED BY', get: (d: DeploymentUse) => d.instances.join(','), wide: true }] : [c],
+  ),
 };
 
 /** One deployment's versions, newest first; `*` marks the one new instances get. */

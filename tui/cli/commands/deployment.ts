@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { DeploymentRecord } from '../../../manager/deployments/model.ts';
 import type { EditSet, FileEdit } from '../../../manager/deployments/layer.ts';
-import { deploymentRows, versionRows } from '../../render/deployments.ts';
+import { deploymentListRows, deploymentRows, deploymentUse, versionRows } from '../../render/deployments.ts';
+import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { formatTable, toCells } from '../../render/table.ts';
 import type { CommandContext, CommandDef, OptionSpec } from '../command.ts';
 
@@ -91,7 +92,16 @@ export const deploymentCommands: CommandDef[] = [
       return { data, rows: deploymentRows };
     },
   },
-  { noun: 'deployment', verb: 'list', summary: 'list deployments', run: async (ctx) => ({ data: await (await ctx.api()).call<DeploymentRecord[]>('deployment.list'), rows: deploymentRows }) },
+  {
+    noun: 'deployment',
+    verb: 'list',
+    summary: 'list deployments and the instances using each',
+    run: async (ctx) => {
+      const api = await ctx.api();
+      const [deps, insts] = await Promise.all([api.call<DeploymentRecord[]>('deployment.list'), api.call<InstanceRecord[]>('instance.list')]);
+      return { data: deploymentUse(deps, insts), rows: deploymentListRows };
+    },
+  },
   {
     noun: 'deployment',
     verb: 'show',

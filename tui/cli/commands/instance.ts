@@ -5,6 +5,7 @@ import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
 import type { UpdatePlanEntry } from '../../../manager/instances/service.ts';
 import { planRows } from '../../render/deployments.ts';
+import { instanceCreateParams } from '../../../manager/services/instances.ts';
 
 const SETTLED = new Set(['running', 'stopped', 'failed']);
 
@@ -61,7 +62,8 @@ export const instanceCommands: CommandDef[] = [
       if (typeof ctx.opts.appliance !== 'string' && !dep) throw invalid('missing --appliance ID[@VERSION] (or --deployment NAME)', { hint: 'storm appliance list shows what there is' });
       if (typeof ctx.opts.appliance === 'string' && dep) throw invalid('give --appliance or --deployment, not both', { hint: 'a deployment already names its appliance' });
       const api = await ctx.api();
-      const created = await api.call<InstanceRecord>('instance.create', { name: ctx.args[0], ...(dep ? { deployment: dep } : { appliance: ctx.opts.appliance }), ...(ctx.opts.host ? { host: ctx.opts.host } : {}), params: parseParams(ctx.opts.param) });
+      const req = instanceCreateParams({ name: ctx.args[0]!, ...(dep ? { deployment: dep } : { appliance: ctx.opts.appliance as string }), ...(typeof ctx.opts.host === 'string' ? { host: ctx.opts.host } : {}), params: parseParams(ctx.opts.param) });
+      const created = await api.call<InstanceRecord>('instance.create', req);
       ctx.progress(`${created.name}: created on ${created.host}`);
       const data = ctx.wait ? await waitSettled(ctx, created.name) : created;
       return { data, rows: instanceRows };

@@ -7,7 +7,7 @@ const dashboard: View = { kind: 'dashboard', id: 'dashboard', title: 'Dashboard'
 
 /** Every view, in tab order. */
 export const VIEW_LIST: View[] = [
-  dashboard, V.instancesView, V.hostsView, V.channelsView, V.appliancesView, V.layersView, V.updatesView,
+  dashboard, V.instancesView, V.hostsView, V.channelsView, V.appliancesView, V.deploymentsView, V.layersView, V.updatesView,
   V.dnsView, V.dhcpView, V.usersView, V.groupsView, V.principalsView, eventsView, healthView,
 ];
 export const VIEWS: Record<string, View> = Object.fromEntries(VIEW_LIST.map((v) => [v.id, v]));

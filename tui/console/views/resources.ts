@@ -5,6 +5,10 @@ import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../rende
 import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
 import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
+import { deploymentListRows, deploymentUse, versionRows } from '../../render/deployments.ts';
+import { formatTable, toCells } from '../../render/table.ts';
+import { DEPLOYMENT_PREFIX, type DeploymentRecord } from '../../../manager/deployments/model.ts';
+import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { METHODS } from '../methods.ts';
 import type { TableView } from './view.ts';
 
@@ -28,8 +32,20 @@ export const instancesView: TableView = {
         return `(${(e as Error).message})`;
       }
     };
+    // An instance of a site deployment: its appliance's entry names the lower layers, the deployment's versions its deployment layer.
+    const depName = typeof inst.appliance === 'string' && inst.appliance.startsWith(DEPLOYMENT_PREFIX) ? inst.appliance.slice(DEPLOYMENT_PREFIX.length) : undefined;
+    const catalogEntry = async (): Promise<Obj | string | undefined> => {
+      if (typeof inst.appliance !== 'string') return undefined;
+      if (!depName) return ask<Obj>(METHODS.applianceShow, { ref: `${inst.appliance}@${String(inst.version ?? '')}`.replace(/@$/, '') });
+      const d = await ask<DeploymentRecord>(METHODS.deploymentShow, { name: depName });
+      if (typeof d !== 'object' || !d) return d;
+      const e = await ask<Obj>(METHODS.applianceShow, { ref: `${d.appliance}@${d.applianceVersion}` });
+      const own = Array.isArray(d.versions) ? d.versions.map((v) => ({ role: 'deployment', name: d.name, version: String(v.version), sha256: v.sha256 })) : [];
+      const lower = typeof e === 'object' ? R.field(e, 'appliance.layers') : undefined;
+      return { appliance: { layers: [...(Array.isArray(lower) ? lower : []), ...own] } };
+    };
     const [entry, leases, dns, snapshots, tail] = await Promise.all([
-      typeof inst.appliance === 'string' ? ask<Obj>(METHODS.applianceShow, { ref: `${inst.appliance}@${String(inst.version ?? '')}`.replace(/@$/, '') }) : Promise.resolve(undefined),
+      catalogEntry(),
       ask<unknown>(METHODS.dhcpLeases, {}),
       ask<unknown>(METHODS.dnsRecords, {}),
       ask<unknown>(METHODS.instanceSnapshots, { name }),
@@ -79,6 +95,16 @@ export const appliancesView: TableView<Obj> = {
   },
   // An appliance's files in the image store (which are cached, which shared with others).
   drill: { view: 'layers', params: (r) => ({ appliance: (r as { id?: unknown }).id }) },
+};
+/** The site's deployments, read-only (edits are CLI work): the same rows as `storm deployment list`. */
+export const deploymentsView: TableView = {
+  kind: 'table', id: 'deployments', title: 'Deployments', rows: deploymentListRows, method: METHODS.deployments,
+  load: async (api) => {
+    const [deps, insts] = await Promise.all([api.call<DeploymentRecord[]>(METHODS.deployments), api.call<InstanceRecord[]>(METHODS.instances)]);
+    return deploymentUse(Array.isArray(deps) ? deps : [], Array.isArray(insts) ? insts : []);
+  },
+  // Its versions as `storm deployment show` lists them (newest first, * the one new instances get).
+  detail: async (_api, _name, d: DeploymentRecord) => ({ versions: formatTable(toCells(versionRows(d.version), [...d.versions].reverse(), false)) }),
 };
 export const layersView: TableView<Obj> = {
   kind: 'table', id: 'layers', title: 'Layers and cache', rows: imageRows as never, method: METHODS.layers,
