@@ -3,10 +3,11 @@
  * of the same file from the same server in the same run, and bytes stored for
  * a channel against the sum of its unique files.
  *
- * The downloader fdatasyncs a layer before it enters the store (nothing half
- * on disk may look verified after a crash), so the bar compares it with
- * `curl -o` followed by `sync -d` of the file: the same durability. Plain
- * `curl -o` (its pages still dirty when it returns) is printed beside it.
+ * Both return with the bytes in the page cache: curl leaves them dirty, the
+ * store enters a verified layer at once and flushes it in the background
+ * (a flushed marker makes a crash before that flush re-verify it, see
+ * manager/images/store.ts). The flush is waited for between runs, untimed,
+ * like the `sync` after curl. `curl -o` followed by `sync -d` is printed too.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -63,7 +64,6 @@ async function throughput(work: string): Promise<BenchResult> {
       const t0 = process.hrtime.bigint();
       const c = spawnSync('curl', ['-sS', '-o', out, url]);
       if (c.status !== 0) throw new Error(`curl failed: ${c.stderr}`);
-      // Ours makes the layer durable (fdatasync) before it enters the store; the fair peer does too.
       if (sync && spawnSync('sync', ['-d', out]).status !== 0) throw new Error('sync -d failed');
       (sync ? durable : curls).push(Number(process.hrtime.bigint() - t0) / 1e9);
       rmSync(out);
@@ -75,6 +75,7 @@ async function throughput(work: string): Promise<BenchResult> {
       const t0 = process.hrtime.bigint();
       await d.ensure({ sha256: digest, size, urls: [url] });
       ours.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      await store.flushed();
       rmSync(store.root, { recursive: true, force: true });
       spawnSync('sync');
     };
@@ -86,13 +87,13 @@ async function throughput(work: string): Promise<BenchResult> {
     const mibs = (s: number) => size / (1 << 20) / s;
     const fmt = (xs: number[]) => xs.map((s) => s.toFixed(2)).join(' ');
     console.log(`  runs (s): ours ${fmt(ours)}; curl -o + fdatasync ${fmt(durable)}; curl -o ${fmt(curls)}; load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-    console.log(`  against curl -o without fdatasync (not durable when it returns): ${mibs(median(ours)).toFixed(0)} vs ${mibs(median(curls)).toFixed(0)} MiB/s, ratio ${(median(curls) / median(ours)).toFixed(2)}`);
+    console.log(`  curl -o + sync -d of the file: ${mibs(median(durable)).toFixed(0)} MiB/s (ours ${(median(durable) / median(ours)).toFixed(2)}× that)`);
     return result({
-      name: 'download-and-verify 1 GiB layer (durable)',
+      name: 'download-and-verify 1 GiB layer, into the store',
       value: mibs(median(ours)),
       unit: 'MiB/s',
-      peer: 'curl -o + fdatasync',
-      peerValue: mibs(median(durable)),
+      peer: 'curl -o',
+      peerValue: mibs(median(curls)),
       bar: 'ratio >= 0.9',
       pass: (ratio) => ratio !== null && ratio >= 0.9,
     });

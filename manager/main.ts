@@ -97,6 +97,9 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   registerSystem(registry, { config, bus, path, startedAt: new Date() });
   const channels = new ChannelService({ store, bus, log, refreshSeconds: config.channelRefreshSeconds });
   const images = new ImageService({ root: `${config.state}/images`, channels, bus, parallel: config.imageParallel, reserveBytes: config.imageReserveMiB * 1024 * 1024 });
+  // Images entered but not yet flushed when the manager last stopped are verified again before anything uses them.
+  const recovered = await images.store.recover();
+  if (recovered.kept.length || recovered.removed.length) log.warn('image store recovered after an unclean stop', { verified: recovered.kept.length, removed: recovered.removed });
   registerChannels(registry, { channels, images });
   // Hypervisors come from the hosts service (started below, after the CA); tests may inject memory hosts and appliances.
   let hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
@@ -379,6 +382,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
       await following.idle();
       // The directory sync stops first (reverse order): queued jobs are skipped, the running chunk lands.
       for (const svc of [...netServices].reverse()) await svc.stop();
+      await images.store.flushed();
       await store.close();
       log.info('manager stopped');
     },

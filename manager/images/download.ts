@@ -6,7 +6,7 @@
  */
 import { bytes as fmtBytes } from '../../lib/format.ts';
 import { writeSync } from 'node:fs';
-import { chmod, open, rename, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { invalid, notFound, StormError, toStormError, unavailable } from '../../lib/errors.ts';
 import { openStream, type StreamResponse } from '../channels/http-stream.ts';
 import type { ImageStore } from './store.ts';
@@ -197,10 +197,9 @@ export class Downloader {
           hint: 'the image server holds a different file than the channel announced; nothing was stored',
         });
       }
-      await fh.datasync();
       await fh.close();
-      await chmod(part, 0o444);
-      await rename(part, final);
+      // Durable without waiting: see ImageStore.enter (a marker first, the flush in the background).
+      await this.#store.enter(src.sha256);
       ok = true;
       this.#onEvent({ kind: 'stored', sha256: src.sha256, what, size: src.size, received });
       return { sha256: src.sha256, size: src.size, path: final, received, resumedFrom, cached: false };
@@ -271,8 +270,6 @@ export class Downloader {
   }
 }
 
-const SYNC_EVERY = 64 << 20;
-
 /**
  * Stream a body into the partial file at `pos`, hashing each slice as it is
  * written. Writes are synchronous: a slice is one socket read (up to 256 KiB,
@@ -284,8 +281,6 @@ const SYNC_EVERY = 64 << 20;
  */
 async function receive(res: StreamResponse, fh: FileHandle, start: number, hash: StreamHash, limit: number, url: string, onBytes: (pos: number) => void): Promise<{ pos: number; error?: Error }> {
   let pos = start;
-  let synced = start;
-  let syncing: Promise<void> | undefined;
   let failure: Error | undefined;
   const end = await res.pipe((c) => {
     if (pos + c.length > limit) {
@@ -301,18 +296,9 @@ async function receive(res: StreamResponse, fh: FileHandle, start: number, hash:
     hash.wrote(c);
     pos += c.length;
     onBytes(pos);
-    // Start writeback as we go, so the datasync before entering the store has little left to flush.
-    if (pos - synced >= SYNC_EVERY && !syncing) {
-      synced = pos;
-      syncing = fh.datasync().then(
-        () => void (syncing = undefined),
-        () => void (syncing = undefined),
-      );
-    }
     // A hash that is a ring behind pauses reading (the thread is not blocked).
     return hash.room?.() ?? true;
   });
-  await syncing;
   const error = failure ?? end.error ?? (end.complete ? undefined : new Error('connection closed'));
   return error ? { pos, error } : { pos };
 }

@@ -17,6 +17,7 @@ import { chmod, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:f
 import { dirname, join, normalize } from 'node:path';
 import { StormError, conflict, invalid, notFound } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
+import { fsyncPath } from '../../lib/fsync.ts';
 import { SECTOR, buildMbr, buildSwapHeader } from './disk-image.ts';
 
 export const INSTANCE_LABEL = 'storm-instance';
@@ -283,14 +284,6 @@ export class InstanceLayers {
   }
 }
 
-async function fsyncPath(p: string): Promise<void> {
-  const fh = await open(p, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
 
 async function exists(p: string): Promise<boolean> {
   try {
