@@ -17,8 +17,8 @@ import { COMMANDS } from '../../tui/cli/commands/index.ts';
 import type { CommandDef } from '../../tui/cli/command.ts';
 import { fixture, until } from '../helpers/console-fixture.ts';
 import { startProcess } from '../helpers/child.ts';
-import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, storm } from '../helpers/storm.ts';
+import { freePort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess, storm, managerEnv } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { tmux } from '../helpers/tmux.ts';
@@ -172,13 +172,8 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
       virsh('undefine', d);
     }
   });
-  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
   const sshPort = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: `127.0.0.1:${sshPort}`, STORM_ENROLL_LISTEN: await p(),
-    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
-  };
+  const env = await managerEnv(state, { STORM_SSH_LISTEN: `127.0.0.1:${sshPort}` });
   // Every server is a child process: the CLI may block this one.
   const ok = (...args: string[]) => {
     const r = storm(args, { env });

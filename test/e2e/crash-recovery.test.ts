@@ -19,8 +19,8 @@ import { CRASH_POINTS, type CrashOp } from '../../manager/instances/crash-points
 import type { JournalEntry } from '../../manager/instances/journal.ts';
 import type { InstanceRecord } from '../../manager/instances/model.ts';
 import { startProcess, type Running } from '../helpers/child.ts';
-import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, stormAsync as storm, stormOk as ok } from '../helpers/storm.ts';
+import { freePort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess, stormAsync as storm, stormOk as ok, managerEnv } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
@@ -87,12 +87,7 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
       await virsh('undefine', d);
     }
   });
-  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(), STORM_API_LISTEN: '127.0.0.1:0',
-    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '1', STORM_RECONCILE_SECONDS: '0',
-  };
+  const env = await managerEnv(state, { STORM_API_LISTEN: '127.0.0.1:0', STORM_HOST_POLL_SECONDS: '1', STORM_RECONCILE_SECONDS: '0' });
   const manager = (crashAt?: string) => startManagerProcess(t, state, [], crashAt ? { ...env, STORM_TEST_CRASH_AT: crashAt } : env);
 
   // The channel on loopback, a manager, one stormd enrolled and online.

@@ -13,8 +13,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
-import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, stormAsync as cli, stormJson as json, stormOk as ok } from '../helpers/storm.ts';
+import { freePort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess, stormAsync as cli, stormJson as json, stormOk as ok, managerEnv, loopbackAddress } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
@@ -45,12 +45,7 @@ test('storm deployment edit --maintenance boots the deployment layer writable; -
       virsh('undefine', d);
     }
   });
-  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(), STORM_API_LISTEN: await p(), STORM_LAYER_LISTEN: '127.0.0.1:0',
-    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
-  };
+  const env = await managerEnv(state, { STORM_API_LISTEN: await loopbackAddress(), STORM_LAYER_LISTEN: '127.0.0.1:0' });
   const cport = await freePort();
   const base = `http://127.0.0.1:${cport}/`;
   await ok(['channel', 'publish', CHANNEL, '--base-url', base], env);

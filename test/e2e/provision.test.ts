@@ -12,8 +12,8 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
-import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, STORMD_BIN, startManagerProcess, storm, stormJson as jsonAsync, stormOk as okAsync } from '../helpers/storm.ts';
+import { freePort } from '../helpers/ports.ts';
+import { STORM_BIN, STORMD_BIN, startManagerProcess, storm, stormJson as jsonAsync, stormOk as okAsync, managerEnv } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
@@ -49,12 +49,7 @@ test('storm instance create boots the wiki on an enrolled stormd; console, stop,
       virsh('undefine', d);
     }
   });
-  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(),
-    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
-  };
+  const env = await managerEnv(state);
 
   // The channel: publish the fixture folder, serve it on loopback.
   const cport = await freePort();
@@ -134,12 +129,7 @@ test('SIGKILL of the manager mid-provisioning: on restart the operation is undon
       virsh('undefine', d);
     }
   });
-  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(),
-    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
-  };
+  const env = await managerEnv(state);
   // The channel from a server we control: the deployment layer's download is held until we say so.
   ok(['channel', 'publish', CHANNEL, '--base-url', 'http://127.0.0.1/'], env); // before our server exists: sync is fine
   const held = readdirSync(CHANNEL).find((f) => f.startsWith('wiki-example-corp') && f.endsWith('-deployment.img'))!;

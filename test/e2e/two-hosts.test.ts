@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { PACKAGE_ROOT, controlSocketPath } from '../../lib/paths.ts';
 import { ControlClient } from '../../manager/control/client.ts';
 import { startProcess } from '../helpers/child.ts';
-import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess } from '../helpers/storm.ts';
+import { freePort } from '../helpers/ports.ts';
+import { STORM_BIN, startManagerProcess, managerEnv } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
@@ -119,12 +119,7 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   const layer = (name: string) => manifest.layers.find((l) => l.name === name)!;
   const sub1 = layer('busybox-substrate');
   const sub2 = manifest.updates.substrate;
-  const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(),
-    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '1',
-  };
+  const env = await managerEnv(state, { STORM_HOST_POLL_SECONDS: '1' });
 
   // The channel, the manager, two enrolled hypervisors.
   const chan = join(root, 'channel');

@@ -5,6 +5,7 @@ import type { TestContext } from 'node:test';
 import { run, type ExecResult } from '../../lib/exec.ts';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess, type Running } from './child.ts';
+import { freeTcpUdpPort } from './ports.ts';
 
 export const STORM_BIN = join(PACKAGE_ROOT, 'bin', 'storm.js');
 export const STORMD_BIN = join(PACKAGE_ROOT, 'bin', 'stormd.js');
@@ -27,6 +28,24 @@ export async function stormOk(args: string[], env: NodeJS.ProcessEnv): Promise<s
 
 /** `storm ARGS -o json` must succeed; its parsed output. */
 export const stormJson = async <T>(args: string[], env: NodeJS.ProcessEnv): Promise<T> => JSON.parse(await stormOk([...args, '-o', 'json'], env)) as T;
+
+/** A loopback address on a port free for both TCP and UDP. */
+export const loopbackAddress = async (): Promise<string> => `127.0.0.1:${await freeTcpUdpPort()}`;
+
+/**
+ * A manager process's environment for a test: its state directory, every
+ * listener on a fresh loopback port, LDAP off, no periodic channel refresh,
+ * hosts polled every 2 s; `extra` adds or overrides.
+ */
+export async function managerEnv(state: string, extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
+  const p = loopbackAddress;
+  return {
+    ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(),
+    STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
+    STORM_CHANNEL_REFRESH: '0', STORM_HOST_POLL_SECONDS: '2',
+    ...extra,
+  };
+}
 
 /** Start `storm manager start --state DIR` and wait until it is ready. */
 export function startManagerProcess(t: TestContext, state: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<Running> {
