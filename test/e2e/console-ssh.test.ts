@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { SshServer } from '../../tui/ssh/server.ts';
 import { authorizedKeysPath } from '../../tui/ssh/host-key.ts';
@@ -22,16 +21,13 @@ import { STORM_BIN, startManagerProcess, storm, managerEnv } from '../helpers/st
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { tmux } from '../helpers/tmux.ts';
+import { FIXTURES as CHANNEL, buildFixtures } from '../helpers/qemu.ts';
 
-const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
 const virsh = (...args: string[]) => spawnSync('virsh', ['-c', URI, ...args], { encoding: 'utf8' });
 
 // The real-boot test provisions the example channel's wiki: its layers must be built.
-before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-});
+before(buildFixtures);
 
 const SSH_OPTS = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none'];
 

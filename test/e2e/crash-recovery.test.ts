@@ -9,11 +9,10 @@
 // waited for (a domain started is all provisioning promises).
 import { before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../../lib/exec.ts';
-import { controlSocketPath, PACKAGE_ROOT } from '../../lib/paths.ts';
+import { controlSocketPath } from '../../lib/paths.ts';
 import { ControlClient } from '../../manager/control/client.ts';
 import { CRASH_POINTS, type CrashOp } from '../../manager/instances/crash-points.ts';
 import type { JournalEntry } from '../../manager/instances/journal.ts';
@@ -24,16 +23,13 @@ import { STORM_BIN, startManagerProcess, stormAsync as storm, stormOk as ok, man
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
+import { FIXTURES as CHANNEL, buildFixtures } from '../helpers/qemu.ts';
 
-const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
 /** The smallest fixture appliance: one traditional disk, kernel and initrd. */
 const APPLIANCE = 'wiki-classic';
 
-before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-});
+before(buildFixtures);
 
 const virsh = (...args: string[]) => run('virsh', ['-c', URI, ...args]);
 

@@ -7,10 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { storm, STORM_BIN } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { buildFixtures } from '../helpers/qemu.ts';
 
 const ip = (...args: string[]) => spawnSync('ip', args, { encoding: 'utf8' });
 const inNs = (ns: string, cmd: string, ...args: string[]) => spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -56,8 +56,7 @@ const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^\S+ \(.*\) Z/.te
 
 test('storm up: console, example channel subscribed and pulled, local host online; q leaves nothing running', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('storm up makes its guest network (namespace, bridge) only as root');
-  const built = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(built.status, 0, built.stderr);
+  buildFixtures();
   const state = tempDir(t, 'storm-embed-');
   const id = randomBytes(3).toString('hex');
   const session = `embed-${id}`;

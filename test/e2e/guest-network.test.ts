@@ -15,22 +15,19 @@ import { join } from 'node:path';
 import { readEnv, type EnvSnapshot } from '../../lib/env.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { parseHostPort } from '../../lib/config.ts';
-import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { embeddedConfig, startEmbedded, type Embedded } from '../../bin/embedded.ts';
 import { createNetns } from '../helpers/netns.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { STORM_BIN } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
+import { buildFixtures } from '../helpers/qemu.ts';
 
 const URI = 'qemu:///system';
 const ADDRESS = '10.77.0.1/16';
 const NAME = 'gst-web';
 
-before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-});
+before(buildFixtures);
 
 const virsh = (...args: string[]) => spawnSync('virsh', ['-c', URI, ...args], { encoding: 'utf8' });
 

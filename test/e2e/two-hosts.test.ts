@@ -21,14 +21,12 @@ import { STORM_BIN, startManagerProcess, managerEnv } from '../helpers/storm.ts'
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
+import { buildFixtures } from '../helpers/qemu.ts';
 
 const FIX = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'qemu:///system';
 
-before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-});
+before(buildFixtures);
 
 interface Layer { role: string; name: string; version: string; path: string; sha256: string; size: number }
 interface Inst { id: string; name: string; host: string; state: string; version: string; mac: string; certSerial?: string; layers: Record<string, string> }

@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -43,6 +44,12 @@ export interface FixtureManifest {
 }
 
 export const FIXTURES = join(PACKAGE_ROOT, 'fixtures', 'build');
+
+/** Build the fixtures (layers, boot files, the signed example channel) unless they are up to date. */
+export function buildFixtures(): void {
+  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
 
 export function fixtureManifest(): FixtureManifest {
   return JSON.parse(readFileSync(join(FIXTURES, 'manifest.json'), 'utf8')) as FixtureManifest;

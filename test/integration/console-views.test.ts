@@ -5,7 +5,6 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
@@ -22,11 +21,9 @@ import { until } from '../helpers/console-fixture.ts';
 import { freeTcpUdpPort } from '../helpers/ports.ts';
 import { fakeTerm, screenText } from '../helpers/term.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { buildFixtures } from '../helpers/qemu.ts';
 
-before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-});
+before(buildFixtures);
 
 /** A row each view must show, from what this test made through the real services. */
 const EXPECT: Record<string, RegExp> = {

@@ -13,21 +13,17 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess } from '../helpers/child.ts';
 import { freePort } from '../helpers/ports.ts';
 import { STORM_BIN, startManagerProcess, storm, stormAsync as cli, stormJson as json, stormOk as ok, managerEnv, loopbackAddress } from '../helpers/storm.ts';
 import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
+import { FIXTURES as CHANNEL, buildFixtures } from '../helpers/qemu.ts';
 
-const CHANNEL = join(PACKAGE_ROOT, 'fixtures', 'build');
 const URI = 'test:///default';
 
-before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-});
+before(buildFixtures);
 
 /** What the guest would have done to its own layer: delete /etc/wiki/site.conf (a whiteout over the deployment's). */
 function guestDeletes(qcow2: string, dir: string, path: string): void {

@@ -8,8 +8,7 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
 import { freePort } from '../helpers/ports.ts';
-import { PACKAGE_ROOT } from '../../lib/paths.ts';
-import { bootGuest, fixtureLayer, fixtureManifest, linesWith, FIXTURES, type FixtureManifest, type Guest, type GuestDisk } from '../helpers/qemu.ts';
+import { bootGuest, fixtureLayer, fixtureManifest, linesWith, FIXTURES, type FixtureManifest, type Guest, type GuestDisk, buildFixtures } from '../helpers/qemu.ts';
 import { buildDataVolume, buildInstanceDisk } from '../../manager/images/instance-disk.ts';
 import { digestFile } from '../../manager/images/layer-build.ts';
 import { diffLayer } from '../../manager/images/layer-diff.ts';
@@ -19,8 +18,7 @@ let kernel: string;
 let initrd: string;
 
 before(() => {
-  const r = spawnSync('sh', [join(PACKAGE_ROOT, 'scripts', 'build-fixtures')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  buildFixtures();
   m = fixtureManifest();
   kernel = m.boot.kernel.path;
   initrd = m.boot.initrd.path;
