@@ -9,7 +9,7 @@ import { startProcess } from '../test/helpers/child.ts';
 import { STORM_BIN } from '../test/helpers/storm.ts';
 import { benchDir, rmDir } from './fleet.ts';
 import { result, type BenchResult } from './result.ts';
-import { managerEnv, seedInstances, waitSynced, timedCli } from '../test/helpers/directory-sync.ts';
+import { syncManagerEnv, seedInstances, waitSynced, timedCli } from '../test/helpers/directory-sync.ts';
 
 const HOSTS = 100;
 const INSTANCES = 10_000;
@@ -19,7 +19,7 @@ export default async function (): Promise<BenchResult[]> {
   try {
     const state = join(dir, 'manager');
     await seedInstances(join(state, 'db'), INSTANCES, HOSTS);
-    const env = await managerEnv(state);
+    const env = await syncManagerEnv(state);
     const t0 = performance.now();
     const manager = await startProcess(undefined, process.execPath, [STORM_BIN, 'manager', 'start', '--state', state], { ready: /storm manager ready/, env, timeoutMs: 600_000 });
     const ready = (performance.now() - t0) / 1000;

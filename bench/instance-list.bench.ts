@@ -7,16 +7,11 @@
 // time of the CLI process, median of 7 (and its CPU time); the
 // manager's resident memory (VmRSS, /proc/PID/status) after the lists.
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { HostRecord } from '../manager/hosts/hosts.ts';
-import type { InstanceRecord } from '../manager/instances/model.ts';
-import { macFor } from '../manager/instances/model.ts';
-import { Store } from '../manager/store/store.ts';
 import { startProcess } from '../test/helpers/child.ts';
-import { freePort, freeTcpUdpPort } from '../test/helpers/ports.ts';
-import { STORM_BIN } from '../test/helpers/storm.ts';
+import { DOMAIN, seedInstances } from '../test/helpers/directory-sync.ts';
+import { STORM_BIN, managerEnv } from '../test/helpers/storm.ts';
 import { compiledEntry } from '../bin/compiled.js';
 import { PACKAGE_ROOT } from '../lib/paths.ts';
 import { benchDir, rmDir } from './fleet.ts';
@@ -25,46 +20,6 @@ import { median, result, type BenchResult } from './result.ts';
 const HOSTS = 100;
 const INSTANCES = 10_000;
 const RUNS = 7;
-const DOMAIN = 'storm.internal';
-
-const hex = (s: string, n: number) => createHash('sha256').update(s).digest('hex').slice(0, n);
-
-/** 100 enrolled hosts (none answering) and 10,000 instances spread over them. */
-export async function seed(db: string): Promise<void> {
-  const store = await Store.open(db);
-  try {
-    const hosts = store.collection<HostRecord>('hosts');
-    const insts = store.collection<InstanceRecord>('instances');
-    // Each instance's directory entry, as provisioning made it (else the manager enrols 10,000 hosts at start).
-    const dirHosts = store.collection<{ fqdn: string; instance: string; addresses: string[]; createdAt: string }>('directory.hosts');
-    const now = new Date().toISOString();
-    let b = store.batch();
-    for (let h = 0; h < HOSTS; h++) {
-      // A loopback port nobody listens on: polls fail fast, as for a host that is down.
-      const port = await freePort();
-      b.put(hosts, `hv${h}`, { name: `hv${h}`, address: `127.0.0.1:${port}`, state: 'offline', addedAt: now, enrolledAt: now, certSerial: hex(`host${h}`, 16), certNotAfter: new Date(Date.now() + 365 * 86400_000).toISOString() });
-    }
-    await b.write();
-    const apps = ['wiki', 'blog'];
-    for (let i = 0; i < INSTANCES; i++) {
-      const id = hex(`inst${i}`, 12);
-      const app = apps[i % 2]!;
-      b.put(insts, id, {
-        id, name: `${app}-${i}`, appliance: app, version: '1.0', host: `hv${i % HOSTS}`, state: i % 10 ? 'running' : 'stopped',
-        layers: { substrate: hex('substrate', 64), appliance: hex(`${app}-app`, 64), deployment: hex(`${app}-dep`, 64) },
-        mac: macFor(id), memoryMiB: 128, vcpus: 1, params: { site: 'example.org' }, createdAt: now, updatedAt: now, certSerial: hex(`cert${i}`, 16),
-      });
-      b.put(dirHosts, `${app}-${i}.${DOMAIN}`, { fqdn: `${app}-${i}.${DOMAIN}`, instance: `${app}-${i}`, addresses: [], createdAt: now });
-      if (b.length >= 1000) {
-        await b.write();
-        b = store.batch();
-      }
-    }
-    await b.write();
-  } finally {
-    await store.close();
-  }
-}
 
 /** CPU ticks (user + system) a process has used. */
 const ticks = (pid: number) => {
@@ -118,13 +73,9 @@ export default async function (): Promise<BenchResult[]> {
   const dir = benchDir('storm-list-bench-');
   try {
     const state = join(dir, 'manager');
-    await seed(join(state, 'db'));
-    const p = async () => `127.0.0.1:${await freeTcpUdpPort()}`;
-    const env: NodeJS.ProcessEnv = {
-      ...process.env, STORM_STATE: state, STORM_SSH_LISTEN: await p(), STORM_ENROLL_LISTEN: await p(), STORM_API_LISTEN: '',
-      STORM_LDAP_LISTEN: '', STORM_LDAPS_LISTEN: '', STORM_KDC_LISTEN: await p(), STORM_KADMIND_LISTEN: await p(), STORM_KPASSWD_LISTEN: await p(),
-      STORM_CHANNEL_REFRESH: '0', STORM_DNS_DOMAIN: DOMAIN,
-    };
+    // Each instance's directory entry too, as provisioning made it: the start-up sync has nothing to do.
+    await seedInstances(join(state, 'db'), INSTANCES, HOSTS, { directory: true });
+    const env = await managerEnv(state, { STORM_API_LISTEN: '', STORM_HOST_POLL_SECONDS: '10', STORM_DNS_DOMAIN: DOMAIN });
     const t0 = performance.now();
     const manager = await startProcess(undefined, process.execPath, [STORM_BIN, 'manager', 'start', '--state', state], { ready: /storm manager ready/, env, timeoutMs: 600_000 });
     const startup = (performance.now() - t0) / 1000;

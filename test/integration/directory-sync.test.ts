@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { run } from '../../lib/exec.ts';
 import { startManagerProcess, stormJson } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { DOMAIN, managerEnv, seedInstances, timedCli, waitSynced } from '../helpers/directory-sync.ts';
+import { DOMAIN, syncManagerEnv, seedInstances, timedCli, waitSynced } from '../helpers/directory-sync.ts';
 
 const COUNT = 200;
 
@@ -17,7 +17,7 @@ test('start on 200 instances without directory entries: list answers at once, th
   const dir = tempDir(t, 'storm-dirsync-');
   const state = join(dir, 'manager');
   const names = await seedInstances(join(state, 'db'), COUNT, 4);
-  const env = await managerEnv(state);
+  const env = await syncManagerEnv(state);
   await startManagerProcess(t, state, [], env);
   // The control socket is up before (or whatever the timing, independently of) the directory sync.
   const list = await timedCli(['instance', 'list', '-o', 'json'], env);
