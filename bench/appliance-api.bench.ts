@@ -16,7 +16,7 @@ import { managerConfig } from '../manager/config/config.ts';
 import { startManager } from '../manager/main.ts';
 import { MemoryHostAgent } from '../manager/instances/memory-host-agent.ts';
 import type { InstanceRecord } from '../manager/instances/model.ts';
-import { median, result, type BenchResult } from './result.ts';
+import { median, result, type BenchResult, medianMs } from './result.ts';
 
 const N = 400;
 
@@ -31,16 +31,6 @@ function post(port: number, agent: Agent, body: string): Promise<string> {
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function lat(n: number, fn: () => Promise<unknown>): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = process.hrtime.bigint();
-    await fn();
-    xs.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  return median(xs);
 }
 
 export default async function (): Promise<BenchResult[]> {
@@ -78,10 +68,10 @@ export default async function (): Promise<BenchResult[]> {
     const barePort = (bare.httpServer.address() as { port: number }).port;
     const bareAgent = new Agent({ keepAlive: true, maxSockets: 4, ...tls });
 
-    await lat(30, () => post(port, agent, body));
-    await lat(30, () => post(barePort, bareAgent, body));
-    const ours = await lat(N, () => post(port, agent, body));
-    const theirs = await lat(N, () => post(barePort, bareAgent, body));
+    await medianMs(30, () => post(port, agent, body));
+    await medianMs(30, () => post(barePort, bareAgent, body));
+    const ours = await medianMs(N, () => post(port, agent, body));
+    const theirs = await medianMs(N, () => post(barePort, bareAgent, body));
     const rate = async (p: number, a: Agent) => {
       const t = process.hrtime.bigint();
       await Promise.all(Array.from({ length: 4 }, async () => { for (let i = 0; i < N / 2; i++) await post(p, a, body); }));

@@ -27,4 +27,15 @@ export function median(xs: number[]): number {
 }
 
 /** A benchmark module's default export. */
+/** Median wall time in ms of `n` calls of `fn`, one after another. */
+export async function medianMs(n: number, fn: () => Promise<unknown>): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    await fn();
+    xs.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  return median(xs);
+}
+
 export type Bench = () => Promise<BenchResult[]>;

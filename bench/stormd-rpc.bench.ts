@@ -14,20 +14,10 @@ import { RpcServer } from '../lib/xmlrpc/server.ts';
 import { StormdClient } from '../manager/hosts/client.ts';
 import { Pki } from '../manager/pki/pki.ts';
 import { Store } from '../manager/store/store.ts';
-import { median, result, type BenchResult } from './result.ts';
+import { median, result, type BenchResult, medianMs } from './result.ts';
 
 const N = 300;
 const FRESH = 40;
-
-async function time(n: number, fn: () => Promise<unknown>): Promise<number> {
-  const xs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = process.hrtime.bigint();
-    await fn();
-    xs.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  return median(xs);
-}
 
 export default async function (): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'storm-bench-rpc-'));
@@ -51,13 +41,13 @@ export default async function (): Promise<BenchResult[]> {
     const bareClient = xmlrpc.createSecureClient({ host: '127.0.0.1', port: barePort, path: '/', agent, checkServerIdentity: () => undefined } as never);
     const bareCall = () => new Promise((resolve, reject) => bareClient.methodCall('bench.echo', [payload], (e, v) => (e ? reject(e) : resolve(v))));
 
-    await time(20, () => client.call('bench.echo', payload));
-    await time(20, bareCall);
-    const oursWarm = await time(N, () => client.call('bench.echo', payload));
-    const bareWarm = await time(N, bareCall);
-    const oursFresh = await time(FRESH, () => (client.reset(), client.call('bench.echo', payload)));
+    await medianMs(20, () => client.call('bench.echo', payload));
+    await medianMs(20, bareCall);
+    const oursWarm = await medianMs(N, () => client.call('bench.echo', payload));
+    const bareWarm = await medianMs(N, bareCall);
+    const oursFresh = await medianMs(FRESH, () => (client.reset(), client.call('bench.echo', payload)));
     const freshAgent = () => new Agent({ keepAlive: false, key: mgr.key, cert: mgr.cert, ca: mgr.ca });
-    const bareFresh = await time(FRESH, () => new Promise((resolve, reject) => xmlrpc.createSecureClient({ host: '127.0.0.1', port: barePort, path: '/', agent: freshAgent(), checkServerIdentity: () => undefined } as never).methodCall('bench.echo', [payload], (e, v) => (e ? reject(e) : resolve(v)))));
+    const bareFresh = await medianMs(FRESH, () => new Promise((resolve, reject) => xmlrpc.createSecureClient({ host: '127.0.0.1', port: barePort, path: '/', agent: freshAgent(), checkServerIdentity: () => undefined } as never).methodCall('bench.echo', [payload], (e, v) => (e ? reject(e) : resolve(v)))));
 
     client.reset();
     agent.destroy();
