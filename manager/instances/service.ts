@@ -206,7 +206,8 @@ export class InstanceService {
         await this.#save(inst, { state: 'provisioning' });
         const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
         const agent = this.hosts.agent(inst.host);
-        for (const l of bootAndLayers(app)) await agent.ensureLayer(l);
+        // Together: each is a cache check (or a download) on the host, independent of the others.
+        await Promise.all(bootAndLayers(app).map((l) => agent.ensureLayer(l)));
         await this.#point('provision', 'layers');
         await this.#journal.step(j, 'layers');
         let tls: { key: string; cert: string; ca: string } | undefined;
@@ -504,7 +505,7 @@ export class InstanceService {
       const name = domainName(inst.id);
       const wasRunning = start ?? inst.state === 'running';
       const previous = { version: inst.version, layers: inst.layers };
-      for (const l of bootAndLayers(app)) if (l.role === 'kernel' || l.role === 'initrd' || layers[l.role] === l.sha256) await a.ensureLayer(l);
+      await Promise.all(bootAndLayers(app).filter((l) => l.role === 'kernel' || l.role === 'initrd' || layers[l.role] === l.sha256).map((l) => a.ensureLayer(l)));
       const j = await this.#journal.begin('update', inst.id, inst.host, { previous, wasRunning });
       try {
         await a.poweroff(name);
