@@ -78,7 +78,9 @@ export default async function (): Promise<BenchResult[]> {
       for (const mode of ['warm', 'cold'] as const) {
         for (const app of i % 2 ? [classic, layered] : [layered, classic]) {
           const name = `b6-${app.id === classic.id ? 'c' : 'l'}${i}-${randomBytes(2).toString('hex')}`;
-          await new Promise((r) => setTimeout(r, 300)); // let the last QEMU be reaped
+          // Each run from a quiet disk: the last run's deletes and writeback flushed, its QEMU reaped.
+          spawnSync('sync');
+          await new Promise((r) => setTimeout(r, 300));
           if (mode === 'cold') evict();
           const t0 = performance.now();
           const inst = await svc.create({ name, appliance: app.id, host: 'hv1' });

@@ -19,6 +19,8 @@ import { StormError, conflict, invalid, notFound } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
 import { fsyncPath } from '../../lib/fsync.ts';
 import { SECTOR, buildMbr, buildSwapHeader } from './disk-image.ts';
+import { fileExtents } from './file-extents.ts';
+import { writeCompressedQcow2 } from './qcow2-compressed.ts';
 
 export const INSTANCE_LABEL = 'storm-instance';
 const MiB = 1024 * 1024;
@@ -83,9 +85,12 @@ async function mustRun(file: string, args: string[], what: string): Promise<stri
 
 export class InstanceLayers {
   readonly dir: string;
+  readonly #convert: 'auto' | 'qemu-img';
 
-  constructor(dir: string) {
+  /** `convert: 'qemu-img'` always converts with qemu-img (the path taken where FIEMAP is missing). */
+  constructor(dir: string, opts: { convert?: 'auto' | 'qemu-img' } = {}) {
     this.dir = dir;
+    this.#convert = opts.convert ?? 'auto';
   }
 
   path(instanceId: string): string {
@@ -203,10 +208,14 @@ export class InstanceLayers {
       //    metadata blocks are scattered, and with the default 64 KiB each one costs a whole
       //    cluster (~780 KiB per fresh layer instead of ~150 KiB, times every instance, every
       //    migration). QEMU's default L2 cache still covers 512 MiB at this cluster size.
-      //    Compressed (-c): ext4's fresh metadata is mostly zeros (~128 → ~44 KiB per layer);
-      //    a guest write to a compressed cluster just allocates a plain one, as for any write.
+      //    Compressed: ext4's fresh metadata is mostly zeros (~128 → ~44 KiB per layer); a
+      //    guest write to a compressed cluster just allocates a plain one, as for any write.
+      //    Written here from the raw image's few data extents; qemu-img where the state
+      //    directory's filesystem cannot tell where they are (no FIEMAP: tmpfs).
       const qcow = join(work, 'instance.qcow2');
-      await mustRun('qemu-img', ['convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', '-o', `cluster_size=${CLUSTER}`, raw, qcow], 'convert the instance layer to qcow2');
+      const extents = this.#convert === 'auto' ? await fileExtents(raw) : undefined;
+      if (extents) await writeCompressedQcow2(raw, qcow, sizeBytes, extents);
+      else await mustRun('qemu-img', ['convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', '-o', `cluster_size=${CLUSTER}`, raw, qcow], 'convert the instance layer to qcow2');
       await fsyncPath(qcow);
       await rename(qcow, final);
       await fsyncPath(idir);
