@@ -34,19 +34,21 @@ interface Data {
 
 /** Guest clusters holding non-zero bytes, read from `raw` where `extents` say there is data. */
 async function readClusters(raw: string, size: number, extents: Extent[]): Promise<Map<number, Buffer>> {
-  const want = new Set<number>();
-  for (const e of extents) {
-    if (!Number.isSafeInteger(e.offset) || !Number.isSafeInteger(e.length) || e.offset < 0 || e.length < 0) throw invalid('bad extent');
-    const end = Math.min(e.offset + e.length, size);
-    for (let c = Math.floor(e.offset / CLUSTER); c * CLUSTER < end; c++) want.add(c);
-  }
   const out = new Map<number, Buffer>();
   const fh = await open(raw, 'r');
   try {
-    for (const c of [...want].sort((a, b) => a - b)) {
-      const buf = Buffer.alloc(CLUSTER);
-      await fh.read(buf, 0, Math.min(CLUSTER, size - c * CLUSTER), c * CLUSTER);
-      if (buf.some((b) => b !== 0)) out.set(c, buf);
+    for (const e of extents) {
+      if (!Number.isSafeInteger(e.offset) || !Number.isSafeInteger(e.length) || e.offset < 0 || e.length < 0) throw invalid('bad extent');
+      // One read per extent, widened to whole clusters.
+      const first = Math.floor(e.offset / CLUSTER);
+      const end = Math.min(Math.ceil((e.offset + e.length) / CLUSTER), size / CLUSTER);
+      if (end <= first) continue;
+      const buf = Buffer.alloc((end - first) * CLUSTER);
+      await fh.read(buf, 0, buf.length, first * CLUSTER);
+      for (let c = first; c < end; c++) {
+        const cl = buf.subarray((c - first) * CLUSTER, (c - first + 1) * CLUSTER);
+        if (!out.has(c) && cl.some((b) => b !== 0)) out.set(c, Buffer.from(cl));
+      }
     }
   } finally {
     await fh.close();

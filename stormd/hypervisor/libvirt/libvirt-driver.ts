@@ -138,8 +138,8 @@ export class LibvirtDriver implements HypervisorDriver {
 
   async start(name: string): Promise<DomainInfo> {
     validateName(name);
-    const cur = await this.state(name);
-    if (cur.state === 'running' || cur.state === 'paused') throw conflict(`domain ${name} is already ${cur.state}`);
+    // No state check first (it is on every provisioning's path): libvirt refuses an active
+    // domain itself ("already active" → conflict) and an unknown one (not_found).
     await this.#virsh(['start', name], `start ${name}`);
     return this.state(name);
   }
