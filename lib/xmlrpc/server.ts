@@ -43,6 +43,8 @@ export interface RpcServerOptions {
   allow: readonly Role[];
   maxBodyBytes?: number;
   path?: string;
+  /** How long an idle kept-alive connection stays open (default 5 s). */
+  keepAliveMs?: number;
   /** Told about every request from an admitted peer (audit): the method when it decoded, and the outcome. */
   onCall?: (e: { peer: Peer; method?: string; error?: StormError }) => void;
   /** Told about every refused connection (audit): why, from where. */
@@ -107,7 +109,7 @@ export class RpcServer {
     // Slow or idle peers cannot hold sockets forever.
     http.headersTimeout = 10_000;
     http.requestTimeout = 60_000;
-    http.keepAliveTimeout = 5_000;
+    http.keepAliveTimeout = o.keepAliveMs ?? 5_000;
     return server;
   }
 

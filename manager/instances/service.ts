@@ -206,8 +206,10 @@ export class InstanceService {
         await this.#save(inst, { state: 'provisioning' });
         const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
         const agent = this.hosts.agent(inst.host);
-        // Together: each is a cache check (or a download) on the host, independent of the others.
-        await Promise.all(bootAndLayers(app).map((l) => agent.ensureLayer(l)));
+        // One question for what the host already holds (the usual case), then the missing
+        // layers fetched together.
+        const held = new Set(await agent.layers());
+        await Promise.all(bootAndLayers(app).filter((l) => !held.has(l.sha256)).map((l) => agent.ensureLayer(l)));
         await this.#point('provision', 'layers');
         await this.#journal.step(j, 'layers');
         let tls: { key: string; cert: string; ca: string } | undefined;
