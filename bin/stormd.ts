@@ -9,6 +9,7 @@ import { STORMD_DEFAULT_PORT } from '../stormd/api/methods.ts';
 import { join } from '../stormd/join.ts';
 import { startStormd } from '../stormd/main.ts';
 import { LocalHostAgent } from '../stormd/host-agent.ts';
+import { ShellRunner } from '../lib/shell-runner.ts';
 import { LibvirtDriver } from '../stormd/hypervisor/libvirt/libvirt-driver.ts';
 import { hypervisorMethods } from '../stormd/hypervisor-methods.ts';
 import { exportBaseUrl, exportRoute } from '../stormd/layers/export-route.ts';
@@ -72,7 +73,9 @@ async function main(): Promise<number> {
     const tls = { get ca() { return loadState(state).tls.ca; }, get cert() { return loadState(state).tls.cert; }, get key() { return loadState(state).tls.key; } };
     const peerTls = () => ({ key: tls.key, cert: tls.cert, ca: tls.ca });
     const domainPrefix = values['domain-prefix'] ?? env.STORMD_DOMAIN_PREFIX;
-    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, fetch: { tls }, peerTls, ...(bridge ? { defaultBridge: bridge } : {}), ...(domainPrefix ? { domainPrefix } : {}) });
+    // mke2fs, filefrag and qemu-img for instance layers, started by small shells instead of forking this process.
+    const shells = new ShellRunner();
+    const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, fetch: { tls }, peerTls, run: (f, a, o) => shells.run(f, a, o), ...(bridge ? { defaultBridge: bridge } : {}), ...(domainPrefix ? { domainPrefix } : {}) });
     let d;
     try {
       // Exported instance layers are served beside the RPC path, to peers with a stormd or manager certificate.

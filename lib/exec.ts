@@ -8,6 +8,9 @@ export interface ExecResult {
   spawnError?: NodeJS.ErrnoException;
 }
 
+/** What starts programs: run() itself, or a ShellRunner's run (lib/shell-runner.ts) in a big daemon. */
+export type Runner = (file: string, args: readonly string[], opts?: { timeoutMs?: number }) => Promise<ExecResult>;
+
 /**
  * Run a program with an argument vector (never a shell string), bounded in
  * time and output. Never throws: failure is data for the caller to judge.

@@ -12,7 +12,7 @@ import { chmod, copyFile, mkdir, open, rename, rm, stat, statfs } from 'node:fs/
 import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { StormError, invalid, notFound } from '../lib/errors.ts';
-import { run } from '../lib/exec.ts';
+import { run, type Runner } from '../lib/exec.ts';
 import type { Health } from '../lib/health.ts';
 import { validateName, type DiskSpec, type DomainInfo, type DomainSpec, type HypervisorDriver } from './hypervisor/driver.ts';
 import { LayerCache, SHA256_RE, checkDigest, type LayerCacheOptions } from './layers/cache.ts';
@@ -45,6 +45,8 @@ export interface LocalHostAgentOptions {
    */
   domainPrefix?: string;
   shutdownTimeoutMs?: number;
+  /** Starts mke2fs, filefrag, qemu-img for instance layers (default: lib/exec run). */
+  run?: Runner;
 }
 
 const ROLE_ORDER = ['substrate', 'deployment', 'appliance'] as const;
@@ -65,7 +67,7 @@ export class LocalHostAgent {
     if (o.domainPrefix !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/.test(o.domainPrefix)) throw invalid(`domain prefix ${JSON.stringify(o.domainPrefix)}: use 1-32 letters, digits, _ . -`);
     this.host = o.host;
     this.cache = new LayerCache(join(o.stateDir, 'layers'), o.fetch);
-    this.instances = new InstanceLayers(join(o.stateDir, 'instances'));
+    this.instances = new InstanceLayers(join(o.stateDir, 'instances'), o.run ? { run: o.run } : {});
     // Migrations land here first (verified like any layer), then move into place.
     this.#imports = new LayerCache(join(o.stateDir, 'imports'), { ...o.fetch, ...(o.peerTls ? { tls: o.peerTls } : {}) });
   }

@@ -4,7 +4,7 @@
  * a 256 MiB mostly-hole image to find its few written blocks costs more than
  * everything else in building an instance layer.
  */
-import { run } from '../../lib/exec.ts';
+import { run, type Runner } from '../../lib/exec.ts';
 
 export interface Extent {
   /** Byte offset in the file. */
@@ -46,8 +46,8 @@ export function parseFilefrag(text: string): { size: number; extents: Extent[] }
 }
 
 /** The data extents of `path`, or undefined where FIEMAP is not available (tmpfs, say). */
-export async function fileExtents(path: string): Promise<Extent[] | undefined> {
-  const r = await run('filefrag', ['-v', path], { timeoutMs: 30_000 });
+export async function fileExtents(path: string, runner: Runner = run): Promise<Extent[] | undefined> {
+  const r = await runner('filefrag', ['-v', path], { timeoutMs: 30_000 });
   if (r.spawnError || r.code !== 0) return undefined;
   return parseFilefrag(r.stdout)?.extents;
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { StormError } from '../../lib/errors.ts';
 import { run } from '../../lib/exec.ts';
+import { ShellRunner } from '../../lib/shell-runner.ts';
 import { tempDir } from '../../test/helpers/tmp.ts';
 import { SECTOR, parseMbr } from './disk-image.ts';
 import { CLUSTER, INSTANCE_LABEL, InstanceLayers } from './instance.ts';
@@ -93,10 +94,13 @@ test('a fresh instance layer is small on disk: compressed 4 KiB qcow2 clusters, 
   assert.equal(fsck.code, 0, `e2fsck: ${fsck.stdout}${fsck.stderr}`);
 });
 
-test('the in-process qcow2 and qemu-img (the path without FIEMAP) make the same disk', async (t) => {
+test('the in-process qcow2 (tools by a ShellRunner) and qemu-img (the path without FIEMAP) make the same disk', async (t) => {
   const dir = tempDir(t);
   const content = { hostname: 'same-1', files: { '/etc/storm/instance.json': '{"id":"same"}' }, tls: { cert: 'CERT\n', key: 'KEY\n', ca: 'CA\n' } };
-  const ours = await new InstanceLayers(join(dir, 'a')).create('same-1', content);
+  const shells = new ShellRunner();
+  t.after(() => shells.close());
+  // stormd's way: tools started by a ShellRunner, the qcow2 written here.
+  const ours = await new InstanceLayers(join(dir, 'a'), { run: (f, a, o) => shells.run(f, a, o) }).create('same-1', content);
   const theirs = await new InstanceLayers(join(dir, 'b'), { convert: 'qemu-img' }).create('same-1', content);
   // Filesystem and swap UUIDs differ by design; what the guest reads must not.
   assert.equal((await run('qemu-img', ['check', ours.path])).code, 0);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { StormError, conflict, invalid, notFound } from '../../lib/errors.ts';
-import { run } from '../../lib/exec.ts';
+import { run, type Runner } from '../../lib/exec.ts';
 import { fsyncPath } from '../../lib/fsync.ts';
 import { SECTOR, buildMbr, buildSwapHeader } from './disk-image.ts';
 import { fileExtents } from './file-extents.ts';
@@ -76,8 +76,8 @@ function stagedPath(root: string, p: string): string {
   return join(root, n);
 }
 
-async function mustRun(file: string, args: string[], what: string): Promise<string> {
-  const r = await run(file, args, { timeoutMs: 120_000 });
+async function mustRun(runner: Runner, file: string, args: string[], what: string): Promise<string> {
+  const r = await runner(file, args, { timeoutMs: 120_000 });
   if (r.spawnError) throw new StormError('unavailable', `${file} is not installed (needed to ${what})`, { hint: 'install e2fsprogs and qemu-utils (scripts/setup)' });
   if (r.code !== 0) throw new StormError('internal', `${what} failed: ${file} exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return r.stdout;
@@ -86,11 +86,16 @@ async function mustRun(file: string, args: string[], what: string): Promise<stri
 export class InstanceLayers {
   readonly dir: string;
   readonly #convert: 'auto' | 'qemu-img';
+  readonly #run: Runner;
 
-  /** `convert: 'qemu-img'` always converts with qemu-img (the path taken where FIEMAP is missing). */
-  constructor(dir: string, opts: { convert?: 'auto' | 'qemu-img' } = {}) {
+  /**
+   * `convert: 'qemu-img'` always converts with qemu-img (the path taken where FIEMAP is
+   * missing); `run` starts the tools (stormd passes a ShellRunner: cheaper than forking itself).
+   */
+  constructor(dir: string, opts: { convert?: 'auto' | 'qemu-img'; run?: Runner } = {}) {
     this.dir = dir;
     this.#convert = opts.convert ?? 'auto';
+    this.#run = opts.run ?? run;
   }
 
   path(instanceId: string): string {
@@ -111,7 +116,7 @@ export class InstanceLayers {
     await mkdir(dirname(final), { recursive: true, mode: 0o755 });
     const tmp = `${final}.${randomBytes(4).toString('hex')}.tmp`;
     try {
-      await mustRun('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', `storm-data-${name}`, tmp, `${sizeMiB}M`], `make data volume ${name}`);
+      await mustRun(this.#run, 'mke2fs', ['-q', '-F', '-t', 'ext4', '-L', `storm-data-${name}`, tmp, `${sizeMiB}M`], `make data volume ${name}`);
       await chmod(tmp, 0o644);
       await rename(tmp, final);
     } catch (e) {
@@ -200,6 +205,7 @@ export class InstanceLayers {
       // lazy_journal_init: the file is new and sparse, so the journal already reads as zeros
       // (mke2fs would write 16 MiB of them and the convert would read them back).
       await mustRun(
+        this.#run,
         'mke2fs',
         ['-q', '-F', '-t', 'ext4', '-b', '4096', '-O', '^resize_inode', '-L', INSTANCE_LABEL, '-d', fsdir, '-E', `offset=${p1Start},nodiscard,root_owner=0:0,lazy_journal_init=1`, raw, `${p1Size / 1024}k`],
         'build the instance filesystem',
@@ -213,9 +219,9 @@ export class InstanceLayers {
       //    Written here from the raw image's few data extents; qemu-img where the state
       //    directory's filesystem cannot tell where they are (no FIEMAP: tmpfs).
       const qcow = join(work, 'instance.qcow2');
-      const extents = this.#convert === 'auto' ? await fileExtents(raw) : undefined;
+      const extents = this.#convert === 'auto' ? await fileExtents(raw, this.#run) : undefined;
       if (extents) await writeCompressedQcow2(raw, qcow, sizeBytes, extents);
-      else await mustRun('qemu-img', ['convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', '-o', `cluster_size=${CLUSTER}`, raw, qcow], 'convert the instance layer to qcow2');
+      else await mustRun(this.#run, 'qemu-img', ['convert', '-q', '-c', '-f', 'raw', '-O', 'qcow2', '-o', `cluster_size=${CLUSTER}`, raw, qcow], 'convert the instance layer to qcow2');
       await fsyncPath(qcow);
       await rename(qcow, final);
       await fsyncPath(idir);
@@ -254,7 +260,7 @@ export class InstanceLayers {
 
   /** qemu-img refuses an image a running guest holds: that is a `conflict`. */
   async #qemuImg(args: string[], what: string): Promise<string> {
-    const r = await run('qemu-img', args, { timeoutMs: 120_000 });
+    const r = await this.#run('qemu-img', args, { timeoutMs: 120_000 });
     if (r.spawnError) throw new StormError('unavailable', 'qemu-img is not installed', { hint: 'install qemu-utils (scripts/setup)' });
     if (r.code !== 0) {
       if (/lock/i.test(r.stderr)) throw conflict(`${what}: the instance layer is in use by a running guest; shut the instance off first`);

@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { run } from './exec.ts';
+import { ShellRunner, shQuote } from './shell-runner.ts';
+
+test('shell runner: same answers as run() for output, exit codes and hostile arguments', async (t) => {
+  const sh = new ShellRunner({ max: 2 });
+  t.after(() => sh.close());
+  const hostile = [`it's`, '$(touch /tmp/pwned)', '`id`', 'a; rm -rf /', 'new\nline', '', '--', '"q"', '\\', '*'];
+  for (const args of [['printf', '%s|', ...hostile], ['sh', '-c', 'echo out; echo err >&2; exit 3'], ['false']]) {
+    const [ours, theirs] = await Promise.all([sh.run(args[0]!, args.slice(1)), run(args[0]!, args.slice(1))]);
+    assert.deepEqual({ code: ours.code, stdout: ours.stdout, stderr: ours.stderr }, { code: theirs.code, stdout: theirs.stdout, stderr: theirs.stderr }, args.join(' '));
+  }
+  const missing = await sh.run('no-such-program-storm', ['x']);
+  assert.equal(missing.code, 127);
+  assert.equal(missing.spawnError?.code, 'ENOENT');
+  assert.equal(shQuote(`a'b`), `'a'\\''b'`);
+});
+
+test('shell runner: programs run side by side up to max, a timeout stops the program, a closed runner refuses', async () => {
+  const sh = new ShellRunner({ max: 3 });
+  const t0 = performance.now();
+  const r = await Promise.all([1, 2, 3].map(() => sh.run('sleep', ['0.3'])));
+  assert.ok(r.every((x) => x.code === 0));
+  assert.ok(performance.now() - t0 < 800, 'three sleeps ran at once');
+  const slow = await sh.run('sleep', ['30'], { timeoutMs: 200 });
+  assert.equal(slow.code, 1);
+  assert.match(slow.stderr, /stopped after 200 ms/);
+  assert.equal((await sh.run('echo', ['still', 'works'])).stdout, 'still works\n', 'a new shell after the timeout');
+  await sh.close();
+  assert.equal((await sh.run('true', [])).spawnError?.code, 'ECLOSED');
+});
