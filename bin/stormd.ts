@@ -74,7 +74,7 @@ async function main(): Promise<number> {
     const peerTls = () => ({ key: tls.key, cert: tls.cert, ca: tls.ca });
     const domainPrefix = values['domain-prefix'] ?? env.STORMD_DOMAIN_PREFIX;
     // mke2fs, filefrag and qemu-img for instance layers, started by small shells instead of forking this process.
-    const shells = new ShellRunner();
+    const shells = new ShellRunner({ dir: state });
     const agent = new LocalHostAgent({ host: id.name, stateDir: state, driver, fetch: { tls }, peerTls, run: (f, a, o) => shells.run(f, a, o), ...(bridge ? { defaultBridge: bridge } : {}), ...(domainPrefix ? { domainPrefix } : {}) });
     let d;
     try {
@@ -89,7 +89,7 @@ async function main(): Promise<number> {
     process.stdout.write(`stormd ready: ${d.name} listening on ${a.host}:${a.port}\n`);
     const running = d;
     await new Promise<void>((resolve) => {
-      const stop = () => void running.stop().finally(() => driver.close()).finally(resolve);
+      const stop = () => void running.stop().finally(() => driver.close()).finally(() => shells.close()).finally(resolve);
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });

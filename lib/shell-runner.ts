@@ -39,6 +39,7 @@ interface Job {
 
 export class ShellRunner {
   readonly #max: number;
+  readonly #parent: string;
   readonly #nonce = randomBytes(8).toString('hex');
   readonly #shells: Shell[] = [];
   readonly #queue: Job[] = [];
@@ -46,9 +47,13 @@ export class ShellRunner {
   #seq = 0;
   #closed = false;
 
-  /** At most `max` shells run programs at once; more wait their turn. */
-  constructor(opts: { max?: number } = {}) {
+  /**
+   * At most `max` shells run programs at once; more wait their turn. Output files live in a
+   * private directory under `dir` (default: the system's temporary directory).
+   */
+  constructor(opts: { max?: number; dir?: string } = {}) {
     this.#max = opts.max ?? 4;
+    this.#parent = opts.dir ?? tmpdir();
   }
 
   run(file: string, args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
@@ -99,7 +104,7 @@ export class ShellRunner {
 
   async #exec(sh: Shell, job: Job): Promise<void> {
     sh.busy = true;
-    this.#dir ??= mkdtempSync(join(tmpdir(), 'storm-sh-'));
+    this.#dir ??= mkdtempSync(join(this.#parent, '.storm-sh-'));
     const seq = ++this.#seq;
     const out = join(this.#dir, `${seq}.out`);
     const err = join(this.#dir, `${seq}.err`);
