@@ -47,7 +47,8 @@ export function parseFilefrag(text: string): { size: number; extents: Extent[] }
 
 /** The data extents of `path`, or undefined where FIEMAP is not available (tmpfs, say). */
 export async function fileExtents(path: string, runner: Runner = run): Promise<Extent[] | undefined> {
-  const r = await runner('filefrag', ['-v', path], { timeoutMs: 30_000 });
+  // -s: synced first, so no extent is still a delayed allocation (costs nothing measurable here).
+  const r = await runner('filefrag', ['-s', '-v', path], { timeoutMs: 30_000 });
   if (r.spawnError || r.code !== 0) return undefined;
   return parseFilefrag(r.stdout)?.extents;
 }
