@@ -1,7 +1,7 @@
 // Find every *.test.ts (unit tests beside the code, suites in test/) and run them
 // with node's own test runner, TypeScript through tsx. Args filter by path substring.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,7 +30,8 @@ if (chosen.length === 0) {
   process.exit(1);
 }
 // spec for people, TAP to a file so we can close with the plain "N passed, N failed" line.
-const tap = join(mkdtempSync(join(tmpdir(), 'storm-tests-')), 'results.tap');
+const tapDir = mkdtempSync(join(tmpdir(), 'storm-tests-'));
+const tap = join(tapDir, 'results.tap');
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-timeout=900000', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...flags, ...chosen],
@@ -44,5 +45,6 @@ try {
 } catch {
   summary = `0 passed, 1 failed`;
 }
+rmSync(tapDir, { recursive: true, force: true });
 console.log(summary);
 process.exit(r.status ?? 1);
