@@ -117,7 +117,7 @@ export default async function (): Promise<BenchResult[]> {
 /** BENCH_TRACE=1: print how long each hypervisor call of a provisioning takes. */
 function traceAgent(agent: object): void {
   const a = agent as Record<string, unknown>;
-  for (const k of ['ensureLayer', 'createInstanceLayer', 'define', 'start', 'state']) {
+  for (const k of ['layers', 'ensureLayer', 'createInstanceLayer', 'define', 'start', 'state']) {
     const f = a[k] as (...x: unknown[]) => Promise<unknown>;
     a[k] = async (...x: unknown[]) => {
       const t0 = performance.now();
