@@ -15,10 +15,9 @@ import { authorizedKeysPath } from '../../tui/ssh/host-key.ts';
 import { COMMANDS } from '../../tui/cli/commands/index.ts';
 import type { CommandDef } from '../../tui/cli/command.ts';
 import { fixture, until } from '../helpers/console-fixture.ts';
-import { startProcess } from '../helpers/child.ts';
 import { freePort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, storm, managerEnv } from '../helpers/storm.ts';
-import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
+import { startManagerProcess, storm, managerEnv, serveChannel } from '../helpers/storm.ts';
+import { enrolStormd } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { tmux } from '../helpers/tmux.ts';
 import { FIXTURES as CHANNEL, buildFixtures } from '../helpers/qemu.ts';
@@ -179,15 +178,9 @@ test('provision an appliance that really boots, by keys only over OpenSSH in tmu
   const json = <T>(...args: string[]) => JSON.parse(ok(...args, '-o', 'json')) as T;
 
   // The example channel on loopback, a manager, and a stormd on qemu:///system enrolled with a token.
-  const cport = await freePort();
-  const base = `http://127.0.0.1:${cport}/`;
-  ok('channel', 'publish', CHANNEL, '--base-url', base);
-  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', CHANNEL, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  const { base } = await serveChannel(t, CHANNEL, env);
   await startManagerProcess(t, state, [], env);
-  const sport = await freePort();
-  const added = json<{ token: string; joinUrl: string }>('host', 'add', 'hv1', `127.0.0.1:${sport}`);
-  await joinStormd(added.joinUrl, added.token, hv);
-  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await enrolStormd(t, env, 'hv1', hv, URI);
   await until(() => json<{ state: string }>('host', 'show', 'hv1').state === 'online', 'hv1 online', 60_000);
   ok('channel', 'add', `${base}feed.xml`, '--name', 'fixtures');
   // A site deployment of the wiki (version 1: its published deployment layer plus one file), for the wizard to offer.

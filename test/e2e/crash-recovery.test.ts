@@ -17,10 +17,9 @@ import { ControlClient } from '../../manager/control/client.ts';
 import { CRASH_POINTS, type CrashOp } from '../../manager/instances/crash-points.ts';
 import type { JournalEntry } from '../../manager/instances/journal.ts';
 import type { InstanceRecord } from '../../manager/instances/model.ts';
-import { startProcess, type Running } from '../helpers/child.ts';
-import { freePort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, stormAsync as storm, stormOk as ok, managerEnv } from '../helpers/storm.ts';
-import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
+import type { Running } from '../helpers/child.ts';
+import { startManagerProcess, stormAsync as storm, stormOk as ok, managerEnv, serveChannel } from '../helpers/storm.ts';
+import { enrolStormd } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
 import { FIXTURES as CHANNEL, buildFixtures } from '../helpers/qemu.ts';
@@ -87,15 +86,9 @@ test('SIGKILL at every provisioning and destroy step: the restarted manager fini
   const manager = (crashAt?: string) => startManagerProcess(t, state, [], crashAt ? { ...env, STORM_TEST_CRASH_AT: crashAt } : env);
 
   // The channel on loopback, a manager, one stormd enrolled and online.
-  const cport = await freePort();
-  const base = `http://127.0.0.1:${cport}/`;
-  await ok(['channel', 'publish', CHANNEL, '--base-url', base], env);
-  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', CHANNEL, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  const { base } = await serveChannel(t, CHANNEL, env);
   let m = await manager();
-  const sport = await freePort();
-  const added = JSON.parse(await ok(['host', 'add', 'hv1', `127.0.0.1:${sport}`, '-o', 'json'], env)) as { token: string; joinUrl: string };
-  await joinStormd(added.joinUrl, added.token, hv);
-  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await enrolStormd(t, env, 'hv1', hv, URI);
   await ok(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env);
   await m.stop();
 

@@ -11,10 +11,8 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProcess } from '../helpers/child.ts';
-import { freePort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, stormAsync as cli, stormJson as json, stormOk as ok, managerEnv, loopbackAddress } from '../helpers/storm.ts';
-import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
+import { startManagerProcess, stormAsync as cli, stormJson as json, stormOk as ok, managerEnv, loopbackAddress, serveChannel } from '../helpers/storm.ts';
+import { enrolStormd } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
 import { FIXTURES as CHANNEL, buildFixtures } from '../helpers/qemu.ts';
@@ -42,15 +40,9 @@ test('storm deployment edit --maintenance boots the deployment layer writable; -
     }
   });
   const env = await managerEnv(state, { STORM_API_LISTEN: await loopbackAddress(), STORM_LAYER_LISTEN: '127.0.0.1:0' });
-  const cport = await freePort();
-  const base = `http://127.0.0.1:${cport}/`;
-  await ok(['channel', 'publish', CHANNEL, '--base-url', base], env);
-  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', CHANNEL, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  const { base } = await serveChannel(t, CHANNEL, env);
   await startManagerProcess(t, state, [], env);
-  const sport = await freePort();
-  const added = await json<{ token: string; joinUrl: string }>(['host', 'add', 'hv1', `127.0.0.1:${sport}`], env);
-  await joinStormd(added.joinUrl, added.token, hv);
-  await startStormdProcess(t, hv, `127.0.0.1:${sport}`, URI);
+  await enrolStormd(t, env, 'hv1', hv, URI);
   await until('hv1 online', () => json<{ state: string }>(['host', 'show', 'hv1'], env), (h) => h.state === 'online', 60);
   await ok(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env);
 

@@ -15,10 +15,8 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSyn
 import { join } from 'node:path';
 import { PACKAGE_ROOT, controlSocketPath } from '../../lib/paths.ts';
 import { ControlClient } from '../../manager/control/client.ts';
-import { startProcess } from '../helpers/child.ts';
-import { freePort } from '../helpers/ports.ts';
-import { STORM_BIN, startManagerProcess, managerEnv } from '../helpers/storm.ts';
-import { joinStormd, startStormdProcess } from '../helpers/stormd.ts';
+import { STORM_BIN, startManagerProcess, managerEnv, serveChannel } from '../helpers/storm.ts';
+import { enrolStormd } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';
 import { buildFixtures } from '../helpers/qemu.ts';
@@ -122,20 +120,15 @@ test('two stormd, one manager: provision, stop/start, snapshot/restore, migrate 
   // The channel, the manager, two enrolled hypervisors.
   const chan = join(root, 'channel');
   makeChannel(chan);
-  const cport = await freePort();
-  const base = `http://127.0.0.1:${cport}/`;
-  assert.match(await storm<string>(['channel', 'publish', chan, '--base-url', base], env, false), /published 4 appliance versions/);
-  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', chan, '--listen', `127.0.0.1:${cport}`], { ready: /storm channel server ready/, env });
+  const { base, published } = await serveChannel(t, chan, env);
+  assert.match(published, /published 4 appliance versions/);
   await startManagerProcess(t, state, [], env);
   // Polls go over the control socket from here (a CLI process per poll costs a loaded machine more than the boots).
   const api = await ControlClient.connect(controlSocketPath(state));
   t.after(() => api.close());
-  const ports = { hv1: await freePort(), hv2: await freePort() };
   await Promise.all([
     ...(['hv1', 'hv2'] as const).map(async (h) => {
-      const added = await storm<{ token: string; joinUrl: string }>(['host', 'add', h, `127.0.0.1:${ports[h]}`], env);
-      await joinStormd(added.joinUrl, added.token, hv[h]);
-      await startStormdProcess(t, hv[h], `127.0.0.1:${ports[h]}`, URI, ['--domain-prefix', prefix[h]]);
+      await enrolStormd(t, env, h, hv[h], URI, ['--domain-prefix', prefix[h]]);
       await until(`${h} online`, () => api.call<{ state: string }>('host.show', { name: h }), (x) => x.state === 'online');
     }),
     storm(['channel', 'add', `${base}feed.xml`, '--name', 'fixtures'], env, false),

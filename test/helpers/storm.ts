@@ -5,7 +5,7 @@ import type { TestContext } from 'node:test';
 import { run, type ExecResult } from '../../lib/exec.ts';
 import { PACKAGE_ROOT } from '../../lib/paths.ts';
 import { startProcess, type Running } from './child.ts';
-import { freeTcpUdpPort } from './ports.ts';
+import { freePort, freeTcpUdpPort } from './ports.ts';
 
 export const STORM_BIN = join(PACKAGE_ROOT, 'bin', 'storm.js');
 export const STORMD_BIN = join(PACKAGE_ROOT, 'bin', 'stormd.js');
@@ -50,4 +50,17 @@ export async function managerEnv(state: string, extra: NodeJS.ProcessEnv = {}): 
 /** Start `storm manager start --state DIR` and wait until it is ready. */
 export function startManagerProcess(t: TestContext, state: string, extra: string[] = [], env?: NodeJS.ProcessEnv): Promise<Running> {
   return startProcess(t, process.execPath, [STORM_BIN, 'manager', 'start', '--state', state, ...extra], { ready: /storm manager ready/, env });
+}
+
+/**
+ * Publish the channel folder `dir` for a loopback server and serve it with
+ * `storm channel serve` (stopped by the test's after hook). Its base URL (the
+ * feed is `${base}feed.xml`) and what publish printed.
+ */
+export async function serveChannel(t: TestContext, dir: string, env: NodeJS.ProcessEnv): Promise<{ base: string; published: string }> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}/`;
+  const published = await stormOk(['channel', 'publish', dir, '--base-url', base], env);
+  await startProcess(t, process.execPath, [STORM_BIN, 'channel', 'serve', dir, '--listen', `127.0.0.1:${port}`], { ready: /storm channel server ready/, env });
+  return { base, published };
 }

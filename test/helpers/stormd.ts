@@ -7,7 +7,8 @@ import { createReadStream, statSync } from 'node:fs';
 import http from 'node:http';
 import type { TestContext } from 'node:test';
 import { startProcess, type Running } from './child.ts';
-import { STORMD_BIN } from './storm.ts';
+import { freePort } from './ports.ts';
+import { STORMD_BIN, stormJson } from './storm.ts';
 
 /** `stormd join` as a process (async: the manager answering it may live in this process). */
 export function joinStormd(joinUrl: string, token: string, state: string): Promise<void> {
@@ -23,6 +24,18 @@ export function joinStormd(joinUrl: string, token: string, state: string): Promi
 /** `stormd start` as a process, ready when it prints its listening line. */
 export function startStormdProcess(t: TestContext | undefined, state: string, listen: string, libvirtUri: string, extra: string[] = []): Promise<Running> {
   return startProcess(t, process.execPath, [STORMD_BIN, 'start', '--state', state, '--listen', listen, '--libvirt-uri', libvirtUri, ...extra], { ready: /stormd ready/ });
+}
+
+/**
+ * Enrol a stormd as host `name` of the manager `env` talks to: `storm host
+ * add` on a fresh loopback port, `stormd join` with the token, `stormd start`
+ * with state `state` on libvirt `libvirtUri` (`extra`: more start options).
+ */
+export async function enrolStormd(t: TestContext, env: NodeJS.ProcessEnv, name: string, state: string, libvirtUri: string, extra: string[] = []): Promise<Running> {
+  const port = await freePort();
+  const added = await stormJson<{ token: string; joinUrl: string }>(['host', 'add', name, `127.0.0.1:${port}`], env);
+  await joinStormd(added.joinUrl, added.token, state);
+  return startStormdProcess(t, state, `127.0.0.1:${port}`, libvirtUri, extra);
 }
 
 /** A loopback HTTP server for files by name (what a channel or a test serves layers from). */
