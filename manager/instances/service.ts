@@ -84,6 +84,17 @@ function bootAndLayers(app: ApplianceSpec): LayerRef[] {
   return [...(app.kernel ? [app.kernel] : []), ...(app.initrd ? [app.initrd] : []), ...app.layers];
 }
 
+/**
+ * Put `refs` on the host: one question for what it already holds (the usual case), then
+ * the missing layers fetched together. The ones it had to fetch.
+ */
+async function ensureLayersOn(agent: HostAgent, refs: LayerRef[]): Promise<LayerRef[]> {
+  const held = new Set(await agent.layers());
+  const missing = refs.filter((l) => !held.has(l.sha256));
+  await Promise.all(missing.map((l) => agent.ensureLayer(l)));
+  return missing;
+}
+
 export interface InstanceServiceOptions {
   domain: string;
   instanceLayerMiB?: number;
@@ -206,10 +217,7 @@ export class InstanceService {
         await this.#save(inst, { state: 'provisioning' });
         const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
         const agent = this.hosts.agent(inst.host);
-        // One question for what the host already holds (the usual case), then the missing
-        // layers fetched together.
-        const held = new Set(await agent.layers());
-        await Promise.all(bootAndLayers(app).filter((l) => !held.has(l.sha256)).map((l) => agent.ensureLayer(l)));
+        await ensureLayersOn(agent, bootAndLayers(app));
         await this.#point('provision', 'layers');
         await this.#journal.step(j, 'layers');
         let tls: { key: string; cert: string; ca: string } | undefined;
@@ -358,13 +366,7 @@ export class InstanceService {
           r.add('stop', () => src.start(name));
         }
         await this.#journal.step(j, 'stopped');
-        const held = new Set(await dst.layers());
-        let layerBytes = 0;
-        for (const l of bootAndLayers(app)) {
-          if (held.has(l.sha256)) continue;
-          await dst.ensureLayer(l);
-          layerBytes += l.size;
-        }
+        const layerBytes = (await ensureLayersOn(dst, bootAndLayers(app))).reduce((n, l) => n + l.size, 0);
         await this.#journal.step(j, 'layers');
         const t = await src.exportInstanceLayer(inst.id);
         await dst.importInstanceLayer(inst.id, t);
@@ -507,7 +509,7 @@ export class InstanceService {
       const name = domainName(inst.id);
       const wasRunning = start ?? inst.state === 'running';
       const previous = { version: inst.version, layers: inst.layers };
-      await Promise.all(bootAndLayers(app).filter((l) => l.role === 'kernel' || l.role === 'initrd' || layers[l.role] === l.sha256).map((l) => a.ensureLayer(l)));
+      await ensureLayersOn(a, bootAndLayers(app).filter((l) => l.role === 'kernel' || l.role === 'initrd' || layers[l.role] === l.sha256));
       const j = await this.#journal.begin('update', inst.id, inst.host, { previous, wasRunning });
       try {
         await a.poweroff(name);
