@@ -27,6 +27,15 @@ test('shell runner: programs run side by side up to max, a timeout stops the pro
   assert.equal(slow.code, 1);
   assert.match(slow.stderr, /stopped after 200 ms/);
   assert.equal((await sh.run('echo', ['still', 'works'])).stdout, 'still works\n', 'a new shell after the timeout');
+  // A killed shell exits a little later; the next job must never be handed to it meanwhile.
+  for (let i = 0; i < 5; i++) {
+    assert.equal((await sh.run('sleep', ['30'], { timeoutMs: 30 })).code, 1);
+    assert.equal((await sh.run('echo', [`again ${i}`])).stdout, `again ${i}\n`, `a job right after timeout ${i}`);
+  }
+  const died = await sh.run('sh', ['-c', 'kill -9 $PPID; sleep 1']);
+  assert.equal(died.code, 1);
+  assert.match(died.stderr, /its shell exited/);
+  assert.equal((await sh.run('echo', ['after'])).stdout, 'after\n');
   await sh.close();
   assert.equal((await sh.run('true', [])).spawnError?.code, 'ECLOSED');
 });

@@ -67,7 +67,7 @@ export class ShellRunner {
   /** Stop every shell (and what it runs) and remove the output directory. */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const s of this.#shells.splice(0)) kill(s);
+    for (const s of [...this.#shells]) this.#retire(s);
     for (const j of this.#queue.splice(0)) j.resolve({ code: 127, stdout: '', stderr: 'the shell runner was closed', spawnError: Object.assign(new Error('closed'), { code: 'ECLOSED' }) });
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
     this.#dir = undefined;
@@ -94,12 +94,20 @@ export class ShellRunner {
     child.stdin.on('error', () => {});
     // Untranslated output (parsers read it); the shell exits when we do (end of its stdin).
     child.stdin.write('export LC_ALL=C\n');
-    child.on('exit', () => {
-      const i = this.#shells.indexOf(sh);
-      if (i >= 0) this.#shells.splice(i, 1);
-    });
+    child.on('exit', () => this.#drop(sh));
     this.#shells.push(sh);
     return sh;
+  }
+
+  /** Out of the pool at once: a killed shell may take a while to exit, and must not be handed the next job meanwhile. */
+  #retire(sh: Shell): void {
+    this.#drop(sh);
+    kill(sh);
+  }
+
+  #drop(sh: Shell): void {
+    const i = this.#shells.indexOf(sh);
+    if (i >= 0) this.#shells.splice(i, 1);
   }
 
   async #exec(sh: Shell, job: Job): Promise<void> {
@@ -110,19 +118,19 @@ export class ShellRunner {
     const err = join(this.#dir, `${seq}.err`);
     const mark = `${this.#nonce}-${seq}`;
     const cmd = [job.file, ...job.args].map(shQuote).join(' ');
-    const status = await new Promise<string | undefined>((resolve) => {
+    const status = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => {
-        kill(sh);
-        resolve(undefined);
+        this.#retire(sh);
+        done('timeout');
       }, job.timeoutMs);
       const onData = () => {
         const m = new RegExp(`${mark} (\\d+|nf)\\n`).exec(sh.out);
         if (!m) return;
         sh.out = sh.out.slice(m.index + m[0].length);
-        done(m[1]);
+        done(m[1]!);
       };
-      const onExit = () => done(undefined);
-      const done = (v: string | undefined) => {
+      const onExit = () => done('exit');
+      const done = (v: string) => {
         clearTimeout(timer);
         sh.child.stdout.off('data', onRead);
         sh.child.off('exit', onExit);
@@ -140,7 +148,8 @@ export class ShellRunner {
     await Promise.all([rm(out, { force: true }), rm(err, { force: true })]);
     sh.busy = false;
     if (status === 'nf') job.resolve({ code: 127, stdout, stderr, spawnError: Object.assign(new Error(`${job.file}: not found`), { code: 'ENOENT' }) });
-    else if (status === undefined) job.resolve({ code: 1, stdout, stderr: `${stderr}${job.file}: stopped after ${job.timeoutMs} ms\n` });
+    else if (status === 'timeout') job.resolve({ code: 1, stdout, stderr: `${stderr}${job.file}: stopped after ${job.timeoutMs} ms\n` });
+    else if (status === 'exit') job.resolve({ code: 1, stdout, stderr: `${stderr}${job.file}: its shell exited before the program finished\n` });
     else job.resolve({ code: Number(status), stdout, stderr });
     this.#pump();
   }
