@@ -73,8 +73,11 @@ export function mintCertificate(o: MintOptions): string {
     exts.push({ name: 'authorityKeyIdentifier', keyIdentifier: ski });
   }
   cert.setExtensions(exts);
-  const key = pki.privateKeyFromPem(o.issuer ? o.issuer.keyPem : (o.selfKeyPem as string));
-  cert.sign(key, forge.md.sha256.create());
+  // forge lays out the certificate; Node signs it (native RSA: ~1 ms where forge's takes ~25 ms).
+  cert.signatureOid = cert.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
+  cert.tbsCertificate = (pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  const tbsDer = Buffer.from(asn1.toDer(cert.tbsCertificate).getBytes(), 'binary');
+  cert.signature = sign('sha256', tbsDer, o.issuer ? o.issuer.keyPem : (o.selfKeyPem as string)).toString('binary');
   return pki.certificateToPem(cert);
 }
 
