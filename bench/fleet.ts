@@ -18,6 +18,7 @@ import type { DiskRole, HostAgent, LayerRef } from '../manager/instances/host-ag
 import type { ApplianceSpec } from '../manager/instances/model.ts';
 import { InstanceService, type HostDirectory } from '../manager/instances/service.ts';
 import { startManager, type Manager } from '../manager/main.ts';
+import type { Pki } from '../manager/pki/pki.ts';
 import { Store } from '../manager/store/store.ts';
 import { freePort, freeTcpUdpPort } from '../test/helpers/ports.ts';
 import { joinStormd, startStormdProcess } from '../test/helpers/stormd.ts';
@@ -86,8 +87,11 @@ export function fixtureAppliances(m: Manifest, srv: { url: string }, files: Map<
   return out;
 }
 
-/** An InstanceService on its own store over the given hosts and appliances. */
-export async function instanceService(dir: string, hosts: HostDirectory, appliances: Map<string, ApplianceSpec>): Promise<{ svc: InstanceService; store: Store }> {
+/**
+ * An InstanceService on its own store over the given hosts and appliances. Given the CA, each
+ * instance gets its certificate and key in its layer, as from a real manager.
+ */
+export async function instanceService(dir: string, hosts: HostDirectory, appliances: Map<string, ApplianceSpec>, pki?: Pki): Promise<{ svc: InstanceService; store: Store }> {
   const store = await Store.open(join(dir, 'bench-db'));
   const svc = new InstanceService(
     store,
@@ -101,7 +105,17 @@ export async function instanceService(dir: string, hosts: HostDirectory, applian
     },
     new EventBus(),
     silentLogger,
-    { domain: 'bench.storm' },
+    {
+      domain: 'bench.storm',
+      ...(pki
+        ? {
+            identity: {
+              issue: async (inst: { name: string }) => await pki.issueInstance(inst.name),
+              revoke: async ({ serial }: { serial?: string }) => serial && !pki.isRevoked(serial) && (await pki.revoke(serial, 'instance destroyed')),
+            },
+          }
+        : {}),
+    },
   );
   return { svc, store };
 }

@@ -58,7 +58,8 @@ export default async function (): Promise<BenchResult[]> {
     // Traditional: the same 1 GiB image as the one disk.
     const classic: ApplianceSpec = { ...wiki, id: 'big-classic', layers: [{ ...big, role: 'disk' }] };
     fleet = await stormdFleet(dir, 1, 'qemu:///system');
-    const made = await instanceService(dir, fleet.hosts, new Map([[layered.id, layered], [classic.id, classic]]));
+    // With the manager's CA: each instance's layer carries its own certificate and key, as in production.
+    const made = await instanceService(dir, fleet.hosts, new Map([[layered.id, layered], [classic.id, classic]]), fleet.manager.pki);
     store = made.store;
     const svc = made.svc;
     const agent = fleet.hosts.agent('hv1');

@@ -10,7 +10,7 @@ import { connect, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { StormError, invalid, unauthorized, unreachable, fromErrorData } from '../lib/errors.ts';
 import { readCrl } from '../lib/tls/crl.ts';
-import { makeCsr, newKeyPair } from '../lib/tls/keys.ts';
+import { makeCsr, newKeyPairAsync } from '../lib/tls/keys.ts';
 import { certFacts, pinOf } from '../lib/tls/x509.ts';
 import { JOIN_PATH, parseToken, type JoinResponse } from './api/join.ts';
 import { isEnrolled, saveEnrolment } from './state.ts';
@@ -66,7 +66,7 @@ export async function join(o: JoinOptions): Promise<{ name: string; serial: stri
   if (isEnrolled(o.state)) throw new StormError('conflict', `stormd in ${o.state} is already enrolled`, { hint: 'use another --state, or remove DIR/pki and DIR/stormd.json to enrol again' });
   const timeoutMs = o.timeoutMs ?? 30_000;
   const ca = await pinnedCa(u, token.pin, timeoutMs);
-  const keys = newKeyPair();
+  const keys = await newKeyPairAsync();
   const body = JSON.stringify({ token: o.token.trim(), csr: makeCsr(keys, 'stormd') });
   const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const req = request(

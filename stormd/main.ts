@@ -11,7 +11,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { invalid, unauthorized } from '../lib/errors.ts';
 import type { Logger } from '../lib/logger.ts';
-import { newKeyPair, makeCsr } from '../lib/tls/keys.ts';
+import { newKeyPairAsync, makeCsr } from '../lib/tls/keys.ts';
 import { certFacts } from '../lib/tls/x509.ts';
 import { METHODS, type CrlUpdateResult, type CsrResult, type HostInfo } from './api/methods.ts';
 import { hostInfo } from './host-info.ts';
@@ -87,7 +87,7 @@ export async function startStormd(o: StormdOptions): Promise<Stormd> {
         name: METHODS.tlsCsr,
         summary: 'renewal: make a new key and return its CSR',
         handler: async (): Promise<CsrResult> => {
-          const keys = newKeyPair();
+          const keys = await newKeyPairAsync();
           savePendingKey(o.state, keys.privateKeyPem);
           return { csr: makeCsr(keys, id.name) };
         },

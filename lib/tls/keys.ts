@@ -1,5 +1,5 @@
 /** Key pairs (Node's crypto) and CSRs (node-forge): what both the CA and an enrolling stormd need. */
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync } from 'node:crypto';
 import forge from 'node-forge';
 
 const { pki } = forge;
@@ -9,14 +9,74 @@ export interface KeyPair {
   publicKeyPem: string;
 }
 
-/** A fresh RSA 2048 key pair (PKCS#1 private key PEM, which forge reads). */
+const RSA = { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } } as const;
+
+/** A fresh RSA 2048 key pair (PKCS#1 private key PEM, which forge reads). Blocks for 50-200 ms: tools and tests only. */
 export function newKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-  });
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', RSA);
   return { privateKeyPem: privateKey, publicKeyPem: publicKey };
+}
+
+/** The same, made on libuv's thread pool: a daemon's event loop (DNS, DHCP, RPC) never waits for the prime search. */
+export function newKeyPairAsync(): Promise<KeyPair> {
+  return new Promise((resolve, reject) => generateKeyPair('rsa', RSA, (e, publicKey, privateKey) => (e ? reject(e) : resolve({ privateKeyPem: privateKey, publicKeyPem: publicKey }))));
+}
+
+/**
+ * Key pairs made ahead of need, so issuing a certificate does not wait 50-200 ms for one.
+ * Filled after first use (nothing is made for a CA that never issues), one key at a time, kept
+ * in memory only, each handed out once.
+ */
+export class KeyPool {
+  readonly #size: number;
+  readonly #make: () => Promise<KeyPair>;
+  readonly #ready: KeyPair[] = [];
+  readonly #delayMs: number;
+  #timer: NodeJS.Timeout | undefined;
+  #filling = false;
+  #closed = false;
+
+  constructor(opts: { size?: number; delayMs?: number; make?: () => Promise<KeyPair> } = {}) {
+    this.#size = opts.size ?? 2;
+    this.#delayMs = opts.delayMs ?? 2000;
+    this.#make = opts.make ?? newKeyPairAsync;
+  }
+
+  /** A ready key pair if there is one, else one made now; either way the pool refills after a pause. */
+  async take(): Promise<KeyPair> {
+    const k = this.#ready.shift();
+    // Not at once: the key is wanted for work (a guest start) that needs the CPU more just now.
+    if (!this.#timer) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#fill();
+      }, this.#delayMs);
+      this.#timer.unref();
+    }
+    return k ?? this.#make();
+  }
+
+  /** Keys made from now on are dropped; the ones held are forgotten. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#ready.length = 0;
+  }
+
+  #fill(): void {
+    if (this.#filling || this.#closed || this.#ready.length >= this.#size) return;
+    this.#filling = true;
+    this.#make().then(
+      (k) => {
+        this.#filling = false;
+        if (this.#closed) return;
+        this.#ready.push(k);
+        this.#fill();
+      },
+      // A failed background key is not an error anyone waits on: take() makes its own.
+      () => void (this.#filling = false),
+    );
+  }
 }
 
 /** A CSR signed by the holder's key (stormd join). */

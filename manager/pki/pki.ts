@@ -11,9 +11,10 @@ import { writeFileAtomic } from '../../lib/atomic-file.ts';
 import { invalid, notFound, internal } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
 import { readCrl } from '../../lib/tls/crl.ts';
+import { KeyPool, newKeyPairAsync } from '../../lib/tls/keys.ts';
 import { certFacts, normSerial, pinOf, type Role } from '../../lib/tls/x509.ts';
 import type { Collection, Store } from '../store/store.ts';
-import { csrPublicKey, mintCertificate, mintCrl, newKeyPair, newSerial, type SubjectAltName } from './forge-util.ts';
+import { csrPublicKey, mintCertificate, mintCrl, newSerial, type SubjectAltName } from './forge-util.ts';
 
 const DAY = 86_400_000;
 
@@ -86,6 +87,8 @@ export class Pki {
   #crl = { pem: '', number: 0 };
   #revoked = new Set<string>();
   readonly #listeners = new Set<() => void>();
+  // Instance certificates come with their key: made ahead, so provisioning does not wait for one.
+  readonly #keys = new KeyPool();
 
   private constructor(o: PkiOptions) {
     this.dir = o.dir;
@@ -147,7 +150,7 @@ export class Pki {
       if (existsSync(caPath) || existsSync(caKeyPath)) {
         throw internal(`the CA in ${this.dir} is half present (ca.pem or ca.key missing)`, { hint: 'restore the missing file from a backup; a new CA would orphan every enrolled hypervisor' });
       }
-      const keys = newKeyPair();
+      const keys = await newKeyPairAsync();
       const now = this.#now();
       const cert = mintCertificate({
         serial: newSerial(), role: 'ca', commonName: 'STORM CA', publicKeyPem: keys.publicKeyPem,
@@ -197,7 +200,7 @@ export class Pki {
     const sameNames = rec !== undefined && JSON.stringify(rec.san) === JSON.stringify(wanted);
     const revoked = current !== undefined && this.isRevoked(current.serialNumber);
     if (!current || !sameNames || revoked || needsRenewal(new Date(current.validFrom), new Date(current.validTo), now) || !current.checkIssued(new X509Certificate(this.#caCert))) {
-      const keys = newKeyPair();
+      const keys = await newKeyPairAsync();
       const issued = await this.#issue({ role: 'manager', commonName: 'storm-manager', san: wanted, publicKeyPem: keys.publicKeyPem });
       writeFileAtomic(keyPath, keys.privateKeyPem, 0o600);
       writeFileAtomic(certPath, issued.certPem, 0o644);
@@ -250,7 +253,7 @@ export class Pki {
 
   /** A key and certificate made here, e.g. an instance's client certificate for its instance layer. */
   async issueWithKey(o: { role: Role; commonName: string; san?: SubjectAltName; days?: number }): Promise<{ key: string; cert: string; ca: string; serial: string; notAfter: string }> {
-    const keys = newKeyPair();
+    const keys = await this.#keys.take();
     const issued = await this.#issue({ role: o.role, commonName: o.commonName, san: o.san ?? {}, publicKeyPem: keys.publicKeyPem, ...(o.days ? { days: o.days } : {}) });
     return { key: keys.privateKeyPem, cert: issued.certPem, ca: this.#caCert, serial: issued.serial, notAfter: issued.notAfter };
   }
