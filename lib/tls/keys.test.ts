@@ -15,7 +15,7 @@ test('newKeyPairAsync: an RSA 2048 pair whose halves match, made off the event l
   assert.ok(ticks > 0, 'timers ran while the key was made');
 });
 
-test('KeyPool: filled after first use up to its size, one at a time; each key handed out once; a failed background key is not fatal; closed drops keys', async () => {
+test('KeyPool: filled after first use up to its size, one at a time; each key handed out once; a failed background key is not fatal', async () => {
   let n = 0;
   let inFlight = 0;
   let maxInFlight = 0;
@@ -42,6 +42,4 @@ test('KeyPool: filled after first use up to its size, one at a time; each key ha
   await new Promise((r) => setTimeout(r, 50));
   fail = false;
   assert.ok((await pool.take()).privateKeyPem.startsWith('k'));
-  pool.close();
-  await assert.doesNotReject(pool.take());
 });

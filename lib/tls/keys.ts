@@ -34,7 +34,6 @@ export class KeyPool {
   readonly #delayMs: number;
   #timer: NodeJS.Timeout | undefined;
   #filling = false;
-  #closed = false;
 
   constructor(opts: { size?: number; delayMs?: number; make?: () => Promise<KeyPair> } = {}) {
     this.#size = opts.size ?? 2;
@@ -56,20 +55,12 @@ export class KeyPool {
     return k ?? this.#make();
   }
 
-  /** Keys made from now on are dropped; the ones held are forgotten. */
-  close(): void {
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    this.#ready.length = 0;
-  }
-
   #fill(): void {
-    if (this.#filling || this.#closed || this.#ready.length >= this.#size) return;
+    if (this.#filling || this.#ready.length >= this.#size) return;
     this.#filling = true;
     this.#make().then(
       (k) => {
         this.#filling = false;
-        if (this.#closed) return;
         this.#ready.push(k);
         this.#fill();
       },
