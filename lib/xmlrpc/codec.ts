@@ -5,7 +5,6 @@
  * document is a rejected promise with an `invalid` error.
  */
 import { createRequire } from 'node:module';
-import { PassThrough } from 'node:stream';
 import { invalid } from '../errors.ts';
 
 interface DeserializerInstance {
@@ -20,10 +19,21 @@ const Serializer = require('xmlrpc/lib/serializer') as {
   serializeFault(fault: unknown): string;
 };
 
-function streamOf(body: Buffer): PassThrough {
-  const s = new PassThrough();
-  s.end(body);
-  return s;
+/**
+ * What the deserializer needs of a stream (setEncoding, on, pipe), fed at once: the body is
+ * already in memory, and a real stream costs a few event-loop turns per call.
+ */
+function streamOf(body: Buffer): NodeJS.ReadableStream {
+  const s = {
+    setEncoding: () => s,
+    on: () => s,
+    pipe: (dest: NodeJS.WritableStream) => {
+      dest.write(body.toString('utf8'));
+      dest.end();
+      return dest;
+    },
+  };
+  return s as unknown as NodeJS.ReadableStream;
 }
 
 export function encodeCall(method: string, params: unknown[]): string {

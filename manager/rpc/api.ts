@@ -41,6 +41,7 @@ export class ApplianceApi implements NetService {
   readonly grants: Grants;
   readonly #o: ApplianceApiOptions;
   #server: RpcServer | undefined;
+  #url: string | undefined;
   #error: string | undefined;
   #calls = 0;
   #refused = 0;
@@ -68,6 +69,8 @@ export class ApplianceApi implements NetService {
   /** The URL instances call (written to /etc/storm/manager). */
   get url(): string {
     if (this.#o.apiUrl) return this.#o.apiUrl;
+    // Fixed once listening; config.get answers with it on every call (address() is a syscall).
+    if (this.#url) return this.#url;
     const port = this.#server?.address().port ?? this.#o.listen?.port ?? 0;
     const h = this.#o.managerAddress;
     return `https://${h.includes(':') ? `[${h}]` : h}:${port}${RPC_PATH}`;
@@ -171,6 +174,7 @@ export class ApplianceApi implements NetService {
       throw e;
     }
     this.#error = undefined;
+    this.#url = this.url;
     let cert = tls.cert;
     this.#unsubscribe.push(
       this.#o.pki.onChange(() => {
@@ -208,6 +212,7 @@ export class ApplianceApi implements NetService {
     await this.#chain.catch(() => undefined);
     await this.#server?.close();
     this.#server = undefined;
+    this.#url = undefined;
   }
 
   async reload(): Promise<void> {
