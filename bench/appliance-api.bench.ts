@@ -77,14 +77,23 @@ export default async function (): Promise<BenchResult[]> {
       await Promise.all(Array.from({ length: 4 }, async () => { for (let i = 0; i < N / 2; i++) await post(p, a, body); }));
       return (N * 2) / (Number(process.hrtime.bigint() - t) / 1e9);
     };
-    const oursRate = await rate(port, agent);
-    const bareRate = await rate(barePort, bareAgent);
+    // Both warmed at 4 clients, then alternating rounds: the client code shares this process and
+    // warms up as it goes, so whichever ran second would gain. The median round counts.
+    await rate(port, agent);
+    await rate(barePort, bareAgent);
+    const rounds: { ours: number[]; bare: number[] } = { ours: [], bare: [] };
+    for (let i = 0; i < 3; i++) {
+      rounds.ours.push(await rate(port, agent));
+      rounds.bare.push(await rate(barePort, bareAgent));
+    }
+    const oursRate = median(rounds.ours);
+    const bareRate = median(rounds.bare);
     agent.destroy();
     bareAgent.destroy();
     await new Promise<void>((resolve) => bare.httpServer.close(() => resolve()));
     return [
       result({ name: 'appliance API config.get, kept-alive (median)', value: ours, unit: 'ms', peer: 'bare xmlrpc over mTLS (canned answer)', peerValue: theirs, bar: 'ratio < 2', pass: (r) => r !== null && r < 2 }),
-      result({ name: 'appliance API config.get calls/s (4 kept-alive clients)', value: oursRate, unit: 'calls/s', peer: 'bare xmlrpc over mTLS (canned answer)', peerValue: bareRate, bar: 'ratio >= 0.5', pass: (r) => r !== null && r >= 0.5 }),
+      result({ name: 'appliance API config.get calls/s (4 kept-alive clients, median of 3 alternating rounds)', value: oursRate, unit: 'calls/s', peer: 'bare xmlrpc over mTLS (canned answer)', peerValue: bareRate, bar: 'ratio >= 0.5', pass: (r) => r !== null && r >= 0.5 }),
     ];
   } finally {
     await m.stop();
