@@ -243,7 +243,7 @@ async function expectHalt(g: Guest, re: RegExp): Promise<void> {
 test('each failure prints one STORM-INIT: error line naming the layer and the device, and halts', async (t) => {
   const dir = tempDir(t);
   // Each guest needs its own writable instance disk (QEMU locks it).
-  const insts = [1, 2, 3, 4, 5, 6].map((i) => join(dir, `inst${i}.img`));
+  const insts = [1, 2, 3, 4, 5, 6, 7].map((i) => join(dir, `inst${i}.img`));
   await buildInstanceDisk({ out: insts[0]! });
   for (const i of insts.slice(1)) copyFileSync(insts[0]!, i);
   // A layer whose superblock carries an unknown incompatible feature: labelled, but unmountable.
@@ -258,6 +258,11 @@ test('each failure prints one STORM-INIT: error line naming the layer and the de
   const badUpper = join(dir, 'bad-upper.img');
   const mk = spawnSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-L', 'storm-instance', '-d', badUpperSrc, badUpper, '16M'], { encoding: 'utf8' });
   assert.equal(mk.status, 0, mk.stderr);
+  // A substrate relabelled with an escape sequence: no layer of ours, and never printed raw.
+  const hostile = join(dir, 'hostile-label.img');
+  copyFileSync(fixtureLayer(m, 'substrate', 'busybox-substrate'), hostile);
+  const lbl = spawnSync('tune2fs', ['-L', '\x1b[2Jstorm-substr', hostile], { encoding: 'utf8' });
+  assert.equal(lbl.status, 0, lbl.stderr);
   const [sub, dep, app] = wikiLayers();
   const cases: [GuestDisk[], RegExp][] = [
     [[sub!, app!, { path: insts[0]!, scsiId: 3 }], /^STORM-INIT: error: deployment layer \(label storm-deployment\) not found \(device: none; seen: .*=storm-substrate/],
@@ -269,6 +274,7 @@ test('each failure prints one STORM-INIT: error line naming the layer and the de
       [sub!, { path: fixtureLayer(m, 'deployment', 'blog-example-corp'), readonly: true, scsiId: 1 }, { path: fixtureLayer(m, 'appliance', 'blog'), readonly: true, scsiId: 2 }, { path: insts[5]!, scsiId: 3 }],
       /^STORM-INIT: error: data volume posts \(label storm-data-posts\) not found \(device: none;/,
     ],
+    [[{ path: hostile, readonly: true, scsiId: 0 }, dep!, app!, { path: insts[6]!, scsiId: 3 }], /^STORM-INIT: error: substrate layer \(label storm-substrate\) not found \(device: none; seen: sda=\? sdb=storm-deployment/],
   ];
   // Two at a time: each stops within a few seconds of boot.
   for (let i = 0; i < cases.length; i += 2) {
