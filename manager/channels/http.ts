@@ -93,7 +93,20 @@ export function redirectTarget(url: string, cur: URL, loc: string, seen: Set<str
   return next;
 }
 
-function once(u: URL, opts: OpenOptions): Promise<IncomingMessage> {
+/** One request; a kept-alive socket the server closed just as we reused it is retried once on a new one. */
+async function once(u: URL, opts: OpenOptions): Promise<IncomingMessage> {
+  try {
+    return await attempt(u, opts);
+  } catch (e) {
+    if (!(e instanceof StaleSocket)) throw e;
+    return attempt(u, opts);
+  }
+}
+
+/** The server closed an idle kept-alive socket as we sent on it: nothing was answered, and GET/HEAD are safe to ask again. */
+class StaleSocket extends Error {}
+
+function attempt(u: URL, opts: OpenOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, {
       method: opts.method ?? 'GET',
@@ -106,7 +119,7 @@ function once(u: URL, opts: OpenOptions): Promise<IncomingMessage> {
       res.setTimeout?.(opts.idleMs ?? 30_000, () => res.destroy(new StormError('timeout', `${u.href}: the transfer stalled for ${Math.round((opts.idleMs ?? 30_000) / 1000)} s`)));
       resolve(res);
     });
-    req.on('error', (e) => reject(netError(u.href, e)));
+    req.on('error', (e: NodeJS.ErrnoException) => reject(req.reusedSocket && e.code === 'ECONNRESET' ? new StaleSocket() : netError(u.href, e)));
     req.end();
   });
 }
