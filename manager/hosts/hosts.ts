@@ -80,6 +80,8 @@ export class Hosts {
   #stopped = false;
   /** Hosts enrolled at start whose first poll has not finished yet. */
   readonly #firstPoll = new Map<string, () => void>();
+  readonly #polling = new Map<string, Promise<HostRecord>>();
+  readonly #pollNext = new Map<string, Promise<HostRecord>>();
   #firstPolls: Promise<void> = Promise.resolve();
 
   constructor(o: HostsOptions) {
@@ -237,14 +239,35 @@ export class Hosts {
     this.#timers.set(name, t);
   }
 
-  /** Poll one host now; reschedules itself (interval when online, backoff when not). */
-  async poll(name: string): Promise<HostRecord> {
-    try {
-      return await this.#poll(name);
-    } finally {
+  /**
+   * Poll one host now; reschedules itself (interval when online, backoff when not). One poll
+   * per host at a time: two at once would both renew its certificate, and stormd keeps only the
+   * last key it made. A caller arriving during a poll gets a fresh one after it (shared with
+   * whoever else arrives meanwhile): the running one may have started before what it waits for.
+   */
+  poll(name: string): Promise<HostRecord> {
+    const running = this.#polling.get(name);
+    if (running) {
+      let next = this.#pollNext.get(name);
+      if (!next) {
+        next = running.then(
+          () => undefined,
+          () => undefined,
+        ).then(() => {
+          this.#pollNext.delete(name);
+          return this.poll(name);
+        });
+        this.#pollNext.set(name, next);
+      }
+      return next;
+    }
+    const p = this.#poll(name).finally(() => {
+      this.#polling.delete(name);
       this.#firstPoll.get(name)?.();
       this.#firstPoll.delete(name);
-    }
+    });
+    this.#polling.set(name, p);
+    return p;
   }
 
   async #poll(name: string): Promise<HostRecord> {

@@ -34,8 +34,11 @@ test('renewal, CRL push, and host states through the real stormd server', async 
   t.after(() => d.stop());
 
   const first = (await hosts.list())[0]!.certSerial!;
-  const polled = await hosts.poll('hv1');
+  // Polls at once (a scheduled one, `storm host show`) take turns: renewals never race.
+  const [polled, next] = await Promise.all([hosts.poll('hv1'), hosts.poll('hv1')]);
   assert.equal(polled.state, 'online', JSON.stringify(polled.lastError));
+  assert.equal(next.state, 'online', JSON.stringify(next.lastError));
+  assert.notEqual(next.certSerial, first, 'renewed before expiry');
   assert.notEqual(polled.certSerial, first, 'renewed before expiry');
   assert.ok(pki.isRevoked(first), 'the superseded certificate is revoked');
   assert.match(readFileSync(pathJoin(state, 'pki', 'cert.pem'), 'utf8'), /BEGIN CERTIFICATE/);
