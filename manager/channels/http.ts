@@ -93,25 +93,28 @@ export function redirectTarget(url: string, cur: URL, loc: string, seen: Set<str
   return next;
 }
 
-/** One request; a kept-alive socket the server closed just as we reused it is retried once on a new one. */
+/**
+ * One request; a kept-alive socket the server closed just as we reused it is retried once, on a
+ * connection of its own (the pool may hold more sockets the server has closed).
+ */
 async function once(u: URL, opts: OpenOptions): Promise<IncomingMessage> {
   try {
-    return await attempt(u, opts);
+    return await attempt(u, opts, true);
   } catch (e) {
     if (!(e instanceof StaleSocket)) throw e;
-    return attempt(u, opts);
+    return attempt(u, opts, false);
   }
 }
 
 /** The server closed an idle kept-alive socket as we sent on it: nothing was answered, and GET/HEAD are safe to ask again. */
 class StaleSocket extends Error {}
 
-function attempt(u: URL, opts: OpenOptions): Promise<IncomingMessage> {
+function attempt(u: URL, opts: OpenOptions, pooled: boolean): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, {
       method: opts.method ?? 'GET',
       headers: { 'User-Agent': 'storm-manager', ...(opts.headers ?? {}) },
-      agent: u.protocol === 'https:' ? httpsAgent : httpAgent,
+      agent: pooled ? (u.protocol === 'https:' ? httpsAgent : httpAgent) : false,
       signal: opts.signal,
     });
     req.setTimeout(opts.idleMs ?? 30_000, () => req.destroy(new StormError('timeout', `${u.href}: no answer for ${Math.round((opts.idleMs ?? 30_000) / 1000)} s`)));
