@@ -92,6 +92,8 @@ test('virsh states and libvirt errors map to our states and codes', () => {
   assert.equal(mapLibvirtError(["failed to get domain 'x'"], 'state', 'u').code, 'not_found');
   assert.equal(mapLibvirtError(["Requested operation is not valid: domain is already running"], 'start', 'u').code, 'conflict');
   assert.equal(mapLibvirtError(['failed to connect to the hypervisor'], 'list', 'u').code, 'unreachable');
+  // libvirt 9's words when a disk named by the domain is gone at start.
+  assert.equal(mapLibvirtError(["Path '/s/instances/i1/instance.qcow2' is not accessible: No such file or directory"], 'start', 'u').code, 'not_found');
   assert.equal(mapLibvirtError(['something odd'], 'list', 'u').code, 'internal');
 });
 

@@ -3,6 +3,7 @@
  * (virsh.ts) against a configurable URI. Domain XML is built and read only
  * in domain-xml.ts.
  */
+import { randomUUID } from 'node:crypto';
 import { access, constants, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,7 +92,9 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   async define(input: DomainSpec): Promise<DomainInfo> {
-    const spec = validateDomainSpec(input);
+    const valid = validateDomainSpec(input);
+    // Our own UUID when none is given: the answer is then known without asking libvirt again.
+    const spec = { ...valid, uuid: valid.uuid ?? randomUUID() };
     if (await this.#exists(spec.name)) throw conflict(`domain ${spec.name} already exists on ${this.uri}`, { hint: 'undefine it first or pick another name' });
     if (this.#opts.checkPaths ?? this.#isQemu) await this.#checkPaths(spec);
     const { virtType } = await this.accel();
@@ -105,7 +108,7 @@ export class LibvirtDriver implements HypervisorDriver {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-    return this.state(spec.name);
+    return { name: spec.name, uuid: spec.uuid, state: 'shut_off' };
   }
 
   async #checkPaths(spec: DomainSpec): Promise<void> {
@@ -113,11 +116,13 @@ export class LibvirtDriver implements HypervisorDriver {
     const user = await this.#qemuUser;
     const root: QemuUser = { name: 'root', uid: 0, gids: [0] };
     const u = user ?? root;
-    await checkReachable('kernel', spec.kernel, u);
-    await checkReachable('initrd', spec.initrd, u);
+    // The files share directories (the layer cache): each directory is checked once.
+    const searchable = new Set<string>();
+    await checkReachable('kernel', spec.kernel, u, { searchable });
+    await checkReachable('initrd', spec.initrd, u, { searchable });
     for (const [i, d] of spec.disks.entries()) {
-      await checkReachable(`disks[${i}] (${d.role})`, d.path, u, { read: d.readonly });
-      if (d.backing) await checkReachable(`disks[${i}].backing`, d.backing.path, u, { read: true });
+      await checkReachable(`disks[${i}] (${d.role})`, d.path, u, { read: d.readonly, searchable });
+      if (d.backing) await checkReachable(`disks[${i}].backing`, d.backing.path, u, { read: true, searchable });
     }
     // libvirt creates the console log itself; its directory must exist.
     try {
@@ -282,6 +287,8 @@ export function mapLibvirtError(errors: string[], what: string, uri: string): St
   const msg = `${what} failed on ${uri}: ${text}`;
   const details = { uri, libvirt: text };
   if (/failed to get domain|Domain not found|no domain with matching/i.test(text)) return notFound(msg, { details });
+  // A disk the domain names went missing after define (a removed instance layer, say).
+  if (/is not accessible: No such file|Cannot access storage file .*No such file/i.test(text)) return notFound(msg, { details, hint: 'restore or recreate the missing disk, or redefine the domain' });
   if (/already exists|already defined|is already active|domain is not running|Requested operation is not valid|Failed to get "write" lock/i.test(text)) return conflict(msg, { details });
   if (/failed to connect|Failed to connect socket|no connection driver|Cannot recv data|End of file while reading/i.test(text)) return unreachable(msg, { details, hint: 'is libvirtd running? scripts/setup starts it' });
   if (/XML error|unsupported configuration|invalid argument/i.test(text)) return invalid(msg, { details });

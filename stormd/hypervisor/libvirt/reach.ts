@@ -33,8 +33,10 @@ function allows(st: { uid: number; gid: number; mode: number }, user: QemuUser, 
 /**
  * Throw `not_found` if `path` is missing, `invalid` if `user` cannot search a
  * directory on its path (or, with `read`, cannot read the file itself).
+ * `searchable` holds directories already found searchable (with all above
+ * them): several files under one tree are checked without walking it again.
  */
-export async function checkReachable(field: string, path: string, user: QemuUser, opts: { read?: boolean; mustExist?: boolean } = {}): Promise<void> {
+export async function checkReachable(field: string, path: string, user: QemuUser, opts: { read?: boolean; mustExist?: boolean; searchable?: Set<string> } = {}): Promise<void> {
   if (opts.mustExist !== false) {
     try {
       await stat(path);
@@ -42,8 +44,11 @@ export async function checkReachable(field: string, path: string, user: QemuUser
       throw notFound(`${field} ${path} does not exist on this hypervisor`, { hint: 'fetch the layer first (layers ensure) or fix the path' });
     }
   }
+  const walked: string[] = [];
   let dir = dirname(path);
   for (;;) {
+    if (opts.searchable?.has(dir)) break;
+    walked.push(dir);
     const st = await stat(dir);
     if (!allows(st, user, 1)) {
       throw invalid(`${user.name} cannot search ${dir} (mode ${(st.mode & 0o7777).toString(8)}), so QEMU cannot open ${field} ${path}`, {
@@ -54,6 +59,7 @@ export async function checkReachable(field: string, path: string, user: QemuUser
     if (dir === '/') break;
     dir = dirname(dir);
   }
+  for (const d of walked) opts.searchable?.add(d);
   if (opts.read) {
     const st = await stat(path);
     if (!allows(st, user, 4)) {
