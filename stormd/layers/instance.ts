@@ -13,7 +13,8 @@
  * instance (what migrates), but only while the instance is shut off.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { StormError, conflict, invalid, notFound } from '../../lib/errors.ts';
 import { run, type Runner } from '../../lib/exec.ts';
@@ -87,6 +88,8 @@ export class InstanceLayers {
   readonly dir: string;
   readonly #convert: 'auto' | 'qemu-img';
   readonly #run: Runner;
+  /** Build directories still being removed. */
+  readonly #cleaning = new Set<Promise<void>>();
 
   /**
    * `convert: 'qemu-img'` always converts with qemu-img (the path taken where FIEMAP is
@@ -159,23 +162,28 @@ export class InstanceLayers {
       // 1. Stage the filesystem contents in the layer format the initrd mounts as the
       //    overlay's upper layer: the tree under root/, beside an empty work/.
       const fsdir = join(work, 'fs');
+      // Synchronous: a few small files (at most MAX_FILES, MAX_CONTENT bytes), where each
+      // round trip through the thread pool costs more than the write (~4 ms against ~0.3 ms).
       const root = join(fsdir, 'root');
-      await mkdir(root, { recursive: true, mode: 0o755 });
-      await mkdir(join(fsdir, 'work'), { mode: 0o755 });
-      const write = async (p: string, data: string, mode: number) => {
+      mkdirSync(root, { recursive: true, mode: 0o755 });
+      mkdirSync(join(fsdir, 'work'), { mode: 0o755 });
+      const made = new Set<string>([root]);
+      const write = (p: string, data: string, mode: number) => {
         const dst = stagedPath(root, p);
-        await mkdir(dirname(dst), { recursive: true, mode: 0o755 });
-        await writeFile(dst, data, { mode });
-        await chmod(dst, mode);
+        const dir = dirname(dst);
+        if (!made.has(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
+        made.add(dir);
+        writeFileSync(dst, data, { mode });
+        chmodSync(dst, mode); // exact, whatever the umask
       };
-      await write('/etc/hostname', `${content.hostname}\n`, 0o644);
-      for (const [p, v] of entries) await write(p, v, 0o644);
+      write('/etc/hostname', `${content.hostname}\n`, 0o644);
+      for (const [p, v] of entries) write(p, v, 0o644);
       if (content.tls) {
         const { cert, key, ca } = content.tls;
         if (![cert, key, ca].every((s) => typeof s === 'string' && s.length < 64 * 1024)) throw invalid('tls cert, key and ca must be PEM strings');
-        await write('/etc/storm/tls/instance.crt', cert, 0o644);
-        await write('/etc/storm/tls/instance.key', key, 0o600);
-        await write('/etc/storm/tls/ca.crt', ca, 0o644);
+        write('/etc/storm/tls/instance.crt', cert, 0o644);
+        write('/etc/storm/tls/instance.key', key, 0o600);
+        write('/etc/storm/tls/ca.crt', ca, 0o644);
       }
       // 2. A sparse raw image: MBR, partition 1 ext4 from 1 MiB, partition 4 swap at the end.
       const raw = join(work, 'disk.raw');
@@ -225,12 +233,17 @@ export class InstanceLayers {
       await fsyncPath(qcow);
       await rename(qcow, final);
       await fsyncPath(idir);
+      // The build directory goes after the answer (a sparse 256 MiB file and the staging
+      // tree: ~2 ms); remove() waits for it.
+      const gone: Promise<void> = rm(work, { recursive: true, force: true })
+        .catch(() => undefined)
+        .finally(() => this.#cleaning.delete(gone));
+      this.#cleaning.add(gone);
       return this.#info(instanceId, sizeBytes, p1Start, p1Size, p4Start, p4Size);
     } catch (e) {
       await rm(final, { force: true });
-      throw e;
-    } finally {
       await rm(work, { recursive: true, force: true });
+      throw e;
     }
   }
 
@@ -249,6 +262,7 @@ export class InstanceLayers {
 
   /** Remove an instance's layer and its snapshots. Idempotent. */
   async remove(instanceId: string): Promise<void> {
+    await Promise.all(this.#cleaning);
     await rm(dirname(this.path(instanceId)), { recursive: true, force: true });
   }
 

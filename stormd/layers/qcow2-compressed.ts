@@ -24,6 +24,7 @@ const COPIED = 1n << 63n;
 const COMPRESSED = 1n << 62n;
 const CSIZE_SHIFT = BigInt(62 - (BITS - 8)); // the spec's x: sector count above the offset bits
 const MAX_VIRTUAL = 2 ** 50;
+const ZERO = Buffer.alloc(CLUSTER);
 
 interface Data {
   guest: number; // guest cluster index
@@ -47,7 +48,7 @@ async function readClusters(raw: string, size: number, extents: Extent[]): Promi
       await fh.read(buf, 0, buf.length, first * CLUSTER);
       for (let c = first; c < end; c++) {
         const cl = buf.subarray((c - first) * CLUSTER, (c - first + 1) * CLUSTER);
-        if (!out.has(c) && cl.some((b) => b !== 0)) out.set(c, Buffer.from(cl));
+        if (!out.has(c) && !cl.equals(ZERO)) out.set(c, Buffer.from(cl));
       }
     }
   } finally {
