@@ -15,6 +15,7 @@ import { managerConfig } from '../manager/config/config.ts';
 import { EventBus } from '../manager/events.ts';
 import { hostDirectory } from '../manager/hosts/host-directory.ts';
 import type { DiskRole, HostAgent, LayerRef } from '../manager/instances/host-agent.ts';
+import type { Checkpoint } from '../manager/instances/crash-points.ts';
 import type { ApplianceSpec } from '../manager/instances/model.ts';
 import { InstanceService, type HostDirectory } from '../manager/instances/service.ts';
 import { startManager, type Manager } from '../manager/main.ts';
@@ -91,7 +92,7 @@ export function fixtureAppliances(m: Manifest, srv: { url: string }, files: Map<
  * An InstanceService on its own store over the given hosts and appliances. Given the CA, each
  * instance gets its certificate and key in its layer, as from a real manager.
  */
-export async function instanceService(dir: string, hosts: HostDirectory, appliances: Map<string, ApplianceSpec>, pki?: Pki): Promise<{ svc: InstanceService; store: Store }> {
+export async function instanceService(dir: string, hosts: HostDirectory, appliances: Map<string, ApplianceSpec>, pki?: Pki, checkpoint?: Checkpoint): Promise<{ svc: InstanceService; store: Store }> {
   const store = await Store.open(join(dir, 'bench-db'));
   const svc = new InstanceService(
     store,
@@ -107,6 +108,7 @@ export async function instanceService(dir: string, hosts: HostDirectory, applian
     silentLogger,
     {
       domain: 'bench.storm',
+      ...(checkpoint ? { checkpoint } : {}),
       ...(pki
         ? {
             identity: {

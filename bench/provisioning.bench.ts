@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { ApplianceSpec } from '../manager/instances/model.ts';
 import { domainName } from '../manager/instances/model.ts';
 import type { DiskLayerRef } from '../manager/instances/host-agent.ts';
+import type { Checkpoint } from '../manager/instances/crash-points.ts';
 import { benchDir, countingServer, fixtureAppliances, fixtureManifest, instanceService, rmDir, sha256File, stormdFleet } from './fleet.ts';
 import { median, result, type BenchResult } from './result.ts';
 
@@ -59,7 +60,7 @@ export default async function (): Promise<BenchResult[]> {
     const classic: ApplianceSpec = { ...wiki, id: 'big-classic', layers: [{ ...big, role: 'disk' }] };
     fleet = await stormdFleet(dir, 1, 'qemu:///system');
     // With the manager's CA: each instance's layer carries its own certificate and key, as in production.
-    const made = await instanceService(dir, fleet.hosts, new Map([[layered.id, layered], [classic.id, classic]]), fleet.manager.pki);
+    const made = await instanceService(dir, fleet.hosts, new Map([[layered.id, layered], [classic.id, classic]]), fleet.manager.pki, process.env.BENCH_TRACE ? tracePoints() : undefined);
     store = made.store;
     const svc = made.svc;
     const agent = fleet.hosts.agent('hv1');
@@ -113,6 +114,16 @@ export default async function (): Promise<BenchResult[]> {
     await srv.close();
     rmDir(dir);
   }
+}
+
+/** BENCH_TRACE=1: print when provisioning passes each of its steps (ms since the last). */
+function tracePoints(): Checkpoint {
+  let last = performance.now();
+  return (op, point) => {
+    const now = performance.now();
+    process.stderr.write(`  @${op}/${point} ${Math.round(now - last)} ms\n`);
+    last = now;
+  };
 }
 
 /** BENCH_TRACE=1: print how long each hypervisor call of a provisioning takes. */
