@@ -120,7 +120,7 @@ export class LocalHostAgent {
   }
 
   async layers(): Promise<string[]> {
-    return (await this.cache.list()).map((l) => l.sha256);
+    return this.cache.digests();
   }
 
   async ensureLayer(ref: AgentLayerRef): Promise<void> {

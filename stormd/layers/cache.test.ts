@@ -133,6 +133,7 @@ test('ensure fetches a layer, names it by digest, read-only, and reports progres
   assert.equal(again.downloaded, false);
   assert.equal(hits.get('/good'), 1, 'a cached layer is not fetched again');
   assert.deepEqual(await cache.list(), [{ sha256: sha, size: data.length, path: r.path }]);
+  assert.deepEqual(await cache.digests(), [sha]);
 });
 
 test('a tampered layer (one byte changed) is refused and leaves no trace', async (t) => {
@@ -143,6 +144,7 @@ test('a tampered layer (one byte changed) is refused and leaves no trace', async
   assert.match(e.message, /SHA-256/);
   assert.deepEqual(traces(dir), []);
   assert.deepEqual(await cache.list(), []);
+  assert.deepEqual(await cache.digests(), [], 'no partial download counts');
   assert.equal(await cache.get(sha), undefined);
 });
 
@@ -221,6 +223,7 @@ test('remove unreferenced keeps referenced layers; verify catches a corrupted fi
   });
   await cache.ensure(`${s2.base}/small`, smallSha);
   assert.deepEqual((await cache.list()).map((l) => l.sha256).sort(), [sha, smallSha].sort());
+  assert.deepEqual(await cache.digests(), [sha, smallSha].sort(), 'the same digests, from one directory read');
   const r = await cache.removeUnreferenced([sha]);
   assert.deepEqual(r, { removed: [smallSha], freedBytes: small.length });
   assert.deepEqual((await cache.list()).map((l) => l.sha256), [sha]);

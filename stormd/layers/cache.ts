@@ -204,6 +204,15 @@ export class LayerCache {
   }
 
   /** Every cached layer. */
+  /** The digests held, from one directory read (provisioning and placement ask this often). */
+  async digests(): Promise<string[]> {
+    await this.init();
+    return (await readdir(this.dir, { withFileTypes: true }))
+      .filter((e) => e.isFile() && SHA256_RE.test(e.name))
+      .map((e) => e.name)
+      .sort();
+  }
+
   async list(): Promise<LayerInfo[]> {
     await this.init();
     const out: LayerInfo[] = [];
