@@ -52,6 +52,28 @@ test('create, provision, stop, start, destroy: state machine and host agree', as
   assert.deepEqual(await svc.list(), []);
 });
 
+test('names: found through the index, freed by destroy, one create per name at a time; an older store gets its index built', async (t) => {
+  const { store, hosts, apps, bus, svc } = await setup(t);
+  // A record written before the index existed (as an older manager left it).
+  const old = { ...(await svc.create({ name: 'web0', appliance: 'wiki', host: 'h1' })), id: 'old0id', name: 'legacy' };
+  await store.collection('instances').put(old.id, old);
+  await store.collection('instances.meta').del('names');
+  await store.collection('instances.names').del('web0');
+  const fresh = new InstanceService(store, hosts, apps, bus, silentLogger);
+  assert.equal((await fresh.get('legacy')).id, 'old0id');
+  assert.equal((await fresh.get('web0')).name, 'web0');
+  await assert.rejects(fresh.create({ name: 'legacy', appliance: 'wiki' }), (e: StormError) => e.code === 'conflict');
+  // Two creates of one name at once: one record, the other refused (busy or conflict), never two.
+  const both = await Promise.allSettled([fresh.create({ name: 'twin', appliance: 'wiki' }), fresh.create({ name: 'twin', appliance: 'wiki' })]);
+  assert.equal(both.filter((r) => r.status === 'fulfilled').length, 1);
+  assert.ok(both.some((r) => r.status === 'rejected' && ['busy', 'conflict'].includes((r.reason as StormError).code)));
+  assert.equal((await fresh.list()).filter((i) => i.name === 'twin').length, 1);
+  await fresh.destroy('twin');
+  await assert.rejects(fresh.get('twin'), (e: StormError) => e.code === 'not_found');
+  assert.equal(await store.collection('instances.names').get('twin'), undefined, 'the name is freed with the record');
+  assert.equal((await fresh.create({ name: 'twin', appliance: 'wiki' })).name, 'twin', 'and can be used again');
+});
+
 test('a failed step undoes the steps before it and leaves the instance failed', async (t) => {
   const { svc, agents } = await setup(t);
   const inst = await svc.create({ name: 'web2', appliance: 'wiki', host: 'h1' });

@@ -121,7 +121,12 @@ const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const
  * lifecycle actions under a per-instance lock, and reconciliation.
  */
 export class InstanceService {
+  readonly #store: Store;
   readonly #c: Collection<InstanceRecord>;
+  /** name → id, written in the same batches as the records (a lookup by name reads two keys, not every record). */
+  readonly #names: Collection<string>;
+  readonly #meta: Collection<number>;
+  #indexed: Promise<void> | undefined;
   readonly #journal: Journal;
   readonly #locks = new OperationLocks();
   readonly #point: Checkpoint;
@@ -134,7 +139,10 @@ export class InstanceService {
     private readonly log: Logger,
     private readonly opts: InstanceServiceOptions = { domain: 'cloud.storm' },
   ) {
+    this.#store = store;
     this.#c = store.collection<InstanceRecord>('instances');
+    this.#names = store.collection<string>('instances.names');
+    this.#meta = store.collection<number>('instances.meta');
     this.#journal = new Journal(store);
     this.#point = opts.checkpoint ?? (() => {});
   }
@@ -152,9 +160,30 @@ export class InstanceService {
   async get(ref: string): Promise<InstanceRecord> {
     const byId = await this.#c.get(ref);
     if (byId) return byId;
-    const byName = (await this.#c.values()).find((i) => i.name === ref);
+    const byName = await this.#byName(ref);
     if (byName) return byName;
     return this.#c.require(ref, 'instance');
+  }
+
+  async #byName(name: string): Promise<InstanceRecord | undefined> {
+    await this.#nameIndex();
+    const id = await this.#names.get(name);
+    const inst = id === undefined ? undefined : await this.#c.get(id);
+    return inst?.name === name ? inst : undefined;
+  }
+
+  /** Build the name index once where the store predates it (every later write keeps it whole). */
+  #nameIndex(): Promise<void> {
+    this.#indexed ??= (async () => {
+      if (await this.#meta.get('names')) return;
+      const b = this.#store.batch();
+      for (const i of await this.#c.values()) b.put(this.#names, i.name, i.id);
+      await b.put(this.#meta, 'names', 1).write();
+    })().catch((e: unknown) => {
+      this.#indexed = undefined;
+      throw e;
+    });
+    return this.#indexed;
   }
 
   /** Save the record; `tx` puts it into a journal batch instead (one atomic write with the entry). */
@@ -170,7 +199,12 @@ export class InstanceService {
   /** Validate, record as pending, choose a host; the workflow runs in `provision`. */
   async create(req: CreateRequest): Promise<InstanceRecord> {
     if (!validName(req.name)) throw invalid(`instance name "${req.name}" is not a valid hostname label`, { hint: 'use lower-case letters, digits and "-", at most 63 characters' });
-    if ((await this.#c.values()).some((i) => i.name === req.name)) throw conflict(`instance "${req.name}" already exists`);
+    // Held on the name from the check to the write: two creates of one name cannot both pass.
+    return this.#locks.run(`name/${req.name}`, 'create', () => this.#create(req));
+  }
+
+  async #create(req: CreateRequest): Promise<InstanceRecord> {
+    if (await this.#byName(req.name)) throw conflict(`instance "${req.name}" already exists`);
     const app = await this.appliances.resolve(req.appliance);
     const host = req.host ?? (await this.#place(app));
     const id = randomBytes(6).toString('hex');
@@ -182,7 +216,7 @@ export class InstanceService {
       ...(req.createdBy ? { createdBy: req.createdBy } : {}),
     };
     // The record and its provisioning intent land together: a crash leaves both or neither.
-    await this.#journal.begin('provision', id, host, undefined, (b) => b.put(this.#c, id, inst));
+    await this.#journal.begin('provision', id, host, undefined, (b) => b.put(this.#c, id, inst).put(this.#names, inst.name, id));
     await this.#point('provision', 'record');
     this.bus.emit({ kind: 'instance.created', object: `instance/${inst.name}`, message: `${inst.name} created on ${host}${inst.createdBy ? ` (asked by ${inst.createdBy})` : ''}`, data: { id } });
     return inst;
@@ -434,7 +468,7 @@ export class InstanceService {
 
   /** Fill in one plan entry's shadowed-files report (errors land in `shadowedError`, never fail the plan). */
   async #shadowed(e: UpdatePlanEntry, app: ApplianceSpec): Promise<void> {
-    const inst = (await this.#c.values()).find((i) => i.name === e.instance);
+    const inst = await this.#byName(e.instance);
     if (!inst) return;
     // The layers it has now, with their URLs when its version is still resolvable (to fetch an image the manager lacks).
     const old = await this.appliances.resolve(`${inst.appliance}@${inst.version}`).catch(() => undefined);
@@ -561,7 +595,7 @@ export class InstanceService {
     await this.#revoke(inst);
     await this.#point('destroy', 'certificate');
     // The record goes in the same write that ends the entry.
-    await this.#journal.end(j, (b) => b.del(this.#c, inst.id));
+    await this.#journal.end(j, (b) => b.del(this.#c, inst.id).del(this.#names, inst.name));
     await this.#point('destroy', 'forgotten');
     this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
   }
