@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { test } from 'node:test';
-import { KeyPool, newKeyPairAsync, type KeyPair } from './keys.ts';
+import { KeyPool, makeCsr, newKeyPairAsync, type KeyPair } from './keys.ts';
 
 test('newKeyPairAsync: an RSA 2048 pair whose halves match, made off the event loop', async () => {
   let ticks = 0;
@@ -42,4 +42,33 @@ test('KeyPool: filled after first use up to its size, one at a time; each key ha
   await new Promise((r) => setTimeout(r, 50));
   fail = false;
   assert.ok((await pool.take()).privateKeyPem.startsWith('k'));
+});
+
+test('makeCsr: a CSR that OpenSSL and forge (the CA) both verify, naming the subject and key given', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { default: forge } = await import('node-forge');
+  const parse = (p: string) => forge.pki.certificationRequestFromPem(p);
+  // forge throws on some bad signatures where it returns false on others.
+  const verifies = (p: string) => {
+    try {
+      return parse(p).verify();
+    } catch {
+      return false;
+    }
+  };
+  const k = await newKeyPairAsync();
+  const pem = makeCsr(k, 'stormd');
+  const r = spawnSync('openssl', ['req', '-verify', '-noout', '-subject'], { input: pem, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /verify OK|Certificate request self-signature verify OK/);
+  assert.match(r.stdout, /CN\s*=\s*stormd/);
+  assert.ok(verifies(pem), 'forge (what the CA reads it with) verifies it');
+  assert.equal(createPublicKey(forge.pki.publicKeyToPem(parse(pem).publicKey as Parameters<typeof forge.pki.publicKeyToPem>[0])).export({ type: 'spki', format: 'pem' }), k.publicKeyPem);
+  // Signed by another key than the one it names: neither verifies it.
+  const other = await newKeyPairAsync();
+  const forged = makeCsr({ privateKeyPem: other.privateKeyPem, publicKeyPem: k.publicKeyPem }, 'x');
+  assert.equal(verifies(forged), false);
+  const bad = spawnSync('openssl', ['req', '-verify', '-noout'], { input: forged, encoding: 'utf8' });
+  assert.doesNotMatch(bad.stdout + bad.stderr, /verify OK/); // OpenSSL 3 may still exit 0 here
+  assert.match(bad.stdout + bad.stderr, /verify fail/);
 });

@@ -1,5 +1,5 @@
 /** Key pairs (Node's crypto) and CSRs (node-forge): what both the CA and an enrolling stormd need. */
-import { generateKeyPair, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, sign } from 'node:crypto';
 import forge from 'node-forge';
 
 const { pki } = forge;
@@ -70,12 +70,16 @@ export class KeyPool {
   }
 }
 
-/** A CSR signed by the holder's key (stormd join). */
+/** A CSR signed by the holder's key (stormd join and renewal). */
 export function makeCsr(keys: KeyPair, commonName: string): string {
-  const csr = pki.createCertificationRequest();
+  const csr = pki.createCertificationRequest() as ReturnType<typeof pki.createCertificationRequest> & { certificationRequestInfo: forge.asn1.Asn1; signatureOid: string; siginfo: { algorithmOid: string } };
   csr.publicKey = pki.publicKeyFromPem(keys.publicKeyPem);
   csr.setSubject([{ name: 'commonName', value: commonName }]);
-  csr.sign(pki.privateKeyFromPem(keys.privateKeyPem), forge.md.sha256.create());
+  // forge lays out the request; Node signs it (native RSA: ~1 ms where forge's takes ~25 ms).
+  csr.signatureOid = csr.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
+  csr.certificationRequestInfo = (pki as unknown as { getCertificationRequestInfo(c: object): forge.asn1.Asn1 }).getCertificationRequestInfo(csr);
+  const der = Buffer.from(forge.asn1.toDer(csr.certificationRequestInfo).getBytes(), 'binary');
+  csr.signature = sign('sha256', der, keys.privateKeyPem).toString('binary');
   return pki.certificationRequestToPem(csr);
 }
 
