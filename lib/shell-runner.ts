@@ -37,6 +37,9 @@ interface Job {
   resolve: (r: ExecResult) => void;
 }
 
+/** What a job gets once the runner is closed (before or while it waited). */
+const closed = (): ExecResult => ({ code: 127, stdout: '', stderr: 'the shell runner is closed', spawnError: Object.assign(new Error('the shell runner is closed'), { code: 'ECLOSED' }) });
+
 export class ShellRunner {
   readonly #max: number;
   readonly #parent: string;
@@ -57,7 +60,7 @@ export class ShellRunner {
   }
 
   run(file: string, args: readonly string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
-    if (this.#closed) return Promise.resolve({ code: 127, stdout: '', stderr: '', spawnError: Object.assign(new Error('the shell runner is closed'), { code: 'ECLOSED' }) });
+    if (this.#closed) return Promise.resolve(closed());
     return new Promise((resolve) => {
       this.#queue.push({ file, args, timeoutMs: opts.timeoutMs ?? 30_000, resolve });
       this.#pump();
@@ -68,7 +71,7 @@ export class ShellRunner {
   async close(): Promise<void> {
     this.#closed = true;
     for (const s of [...this.#shells]) this.#retire(s);
-    for (const j of this.#queue.splice(0)) j.resolve({ code: 127, stdout: '', stderr: 'the shell runner was closed', spawnError: Object.assign(new Error('closed'), { code: 'ECLOSED' }) });
+    for (const j of this.#queue.splice(0)) j.resolve(closed());
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true });
     this.#dir = undefined;
   }
