@@ -70,16 +70,22 @@ export class KeyPool {
   }
 }
 
+/**
+ * The SHA-256 RSA signature of `info`'s DER, as forge's binary string: forge lays out
+ * certificates, CSRs and CRLs, Node signs them (native RSA: ~1 ms where forge's takes ~25 ms).
+ */
+export function signDer(info: forge.asn1.Asn1, keyPem: string): string {
+  return sign('sha256', Buffer.from(forge.asn1.toDer(info).getBytes(), 'binary'), keyPem).toString('binary');
+}
+
 /** A CSR signed by the holder's key (stormd join and renewal). */
 export function makeCsr(keys: KeyPair, commonName: string): string {
   const csr = pki.createCertificationRequest() as ReturnType<typeof pki.createCertificationRequest> & { certificationRequestInfo: forge.asn1.Asn1; signatureOid: string; siginfo: { algorithmOid: string } };
   csr.publicKey = pki.publicKeyFromPem(keys.publicKeyPem);
   csr.setSubject([{ name: 'commonName', value: commonName }]);
-  // forge lays out the request; Node signs it (native RSA: ~1 ms where forge's takes ~25 ms).
   csr.signatureOid = csr.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
   csr.certificationRequestInfo = (pki as unknown as { getCertificationRequestInfo(c: object): forge.asn1.Asn1 }).getCertificationRequestInfo(csr);
-  const der = Buffer.from(forge.asn1.toDer(csr.certificationRequestInfo).getBytes(), 'binary');
-  csr.signature = sign('sha256', der, keys.privateKeyPem).toString('binary');
+  csr.signature = signDer(csr.certificationRequestInfo, keys.privateKeyPem);
   return pki.certificationRequestToPem(csr);
 }
 
