@@ -250,10 +250,7 @@ export class Hosts {
     if (running) {
       let next = this.#pollNext.get(name);
       if (!next) {
-        next = running.then(
-          () => undefined,
-          () => undefined,
-        ).then(() => {
+        next = running.catch(() => undefined).then(() => {
           this.#pollNext.delete(name);
           return this.poll(name);
         });
