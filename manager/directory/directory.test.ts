@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Store } from '../store/store.ts';
 import { normalizeDn } from '../netsvc/ldap/dn.ts';
 import { parseFilter } from '../netsvc/ldap/filter.ts';
+import { EventBus } from '../events.ts';
 import { Directory } from './directory.ts';
 import { baseDnFor, checkFqdn, checkName, checkPassword, checkPath, checkText } from './model.ts';
 import { hashPassword, verifyPassword } from './password.ts';
@@ -78,4 +79,18 @@ test('the store persists users, groups and hosts; the tree is rebuilt on open', 
   assert.deepEqual(ds.tree.get(normalizeDn('cn=ops,ou=groups,dc=t,dc=storm'))!.get('objectClass'), ['top', 'posixGroup'], 'no groupOfNames without members');
   await d.removeHost('h1.t.storm');
   assert.equal(d.listHosts().length, 0);
+});
+
+test('enrolling a host again is an update: one "added" event, then "updated" only when something changed', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'storm-dirhost-'));
+  const store = await Store.open(dir);
+  t.after(async () => (await store.close(), rmSync(dir, { recursive: true, force: true })));
+  const bus = new EventBus();
+  const kinds: string[] = [];
+  bus.subscribe((e) => kinds.push(`${e.kind} ${e.message}`));
+  const d = new Directory({ store: await DirectoryStore.open(store, 'dc=t,dc=storm'), bus });
+  await d.addHost({ fqdn: 'web1.t.storm', instance: 'web1' });
+  await d.addHost({ fqdn: 'web1.t.storm', instance: 'web1', addresses: ['10.0.0.2'] });
+  await d.addHost({ fqdn: 'web1.t.storm', instance: 'web1', addresses: ['10.0.0.2'] });
+  assert.deepEqual(kinds, ['directory.host.added host web1.t.storm enrolled', 'directory.host.updated host web1.t.storm updated: at 10.0.0.2']);
 });

@@ -382,7 +382,12 @@ export class Directory {
         }
         await this.store.putHost(h);
       });
-      this.#emit('directory.host.added', fqdn, `host ${fqdn} enrolled${this.realm ? ` (host/${fqdn}@${this.realm})` : ''}`);
+      // Enrolling again (the instance got its address) is an update, not a second enrolment.
+      if (!prev) this.#emit('directory.host.added', fqdn, `host ${fqdn} enrolled${this.realm ? ` (host/${fqdn}@${this.realm})` : ''}`);
+      else {
+        const moved = h.addresses.join() !== prev.addresses.join();
+        if (moved || input.rekey) this.#emit('directory.host.updated', fqdn, `host ${fqdn} updated${moved ? `: at ${h.addresses.join(', ') || 'no address'}` : ''}${input.rekey ? ', new keys' : ''}`);
+      }
       return this.hostView(h);
     });
   }

@@ -52,6 +52,16 @@ test('create, provision, stop, start, destroy: state machine and host agree', as
   assert.deepEqual(await svc.list(), []);
 });
 
+test('create on a named host: unknown is not_found, offline is unavailable, and neither leaves a record', async (t) => {
+  const { store, hosts, apps, bus } = await setup(t);
+  const h2down: HostDirectory = { list: async () => (await hosts.list()).map((h) => ({ ...h, online: h.name !== 'h2' })), agent: hosts.agent };
+  const svc = new InstanceService(store, h2down, apps, bus, silentLogger);
+  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki', host: 'nohost' }), (e: StormError) => e.code === 'not_found' && /host "nohost"/.test(e.message));
+  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki', host: 'h2' }), (e: StormError) => e.code === 'unavailable' && /not online/.test(e.message));
+  assert.deepEqual(await svc.list(), []);
+  assert.equal((await svc.create({ name: 'web1', appliance: 'wiki', host: 'h1' })).host, 'h1', 'the name is still free');
+});
+
 test('names: found through the index, freed by destroy, one create per name at a time; an older store gets its index built', async (t) => {
   const { store, hosts, apps, bus, svc } = await setup(t);
   // A record written before the index existed (as an older manager left it).

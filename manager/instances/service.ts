@@ -206,6 +206,8 @@ export class InstanceService {
   async #create(req: CreateRequest): Promise<InstanceRecord> {
     if (await this.#byName(req.name)) throw conflict(`instance "${req.name}" already exists`);
     const app = await this.appliances.resolve(req.appliance);
+    // A named host is checked before anything is written: a typo leaves no failed record behind.
+    if (req.host !== undefined) await this.#requireOnline(req.host);
     const host = req.host ?? (await this.#place(app));
     const id = randomBytes(6).toString('hex');
     const now = new Date().toISOString();
@@ -220,6 +222,13 @@ export class InstanceService {
     await this.#point('provision', 'record');
     this.bus.emit({ kind: 'instance.created', object: `instance/${inst.name}`, message: `${inst.name} created on ${host}${inst.createdBy ? ` (asked by ${inst.createdBy})` : ''}`, data: { id } });
     return inst;
+  }
+
+  /** not_found for a host the manager does not know, unavailable for one that is not online. */
+  async #requireOnline(name: string): Promise<void> {
+    const h = (await this.hosts.list()).find((x) => x.name === name);
+    if (!h) throw notFound(`host "${name}" not found`, { hint: 'storm host list shows the hypervisors; storm host add adds one' });
+    if (!h.online) throw unavailable(`host "${name}" is not online`, { hint: `storm host show ${name} says why` });
   }
 
   async #place(app: ApplianceSpec): Promise<string> {
@@ -384,7 +393,7 @@ export class InstanceService {
       if (target === inst.host) throw invalid(`instance ${inst.name} is already on ${target}`);
       // A traditional appliance's writes live in its own copy of the disk, not in the instance layer that travels.
       if (inst.layers.disk) throw invalid(`instance ${inst.name} runs a traditional (one-disk) appliance: its own disk copy cannot be migrated yet, only layered instances`, { hint: 'create it again on the target host' });
-      if (!(await this.hosts.list()).some((h) => h.name === target && h.online)) throw unavailable(`host "${target}" is not online`, { hint: 'storm host list' });
+      await this.#requireOnline(target);
       const app = await this.appliances.resolve(`${inst.appliance}@${inst.version}`);
       if (app.volumes?.length) throw invalid(`instance ${inst.name} has data volumes (${app.volumes.map((v) => v.name).join(', ')}): they cannot be migrated yet, only the instance layer travels`);
       const src = this.hosts.agent(inst.host);
