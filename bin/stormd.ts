@@ -87,6 +87,11 @@ async function main(): Promise<number> {
     const a = d.server.address();
     agent.serveExportsAt(exportBaseUrl(hp.host, a.port, hostname()));
     process.stdout.write(`stormd ready: ${d.name} listening on ${a.host}:${a.port}\n`);
+    // Guests that ran on while the bridge was made again (storm up restarted) get their ports back.
+    void agent.reattachNetworks().then(
+      (fixed) => fixed.length && log.info('guests back on their bridges', { fixed }),
+      (e: Error) => log.warn('could not put running guests back on their bridges', { error: e.message }),
+    );
     const running = d;
     await new Promise<void>((resolve) => {
       const stop = () => void running.stop().finally(() => driver.close()).finally(() => shells.close()).finally(resolve);

@@ -314,6 +314,21 @@ export class LocalHostAgent {
     }
   }
 
+  /**
+   * Put our running guests back on their bridges (stormd does this as it starts):
+   * a guest network made again while they ran, as `storm up` does on each start,
+   * has lost their ports. Only the manager's domains (`storm-<id>`) are touched.
+   */
+  async reattachNetworks(): Promise<{ domain: string; interfaces: string[] }[]> {
+    const out: { domain: string; interfaces: string[] }[] = [];
+    for (const d of await this.#o.driver.list({ prefix: `${this.#o.domainPrefix ?? ''}storm-` })) {
+      if (d.state !== 'running') continue;
+      const interfaces = await this.#o.driver.reattachNetwork(d.name);
+      if (interfaces.length) out.push({ domain: d.name, interfaces });
+    }
+    return out;
+  }
+
   async domains(): Promise<{ name: string; state: AgentDomainState }[]> {
     const prefix = this.#o.domainPrefix ?? '';
     return (await this.#o.driver.list()).filter((d) => d.name.startsWith(prefix)).map((d) => ({ name: d.name.slice(prefix.length), state: agentState(d) }));

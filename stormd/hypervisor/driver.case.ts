@@ -6,7 +6,9 @@
  * down gracefully and undefines.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { StormError } from '../../lib/errors.ts';
 import type { DiskSpec, DomainSpec, HypervisorDriver } from './driver.ts';
@@ -37,6 +39,8 @@ export interface ConformanceOptions {
   /** The files to use, or a reason to skip the whole suite. */
   fixture: () => Promise<Fixture | string>;
 }
+
+const ip = (...args: string[]): void => void execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
 export const domainName = (): string => `storm-hv-${randomBytes(4).toString('hex')}`;
 
@@ -197,6 +201,55 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
       await drv.start(name);
       assert.equal((await drv.shutdown(name, { timeoutMs: 30_000 })).state, 'shut_off');
       assert.equal((await drv.shutdown(name)).state, 'shut_off', 'shutting down an off domain is a no-op');
+      await drv.undefine(name);
+      created.delete(name);
+    });
+
+    test('reattachNetwork: [] for a domain with nothing to attach, not_found for an unknown one', async (t) => {
+      if (skip) return t.skip(skip);
+      const name = domainName();
+      created.add(name);
+      await drv.define(layered(name));
+      assert.deepEqual(await drv.reattachNetwork(name), [], 'shut off, no NIC');
+      await drv.start(name);
+      assert.deepEqual(await drv.reattachNetwork(name), [], 'running, no NIC');
+      await rejectsWith(drv.reattachNetwork(domainName()), 'not_found');
+      await drv.poweroff(name);
+      await drv.undefine(name);
+      created.delete(name);
+    });
+
+    test('a bridge made again while its guest runs gets the guest back (reattachNetwork)', async (t) => {
+      if (skip || !fx.boot) return t.skip(skip ?? 'needs a real guest with a host tap');
+      if (process.getuid?.() !== 0) return t.skip('needs root to make a bridge');
+      // An address-less bridge with IPv6 off: the root namespace gets no address on it (DESIGN §7).
+      const bridge = `sthv${randomBytes(3).toString('hex')}`;
+      const makeBridge = () => {
+        ip('link', 'add', 'name', bridge, 'type', 'bridge');
+        try {
+          writeFileSync(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1');
+        } catch {
+          /* IPv6 off in this kernel */
+        }
+        ip('link', 'set', bridge, 'up');
+      };
+      makeBridge();
+      t.after(() => void (existsSync(`/sys/class/net/${bridge}`) && ip('link', 'del', bridge)));
+      const name = domainName();
+      created.add(name);
+      await drv.define({ ...layered(name), network: { bridge, mac: `52:54:00:${randomBytes(3).toString('hex').match(/../g)!.join(':')}` } });
+      await drv.start(name);
+      const ports = () => readdirSync(`/sys/class/net/${bridge}/brif`);
+      const [tap] = ports();
+      assert.ok(tap, 'the guest tap is on the bridge');
+      assert.deepEqual(await drv.reattachNetwork(name), [], 'nothing to do while it is on its bridge');
+      ip('link', 'del', bridge);
+      makeBridge();
+      assert.deepEqual(ports(), [], 'a new bridge has no ports');
+      assert.deepEqual(await drv.reattachNetwork(name), [tap]);
+      assert.deepEqual(ports(), [tap]);
+      assert.deepEqual(await drv.reattachNetwork(name), [], 'idempotent');
+      await drv.poweroff(name);
       await drv.undefine(name);
       created.delete(name);
     });

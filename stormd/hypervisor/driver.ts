@@ -95,6 +95,12 @@ export interface HypervisorDriver {
   state(name: string): Promise<DomainInfo>;
   /** The spec a domain was defined with, read back from the hypervisor. */
   inspect(name: string): Promise<DomainSpec & { attached: AttachedDisk[] }>;
+  /**
+   * Put a running domain's bridged NICs back on their bridges: a bridge deleted
+   * and made again while the domain ran has lost its ports. Returns the host
+   * interfaces it attached again ([] when all were in place or there are none).
+   */
+  reattachNetwork(name: string): Promise<string[]>;
   /** The last `bytes` bytes of the serial console log ('' before first boot). */
   consoleTail(name: string, bytes: number): Promise<string>;
   health(): Promise<Health>;

@@ -10,7 +10,7 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, writeSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEnv, type EnvSnapshot } from '../../lib/env.ts';
 import { createLogger } from '../../lib/logger.ts';
@@ -75,9 +75,9 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   mkdirSync(state, { recursive: true, mode: 0o700 });
   const fd = openSync(join(state, 'manager.log'), 'a');
   const log = createLogger({ level: 'info', write: (l) => void writeSync(fd, l) });
-  const embedded: Embedded = await startEmbedded({ config, log, path: env.PATH ?? '', net: guestNet });
+  let embedded: Embedded = await startEmbedded({ config, log, path: env.PATH ?? '', net: guestNet });
   undo.push(() => embedded.stop());
-  const api = embedded.m.api({ actor: 'test', readOnly: false });
+  let api = embedded.m.api({ actor: 'test', readOnly: false });
   const cli = { ...process.env, STORM_STATE: state };
 
   // The local hypervisor online and the wiki's layers pulled (as storm up does in the background).
@@ -137,6 +137,24 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   assert.doesNotMatch(anon.out, /methodResponse|HTTP\/1/, 'no certificate: refused in the handshake');
   // The root namespace has no address on the guest network.
   for (const dev of [net.bridge!, net.outer]) assert.doesNotMatch(spawnSync('ip', ['-4', '-o', 'addr', 'show', 'dev', dev], { encoding: 'utf8' }).stdout, /inet /);
+
+  // storm up quits and starts again while the guest runs on: its guest network is made anew (a new
+  // bridge has no ports), and the local stormd, as it starts, puts the guest's tap back on the bridge.
+  await embedded.stop();
+  const tap = virsh('domiflist', `storm-${inst.id}`).stdout.match(/^\s*(vnet\d+)\s+bridge\s/m)?.[1];
+  assert.ok(tap, 'the guest has a tap');
+  spawnSync('ip', ['link', 'del', net.bridge!]);
+  for (const a of [['link', 'add', net.bridge!, 'type', 'bridge'], ['link', 'set', net.outer, 'master', net.bridge!], ['link', 'set', net.bridge!, 'up']]) assert.equal(spawnSync('ip', a).status, 0);
+  writeFileSync(`/proc/sys/net/ipv6/conf/${net.bridge!}/disable_ipv6`, '1');
+  const ports = () => readdirSync(`/sys/class/net/${net.bridge!}/brif`);
+  assert.deepEqual(ports(), [net.outer], 'the new bridge holds only the namespace end');
+  embedded = await startEmbedded({ config, log, path: env.PATH ?? '', net: guestNet });
+  api = embedded.m.api({ actor: 'test', readOnly: false });
+  await until('the guest back on the bridge', async () => ports(), (p) => p.includes(tap!), 100);
+  // The guest answers on its address again, and still has its records.
+  const ping = await runAsync('ip', ['netns', 'exec', net.name, 'busybox', 'ping', '-c', '1', '-W', '5', lease[1]!]);
+  assert.match(ping, /1 packets received/, ping);
+  assert.equal((await inNs('MX', fqdn)).trim(), want);
 
   // Destroy: the domain goes, its MX with it.
   const destroyed = await storm(['instance', 'destroy', NAME, '--yes'], cli);

@@ -9,7 +9,7 @@ import { StormError } from '../../../lib/errors.ts';
 import { run } from '../../../lib/exec.ts';
 import { BOOT_CMDLINE, BOOT_MARKER, buildBootInitrd, disksByTarget, findCloudKernel, writeLabelledDisk } from '../../../test/helpers/boot-initrd.ts';
 import { driverConformance, type Fixture } from '../driver.case.ts';
-import { LibvirtDriver } from './libvirt-driver.ts';
+import { LibvirtDriver, parseIfList } from './libvirt-driver.ts';
 
 const fake = '/var/lib/storm-hv-test';
 driverConformance('libvirt test:///default', {
@@ -110,4 +110,22 @@ test('a crafted qcow2 whose header names a host file as backing: QEMU never open
   const live = await run('virsh', ['-c', 'qemu:///system', 'dumpxml', name]);
   assert.match(live.stdout, /<backingStore\/>/);
   assert.doesNotMatch(live.stdout, /host-secret/, 'libvirt did not follow the header to the host file');
+});
+
+test('domiflist rows: bridged NICs with their taps; odd or hostile rows are dropped', () => {
+  const out = [
+    ' Interface   Type     Source     Model    MAC',
+    '-----------------------------------------------------------',
+    ' vnet1       bridge   stormbr0   virtio   52:54:00:5f:55:29',
+    ' -           bridge   stormbr0   virtio   52:54:00:00:00:01',
+    ' ../../etc   bridge   stormbr0   virtio   52:54:00:00:00:02',
+    ' vnet2       bridge   a/b        virtio   52:54:00:00:00:03',
+    ' vnet3       network  default    virtio   52:54:00:00:00:04',
+    ' vnet4 bridge',
+    '',
+  ].join('\n');
+  assert.deepEqual(parseIfList(out), [
+    { iface: 'vnet1', type: 'bridge', source: 'stormbr0', mac: '52:54:00:5f:55:29' },
+    { iface: 'vnet3', type: 'network', source: 'default', mac: '52:54:00:00:00:04' },
+  ]);
 });

@@ -4,10 +4,12 @@
  * in domain-xml.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { access, constants, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { access, constants, mkdtemp, open, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { StormError, conflict, invalid, notFound, unreachable } from '../../../lib/errors.ts';
+import { basename, join } from 'node:path';
+import { StormError, conflict, internal, invalid, notFound, unreachable } from '../../../lib/errors.ts';
+import { run } from '../../../lib/exec.ts';
 import { healthy, unhealthy, undetected, type Health } from '../../../lib/health.ts';
 import { validateDomainSpec, validateName, type AttachedDisk, type DomainInfo, type DomainSpec, type HypervisorDriver } from '../driver.ts';
 import { buildDomainXml, parseDomainXml, parseState, type VirtType } from './domain-xml.ts';
@@ -213,6 +215,23 @@ export class LibvirtDriver implements HypervisorDriver {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  async reattachNetwork(name: string): Promise<string[]> {
+    validateName(name);
+    const nics = parseIfList(await this.#virsh(['domiflist', name], `list the interfaces of ${name}`));
+    // Only a local QEMU domain has host taps (test:///default reports names that do not exist).
+    if (!this.#isQemu) return [];
+    const fixed: string[] = [];
+    for (const nic of nics) {
+      if (nic.type !== 'bridge' || !existsSync(`/sys/class/net/${nic.iface}`) || !existsSync(`/sys/class/net/${nic.source}/bridge`)) continue;
+      const master = await readlink(`/sys/class/net/${nic.iface}/master`).then(basename, () => undefined);
+      if (master === nic.source) continue;
+      const r = await run('ip', ['link', 'set', 'dev', nic.iface, 'master', nic.source, 'up']);
+      if (r.code !== 0) throw internal(`could not put ${name}'s interface ${nic.iface} back on bridge ${nic.source}: ${r.stderr.trim() || `ip exited ${r.code}`}`, { hint: 'stormd needs root (CAP_NET_ADMIN) for this' });
+      fixed.push(nic.iface);
+    }
+    return fixed;
+  }
+
   async state(name: string): Promise<DomainInfo> {
     validateName(name);
     const info = await this.#virsh(['dominfo', name], `state of ${name}`);
@@ -282,6 +301,19 @@ export class LibvirtDriver implements HypervisorDriver {
 }
 
 /** libvirt's error text → our codes (the one place that reads libvirt's messages). */
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** `virsh domiflist` rows (Interface, Type, Source, Model, MAC); rows whose names could not be interfaces are dropped. */
+export function parseIfList(out: string): { iface: string; type: string; source: string; mac: string }[] {
+  const rows: { iface: string; type: string; source: string; mac: string }[] = [];
+  for (const line of out.split('\n').slice(0, 1000)) {
+    const c = line.trim().split(/\s+/);
+    if (c.length !== 5 || c[0] === 'Interface' || !IFNAME.test(c[0]!) || c[0] === '-' || !IFNAME.test(c[2]!)) continue;
+    rows.push({ iface: c[0]!, type: c[1]!, source: c[2]!, mac: c[4]! });
+  }
+  return rows;
+}
+
 export function mapLibvirtError(errors: string[], what: string, uri: string): StormError {
   const text = errors.join('; ');
   const msg = `${what} failed on ${uri}: ${text}`;
