@@ -283,7 +283,7 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   let joinUrl: string | undefined;
   const hosts = new Hosts({ store, pki, bus, log: log.child({ svc: 'hosts' }), tokenTtlSeconds: config.joinTokenTtl, pollSeconds: config.hostPollSeconds, joinUrl: () => joinUrl });
   if (!instanceBackends) hostDir = hostDirectory(hosts);
-  registerHosts(registry, hosts);
+  registerHosts(registry, hosts, async (h) => (await instances.list()).filter((i) => i.host === h).map((i) => i.name));
   registerPki(registry, pki);
   // The enrolment endpoint is optional: a taken port is reported, not fatal (the rest of the manager still works).
   let enroll: EnrollServer | undefined;

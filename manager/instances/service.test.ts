@@ -62,6 +62,17 @@ test('create on a named host: unknown is not_found, offline is unavailable, and 
   assert.equal((await svc.create({ name: 'web1', appliance: 'wiki', host: 'h1' })).host, 'h1', 'the name is still free');
 });
 
+test('destroying an instance whose host was removed forgets it, and says nothing was removed there', async (t) => {
+  const { svc, agents, bus } = await setup(t);
+  const inst = await svc.provision((await svc.create({ name: 'web1', appliance: 'wiki', host: 'h2' })).id);
+  const events: string[] = [];
+  bus.subscribe((e) => e.kind === 'instance.destroyed' && events.push(e.message));
+  agents.delete('h2');
+  await svc.destroy(inst.id);
+  assert.deepEqual(await svc.list(), []);
+  assert.deepEqual(events, ['web1 destroyed (host h2 is no longer enrolled: nothing was removed there)']);
+});
+
 test('names: found through the index, freed by destroy, one create per name at a time; an older store gets its index built', async (t) => {
   const { store, hosts, apps, bus, svc } = await setup(t);
   // A record written before the index existed (as an older manager left it).
@@ -156,7 +167,8 @@ test('a periodic reconcile leaves a live operation alone and defers what an unre
   const journal = store.collection<{ opId: string }>('journal');
   await journal.put('op2', { opId: 'op2', op: 'destroy', instance: rec.id, host: 'h9', done: [], startedAt: '' } as never);
   const unreachable = new Proxy({}, { get: () => async () => Promise.reject(new StormError('unreachable', 'h9 is down')) });
-  const down: HostDirectory = { list: hosts.list, agent: (n) => (n === 'h9' ? (unreachable as never) : hosts.agent(n)) };
+  // h9 is enrolled but offline (a removed host would be forgotten instead: see the test above).
+  const down: HostDirectory = { list: async () => [...(await hosts.list()), { name: 'h9', online: false }], agent: (n) => (n === 'h9' ? (unreachable as never) : hosts.agent(n)) };
   const svc2 = new InstanceService(store, down, { resolve: async () => APP }, new EventBus(), silentLogger);
   const rep2 = await svc2.reconcile();
   assert.deepEqual(rep2.deferred, [{ instance: rec.id, op: 'destroy', error: 'h9 is down' }]);

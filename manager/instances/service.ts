@@ -591,22 +591,28 @@ export class InstanceService {
   }
 
   async #finishDestroy(inst: InstanceRecord, j: JournalEntry): Promise<void> {
-    const a = this.hosts.agent(inst.host);
-    const name = domainName(inst.id);
-    await a.poweroff(name);
-    await this.#point('destroy', 'poweroff');
-    await a.undefine(name);
-    await this.#point('destroy', 'undefine');
-    await this.#journal.step(j, 'undefine');
-    await a.removeInstanceLayer(inst.id);
-    await this.#point('destroy', 'instance-layer');
-    await this.#journal.step(j, 'instance-layer');
+    // A host the manager no longer knows (removed) cannot be cleaned: the instance is only forgotten.
+    // An offline host is still known: its steps fail as unreachable and wait for the next pass.
+    const known = (await this.hosts.list()).some((h) => h.name === inst.host);
+    if (known) {
+      const a = this.hosts.agent(inst.host);
+      const name = domainName(inst.id);
+      await a.poweroff(name);
+      await this.#point('destroy', 'poweroff');
+      await a.undefine(name);
+      await this.#point('destroy', 'undefine');
+      await this.#journal.step(j, 'undefine');
+      await a.removeInstanceLayer(inst.id);
+      await this.#point('destroy', 'instance-layer');
+      await this.#journal.step(j, 'instance-layer');
+    }
     await this.#revoke(inst);
     await this.#point('destroy', 'certificate');
     // The record goes in the same write that ends the entry.
     await this.#journal.end(j, (b) => b.del(this.#c, inst.id).del(this.#names, inst.name));
     await this.#point('destroy', 'forgotten');
-    this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed` });
+    const note = known ? '' : ` (host ${inst.host} is no longer enrolled: nothing was removed there)`;
+    this.bus.emit({ kind: 'instance.destroyed', object: `instance/${inst.name}`, message: `${inst.name} destroyed${note}`, ...(known ? {} : { level: 'warn' as const }) });
   }
 
   /** Revoke what the CA issued for the instance (already revoked, or nothing issued, is fine). */

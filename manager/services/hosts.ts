@@ -1,9 +1,10 @@
 import type { HostAddResult, HostRecord, Hosts } from '../hosts/hosts.ts';
 import type { IssuedCert, Pki } from '../pki/pki.ts';
+import { conflict } from '../../lib/errors.ts';
 import { str, type Registry } from './registry.ts';
 
 /** host.*: enrol, list, inspect and remove hypervisors. */
-export function registerHosts(reg: Registry, hosts: Hosts): void {
+export function registerHosts(reg: Registry, hosts: Hosts, instancesOn: (host: string) => Promise<string[]> = async () => []): void {
   reg.add<Record<string, unknown>, HostAddResult>({
     name: 'host.add',
     mutates: true,
@@ -26,7 +27,17 @@ export function registerHosts(reg: Registry, hosts: Hosts): void {
     name: 'host.remove',
     mutates: true,
     summary: 'forget a hypervisor and revoke its certificate',
-    handler: (p) => hosts.remove(str(p, 'name', 'host.remove')),
+    handler: async (p) => {
+      const name = str(p, 'name', 'host.remove');
+      // Its certificate is revoked with it: what runs there could then only be forgotten, never cleaned.
+      const left = p.force === true ? [] : await instancesOn(name);
+      if (left.length) {
+        throw conflict(`host "${name}" still has ${left.length} instance${left.length === 1 ? '' : 's'}: ${left.slice(0, 5).join(', ')}${left.length > 5 ? ', …' : ''}`, {
+          hint: 'migrate them (storm instance migrate NAME HOST) or destroy them first; --force removes the host anyway, and destroying them then only forgets them',
+        });
+      }
+      return hosts.remove(name);
+    },
   });
 }
 

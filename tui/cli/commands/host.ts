@@ -41,11 +41,12 @@ export const hostCommands: CommandDef[] = [
   {
     noun: 'host',
     verb: 'remove',
-    summary: 'forget a hypervisor and revoke its certificate',
+    summary: 'forget a hypervisor and revoke its certificate (refused while instances are on it, unless --force)',
     args: ['NAME'],
+    options: { force: { type: 'boolean', doc: 'remove it even with instances on it (they can then only be destroyed, which forgets them)' } },
     dangerous: true,
     run: async (ctx) => {
-      const data = await (await ctx.api()).call<{ name: string; revoked?: string }>('host.remove', { name: ctx.args[0] });
+      const data = await (await ctx.api()).call<{ name: string; revoked?: string }>('host.remove', { name: ctx.args[0], ...(ctx.opts.force ? { force: true } : {}) });
       return { data, text: `host ${data.name} removed${data.revoked ? `; certificate ${data.revoked} revoked` : ''}\n`, rows: { name: (r: { name: string }) => r.name, columns: [] } };
     },
   },
