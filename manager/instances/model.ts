@@ -1,4 +1,4 @@
-import { conflict } from '../../lib/errors.ts';
+import { conflict, type ErrorCode } from '../../lib/errors.ts';
 import type { DiskLayerRef, DiskRole, LayerRef } from './host-agent.ts';
 
 export const INSTANCE_STATES = ['pending', 'provisioning', 'running', 'stopped', 'failed', 'deleting'] as const;
@@ -20,6 +20,8 @@ export interface InstanceRecord {
   createdAt: string;
   updatedAt: string;
   error?: string;
+  /** The failure's error code, beside `error` (the CLI exits with it). */
+  errorCode?: ErrorCode;
   /** Set when another instance asked for this one over the appliance API (`instance:NAME`). */
   createdBy?: string;
   /** Serial of the instance's certificate (revoked when it is destroyed). */
@@ -56,7 +58,8 @@ const ALLOWED: Record<InstanceState, readonly Action[]> = {
   provisioning: [],
   running: ['stop', 'reboot', 'poweroff', 'destroy', 'migrate', 'snapshot', 'update'],
   stopped: ['start', 'destroy', 'migrate', 'snapshot', 'restore', 'update'],
-  failed: ['destroy', 'start', 'update'],
+  // start on a failed provisioning (nothing left on the host) provisions it again.
+  failed: ['destroy', 'start', 'provision', 'update'],
   deleting: ['destroy'],
 };
 

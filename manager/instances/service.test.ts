@@ -103,8 +103,13 @@ test('a failed step undoes the steps before it and leaves the instance failed', 
   const after = await svc.get('web2');
   assert.equal(after.state, 'failed');
   assert.match(after.error ?? '', /injected/);
+  assert.equal(after.errorCode, 'conflict', "the cause's code is kept");
   assert.deepEqual(await agents.get('h1')!.domains(), []);
   assert.equal(agents.get('h1')!.instanceLayers.size, 0);
+  // Started again from failed: running, and the error and its code are gone.
+  const up = await svc.start('web2');
+  assert.equal(up.state, 'running');
+  assert.equal('error' in up || 'errorCode' in up, false);
 });
 
 test('concurrent actions on one instance: the second is busy', async (t) => {

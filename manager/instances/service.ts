@@ -189,7 +189,10 @@ export class InstanceService {
   /** Save the record; `tx` puts it into a journal batch instead (one atomic write with the entry). */
   async #save(inst: InstanceRecord, patch: Partial<InstanceRecord>, tx?: (put: (b: Batch) => void) => Promise<unknown>): Promise<InstanceRecord> {
     Object.assign(inst, patch, { updatedAt: new Date().toISOString() });
-    if (patch.error === undefined && 'error' in patch) delete inst.error;
+    if (patch.error === undefined && 'error' in patch) {
+      delete inst.error;
+      delete inst.errorCode;
+    }
     if (tx) await tx((b) => b.put(this.#c, inst.id, inst));
     else await this.#c.put(inst.id, inst);
     this.bus.emit({ kind: 'instance.state', object: `instance/${inst.name}`, message: `${inst.name} is ${inst.state}`, data: { id: inst.id, state: inst.state } });
@@ -298,7 +301,7 @@ export class InstanceService {
         const err = toStormError(e);
         const failed = await r.revert();
         this.log.warn('provisioning failed; undone', { instance: inst.name, error: err.message, undoFailed: failed });
-        await this.#save(inst, { state: 'failed', error: err.message }, (put) => this.#journal.end(j, put));
+        await this.#save(inst, { state: 'failed', error: err.message, errorCode: err.code }, (put) => this.#journal.end(j, put));
         throw err;
       }
     });
@@ -315,6 +318,9 @@ export class InstanceService {
   }
 
   async start(ref: string): Promise<InstanceRecord> {
+    const inst = await this.get(ref);
+    // A failed provisioning was undone, so its host has no domain: starting it is trying again.
+    if (inst.state === 'failed' && (await this.hosts.agent(inst.host).state(domainName(inst.id))) === 'absent') return this.provision(inst.id);
     return this.#act(ref, 'start', async (inst, a) => {
       if ((await a.state(domainName(inst.id))) !== 'running') await a.start(domainName(inst.id));
       return 'running';
@@ -566,7 +572,8 @@ export class InstanceService {
         return await this.#save(inst, { state: wasRunning ? 'running' : 'stopped', error: undefined });
       } catch (e) {
         await this.#journal.end(j);
-        await this.#save(inst, { state: 'failed', error: `update to ${app.id}@${version} failed: ${(e as Error).message}` });
+        const err = toStormError(e);
+        await this.#save(inst, { state: 'failed', error: `update to ${app.id}@${version} failed: ${err.message}`, errorCode: err.code });
         throw e;
       }
     });
@@ -677,7 +684,7 @@ export class InstanceService {
     await a.removeInstanceLayer(j.instance);
     if (inst) await this.#revoke(inst);
     else if (this.opts.identity) await this.opts.identity.revoke({ id: j.instance });
-    if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; destroy it or create it again' }, (put) => this.#journal.end(j, put));
+    if (inst) await this.#save(inst, { state: 'failed', error: 'provisioning was interrupted (manager restart) and has been undone; start it to try again, or destroy it', errorCode: 'unavailable' }, (put) => this.#journal.end(j, put));
     else await this.#journal.end(j);
     rep.undone.push(j.instance);
   }

@@ -176,7 +176,10 @@ test('SIGKILL of the manager mid-provisioning: on restart the operation is undon
   assert.equal((await jsonAsync<unknown[]>(['instance', 'list'], env)).length, 1, 'no lost or duplicated record');
   assert.ok(!domainNames().includes(`storm-${created.id}`), 'no domain');
   assert.ok(!existsSync(join(hv, 'instances', created.id, 'instance.qcow2')), 'no instance layer');
-  // The failed record is the admin's to remove.
+  // Started, the undone provisioning is tried again (same id, a new domain); then the admin removes it.
+  const retried = await jsonAsync<{ state: string; error?: string; errorCode?: string }>(['instance', 'start', 'web2'], env);
+  assert.deepEqual([retried.state, retried.error, retried.errorCode], ['running', undefined, undefined]);
+  assert.ok(domainNames().includes(`storm-${created.id}`), 'its domain is defined again');
   await okAsync(['instance', 'destroy', 'web2', '--yes'], env);
   assert.deepEqual(await jsonAsync<unknown[]>(['instance', 'list'], env), []);
 });

@@ -19,7 +19,8 @@ async function waitSettled(ctx: CommandContext, name: string): Promise<InstanceR
     if (inst.state !== last) ctx.progress(`${name}: ${inst.state}`);
     last = inst.state;
     if (SETTLED.has(inst.state)) {
-      if (inst.state === 'failed') throw new StormError('conflict', `instance ${name} failed: ${inst.error ?? 'unknown error'}`, { hint: `see storm event list; destroy it with storm instance destroy ${name} --yes` });
+      // The cause's code, so a script tells a failed provisioning from a taken name (conflict).
+      if (inst.state === 'failed') throw new StormError(inst.errorCode ?? 'internal', `instance ${name} failed: ${inst.error ?? 'unknown error'}`, { hint: `see storm event list; try again with storm instance start ${name}, or destroy it with storm instance destroy ${name} --yes` });
       return inst;
     }
     if (Date.now() > deadline) throw new StormError('timeout', `instance ${name} still ${inst.state} after ${ctx.timeoutMs / 1000} s`, { hint: 'it goes on in the background; storm instance show ' + name });
