@@ -37,7 +37,7 @@ export const METHODS = {
   instancePoweroff: 'instance.poweroff',
   instanceDestroy: 'instance.destroy',
   instanceSnapshots: 'instance.snapshot.list', // {name}
-  instanceConsole: 'instance.console', // {name, bytes} → string: the console log tail (expected; not offered yet)
+  instanceConsole: 'instance.console', // {name, bytes} → {instance, host, text}: the console log tail
   // layer updates: plan per appliance, canary rollout, rollback per instance
   updatePlan: 'update.plan', // {appliance} → [{instance, host, from, to, changes}]
   updateApply: 'update.apply', // {appliance}

@@ -49,12 +49,13 @@ export const instancesView: TableView = {
       ask<unknown>(METHODS.dhcpLeases, {}),
       ask<unknown>(METHODS.dnsRecords, {}),
       ask<unknown>(METHODS.instanceSnapshots, { name }),
-      ask<unknown>(METHODS.instanceConsole, { name, bytes: 2000 }),
+      ask<{ text?: unknown } | string>(METHODS.instanceConsole, { name, bytes: 2000 }),
     ]);
     out.layers = R.layerVersions(inst.layers, typeof entry === 'object' ? entry : undefined);
     out.addresses = R.instanceAddresses(name, inst.mac, Array.isArray(leases) ? leases : [], dnsListRows(typeof dns === 'string' ? [] : dns));
     out.snapshots = snapshots;
-    out.console = tail;
+    // The log as lines (the detail prints multi-line text as a block), not the call's {instance, host, text}.
+    out.console = typeof tail === 'object' && tail !== null && typeof tail.text === 'string' ? tail.text || '(nothing on the console yet)' : tail;
     return out;
   },
 };
