@@ -14,6 +14,9 @@ import type { TableView } from './view.ts';
 
 type Obj = Record<string, unknown>;
 
+/** How much of the console log's end an instance's detail shows. */
+const CONSOLE_BYTES = 2000;
+
 export const instancesView: TableView = {
   kind: 'table', id: 'instances', title: 'Instances', rows: instanceRows, method: METHODS.instances,
   // A host's instances: the service lists all, the view keeps that host's.
@@ -49,13 +52,15 @@ export const instancesView: TableView = {
       ask<unknown>(METHODS.dhcpLeases, {}),
       ask<unknown>(METHODS.dnsRecords, {}),
       ask<unknown>(METHODS.instanceSnapshots, { name }),
-      ask<{ text?: unknown } | string>(METHODS.instanceConsole, { name, bytes: 2000 }),
+      ask<{ text?: unknown } | string>(METHODS.instanceConsole, { name, bytes: CONSOLE_BYTES }),
     ]);
     out.layers = R.layerVersions(inst.layers, typeof entry === 'object' ? entry : undefined);
     out.addresses = R.instanceAddresses(name, inst.mac, Array.isArray(leases) ? leases : [], dnsListRows(typeof dns === 'string' ? [] : dns));
     out.snapshots = snapshots;
     // The log as lines (the detail prints multi-line text as a block), not the call's {instance, host, text}.
-    out.console = typeof tail === 'object' && tail !== null && typeof tail.text === 'string' ? tail.text || '(nothing on the console yet)' : tail;
+    const text = typeof tail === 'object' && tail !== null && typeof tail.text === 'string' ? tail.text : undefined;
+    // A full tail starts mid-line: from the first whole one.
+    out.console = text === undefined ? tail : (text.length >= CONSOLE_BYTES ? text.slice(text.indexOf('\n') + 1) : text) || '(nothing on the console yet)';
     return out;
   },
 };
