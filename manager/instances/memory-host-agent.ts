@@ -52,6 +52,7 @@ export class MemoryHostAgent implements HostAgent {
   async removeInstanceLayer(id: string): Promise<void> {
     this.instanceLayers.delete(id);
     this.maintenanceImages.delete(id);
+    this.snaps.delete(id); // they live inside the layer's qcow2 on a real host
   }
   async define(req: DomainRequest): Promise<void> {
     this.#maybeFail('define');
@@ -118,6 +119,7 @@ export class MemoryHostAgent implements HostAgent {
     if (!this.snaps.get(id)?.delete(snap)) throw notFound(`snapshot ${snap} of ${id} not found`);
   }
   async snapshots(id: string): Promise<{ name: string; createdAt: string }[]> {
+    this.#layer(id);
     return [...(this.snaps.get(id) ?? new Map())].map(([name, s]) => ({ name, createdAt: s.createdAt }));
   }
   async readMaintenanceLayer(id: string, offset: number, length: number): Promise<{ base64: string; size: number }> {

@@ -56,7 +56,8 @@ export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'pro
 const ALLOWED: Record<InstanceState, readonly Action[]> = {
   pending: ['provision', 'destroy'],
   provisioning: [],
-  running: ['stop', 'reboot', 'poweroff', 'destroy', 'migrate', 'snapshot', 'update'],
+  // Snapshots are qcow2 internal snapshots, taken and deleted with the instance layer not in use.
+  running: ['stop', 'reboot', 'poweroff', 'destroy', 'migrate', 'update'],
   stopped: ['start', 'destroy', 'migrate', 'snapshot', 'restore', 'update'],
   // start on a failed provisioning (nothing left on the host) provisions it again.
   failed: ['destroy', 'start', 'provision', 'update'],

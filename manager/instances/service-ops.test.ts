@@ -38,16 +38,22 @@ test('snapshot, change, restore, delete an instance layer', async (t) => {
   const { svc, agents } = await setup(t);
   const i = await svc.create({ name: 'w1', appliance: 'wiki', host: 'h1' });
   await svc.provision('w1');
+  // qcow2 internal snapshots: the instance layer must not be in use.
+  await assert.rejects(svc.snapshot('w1', 'before'), (e: StormError) => e.code === 'conflict' && /it is running/.test(e.message));
+  await svc.stop('w1');
   await svc.snapshot('w1', 'before');
   await assert.rejects(svc.snapshot('w1', 'bad name!'), (e: StormError) => e.code === 'invalid');
   agents.get('h1')!.instanceLayers.get(i.id)!.files['/etc/changed'] = 'yes';
+  await svc.start('w1');
   await assert.rejects(svc.restore('w1', 'before'), (e: StormError) => e.code === 'conflict' && /it is running/.test(e.message));
   await svc.stop('w1');
+  await assert.rejects(svc.restore('w1', 'nosuch'), (e: StormError) => e.code === 'not_found' && /instance w1 has no snapshot "nosuch"/.test(e.message));
   await svc.restore('w1', 'before');
   assert.equal(agents.get('h1')!.instanceLayers.get(i.id)!.files['/etc/changed'], undefined);
   assert.deepEqual((await svc.snapshots('w1')).map((s) => s.name), ['before']);
   await svc.deleteSnapshot('w1', 'before');
   assert.deepEqual(await svc.snapshots('w1'), []);
+  await assert.rejects(svc.deleteSnapshot('w1', 'before'), (e: StormError) => e.code === 'not_found' && /w1/.test(e.message));
 });
 
 test('migration moves only the instance layer when the target holds the shared layers', async (t) => {

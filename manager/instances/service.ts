@@ -375,13 +375,25 @@ export class InstanceService {
     const inst = await this.get(ref);
     await this.#locks.run(inst.id, 'restore', async () => {
       assertAllowed(inst, 'restore');
+      await this.#requireSnapshot(inst, snap);
       await this.hosts.agent(inst.host).restore(inst.id, snap);
       this.bus.emit({ kind: 'instance.restore', object: `instance/${inst.name}`, message: `${inst.name} restored to snapshot ${snap}` });
     });
   }
   async deleteSnapshot(ref: string, snap: string): Promise<void> {
     const inst = await this.get(ref);
-    await this.#locks.run(inst.id, 'snapshot', () => this.hosts.agent(inst.host).deleteSnapshot(inst.id, snap));
+    await this.#locks.run(inst.id, 'snapshot', async () => {
+      assertAllowed(inst, 'snapshot');
+      await this.#requireSnapshot(inst, snap);
+      await this.hosts.agent(inst.host).deleteSnapshot(inst.id, snap);
+      this.bus.emit({ kind: 'instance.snapshot', object: `instance/${inst.name}`, message: `snapshot ${snap} of ${inst.name} deleted` });
+    });
+  }
+
+  /** not_found by the instance's name (the host knows only its id). */
+  async #requireSnapshot(inst: InstanceRecord, snap: string): Promise<void> {
+    const all = await this.hosts.agent(inst.host).snapshots(inst.id);
+    if (!all.some((s) => s.name === snap)) throw notFound(`instance ${inst.name} has no snapshot "${snap}"`, { hint: `storm snapshot list ${inst.name}` });
   }
 
   /**

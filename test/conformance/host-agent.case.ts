@@ -78,6 +78,26 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     await assert.rejects(a.instanceLayerFiles('conffiles'), (e: StormError) => e.code === 'not_found');
   });
 
+  test(`${label}: snapshots of an instance layer: take, list, restore, delete, with codes`, async (t) => {
+    const f = await make();
+    t.after(() => f.cleanup?.());
+    const a = f.agent;
+    await a.createInstanceLayer('confsnap', { hostname: 'confsnap', domain: 'cloud.storm', files: {}, sizeMiB: 64 });
+    assert.deepEqual(await a.snapshots('confsnap'), []);
+    await a.snapshot('confsnap', 'before');
+    await assert.rejects(a.snapshot('confsnap', 'before'), (e: StormError) => e.code === 'conflict');
+    const list = await a.snapshots('confsnap');
+    assert.deepEqual(list.map((s) => s.name), ['before']);
+    assert.ok(!Number.isNaN(Date.parse(list[0]!.createdAt)));
+    await a.restore('confsnap', 'before');
+    await assert.rejects(a.restore('confsnap', 'nosuch'), (e: StormError) => e.code === 'not_found');
+    await assert.rejects(a.deleteSnapshot('confsnap', 'nosuch'), (e: StormError) => e.code === 'not_found');
+    await a.deleteSnapshot('confsnap', 'before');
+    assert.deepEqual(await a.snapshots('confsnap'), []);
+    await a.removeInstanceLayer('confsnap');
+    await assert.rejects(a.snapshots('confsnap'), (e: StormError) => e.code === 'not_found');
+  });
+
   test(`${label}: errors carry codes`, async (t) => {
     const f = await make();
     t.after(() => f.cleanup?.());
