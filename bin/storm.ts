@@ -59,17 +59,23 @@ function configFrom(ctx: CommandContext) {
   return managerConfig(env, flags);
 }
 
-/** Run until SIGINT/SIGTERM, then stop exactly once and exit. */
+/** Run until SIGINT/SIGTERM/SIGHUP (its terminal closed: an SSH session dropped), then stop exactly once and exit. */
 function untilSignal(stop: () => Promise<void>): Promise<never> {
   return new Promise(() => {
     let stopping = false;
-    const handler = () => {
+    const handler = (sig: NodeJS.Signals) => {
       if (stopping) return;
       stopping = true;
-      stop().finally(() => process.exit(0));
+      void stop().finally(() => {
+        if (sig !== 'SIGHUP') process.exit(0);
+        // Its terminal is gone: node's exit would abort restoring it (EIO). Die of the hangup instead.
+        process.removeAllListeners('SIGHUP');
+        process.kill(process.pid, 'SIGHUP');
+      });
     };
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);
+    process.on('SIGHUP', handler);
   });
 }
 

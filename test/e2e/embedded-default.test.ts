@@ -54,9 +54,8 @@ function descendants(root: number): number[] {
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
-test('storm up: console, example channel subscribed and pulled, local host online; q leaves nothing running', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('storm up makes its guest network (namespace, bridge) only as root');
-  buildFixtures();
+/** `storm up` in a tmux session of its own, on its own namespace, bridge and ports; returns once the console shows. */
+async function startUp(t: import('node:test').TestContext) {
   const state = tempDir(t, 'storm-embed-');
   const id = randomBytes(3).toString('hex');
   const session = `embed-${id}`;
@@ -86,9 +85,16 @@ test('storm up: console, example channel subscribed and pulled, local host onlin
 
   // The console comes up with the component health and the key footer.
   await until('the console', () => /STORM/.test(pane()) && /q quit/.test(pane()));
+  const env = { ...process.env, STORM_STATE: state };
+  return { state, session, netns, bridge, client, pane, upPid, env };
+}
+
+test('storm up: console, example channel subscribed and pulled, local host online; q leaves nothing running', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('storm up makes its guest network (namespace, bridge) only as root');
+  buildFixtures();
+  const { session, netns, bridge, client, pane, upPid, env } = await startUp(t);
 
   // The CLI, against the same state, sees the example appliances and the local host.
-  const env = { ...process.env, STORM_STATE: state };
   const apps = await until('the example appliances', () => {
     const a = storm(['appliance', 'list', '-o', 'json'], { env });
     return a.code === 0 ? (JSON.parse(a.stdout) as { id: string; channel: string }[]) : undefined;
@@ -130,6 +136,21 @@ test('storm up: console, example channel subscribed and pulled, local host onlin
   await until('storm up to exit', () => /STORM-UP-EXITED 0/.test(pane()));
   const left = ours.filter(alive);
   assert.deepEqual(left, [], `processes left running: ${left.map((p) => `${p} ${readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')}`).join('; ')}`);
+  assert.doesNotMatch(ip('netns', 'list').stdout, new RegExp(netns), 'the guest namespace is gone');
+  assert.notEqual(ip('link', 'show', bridge).status, 0, 'the bridge is gone');
+});
+
+test('storm up: its terminal closing (SIGHUP, an SSH session dropped) stops and removes everything, as q does', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('storm up makes its guest network (namespace, bridge) only as root');
+  buildFixtures();
+  const { session, netns, bridge, upPid, env } = await startUp(t);
+  await until('the local host online', () => {
+    const h = storm(['host', 'list', '-o', 'json'], { env });
+    return h.code === 0 && (JSON.parse(h.stdout) as { name: string; state: string }[]).some((x) => x.name === 'local' && x.state === 'online');
+  });
+  const ours = [upPid, ...descendants(upPid)];
+  tmux('kill-session', '-t', session);
+  await until('every process of storm up gone', () => ours.every((p) => !alive(p)));
   assert.doesNotMatch(ip('netns', 'list').stdout, new RegExp(netns), 'the guest namespace is gone');
   assert.notEqual(ip('link', 'show', bridge).status, 0, 'the bridge is gone');
 });
