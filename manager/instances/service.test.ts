@@ -52,14 +52,19 @@ test('create, provision, stop, start, destroy: state machine and host agree', as
   assert.deepEqual(await svc.list(), []);
 });
 
-test('create on a named host: unknown is not_found, offline is unavailable, and neither leaves a record', async (t) => {
+test('create on a named host: unknown is not_found, one that does not answer unavailable, neither leaves a record', async (t) => {
   const { store, hosts, apps, bus } = await setup(t);
-  const h2down: HostDirectory = { list: async () => (await hosts.list()).map((h) => ({ ...h, online: h.name !== 'h2' })), agent: hosts.agent };
-  const svc = new InstanceService(store, h2down, apps, bus, silentLogger);
+  // Neither h2 nor h3 was online at the last poll; h3 answers now (it just joined), h2 does not.
+  const down = new Proxy({}, { get: () => async () => Promise.reject(new StormError('unreachable', 'connection refused')) });
+  const dir: HostDirectory = {
+    list: async () => [...(await hosts.list()).map((h) => ({ ...h, online: h.name === 'h1' })), { name: 'h3', online: false }],
+    agent: (n) => (n === 'h2' ? (down as never) : n === 'h3' ? hosts.agent('h1') : hosts.agent(n)),
+  };
+  const svc = new InstanceService(store, dir, apps, bus, silentLogger);
   await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki', host: 'nohost' }), (e: StormError) => e.code === 'not_found' && /host "nohost"/.test(e.message));
-  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki', host: 'h2' }), (e: StormError) => e.code === 'unavailable' && /not online/.test(e.message));
+  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki', host: 'h2' }), (e: StormError) => e.code === 'unavailable' && /not online: connection refused/.test(e.message));
   assert.deepEqual(await svc.list(), []);
-  assert.equal((await svc.create({ name: 'web1', appliance: 'wiki', host: 'h1' })).host, 'h1', 'the name is still free');
+  assert.equal((await svc.create({ name: 'web1', appliance: 'wiki', host: 'h3' })).host, 'h3', 'asked now, it answers');
 });
 
 test('destroying an instance whose host was removed forgets it, and says nothing was removed there', async (t) => {

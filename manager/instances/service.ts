@@ -227,11 +227,17 @@ export class InstanceService {
     return inst;
   }
 
-  /** not_found for a host the manager does not know, unavailable for one that is not online. */
+  /** not_found for a host the manager does not know, unavailable for one that does not answer. */
   async #requireOnline(name: string): Promise<void> {
     const h = (await this.hosts.list()).find((x) => x.name === name);
     if (!h) throw notFound(`host "${name}" not found`, { hint: 'storm host list shows the hypervisors; storm host add adds one' });
-    if (!h.online) throw unavailable(`host "${name}" is not online`, { hint: `storm host show ${name} says why` });
+    if (h.online) return;
+    // The last poll may predate it (a host that just joined): ask it now.
+    try {
+      await this.hosts.agent(name).capacity();
+    } catch (e) {
+      throw unavailable(`host "${name}" is not online: ${toStormError(e).message}`, { hint: `storm host show ${name} says why` });
+    }
   }
 
   async #place(app: ApplianceSpec): Promise<string> {
