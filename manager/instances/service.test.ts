@@ -101,7 +101,7 @@ test('names: found through the index, freed by destroy, one create per name at a
 });
 
 test('a failed step undoes the steps before it and leaves the instance failed', async (t) => {
-  const { svc, agents } = await setup(t);
+  const { svc, agents, store } = await setup(t);
   const inst = await svc.create({ name: 'web2', appliance: 'wiki', host: 'h1' });
   agents.get('h1')!.failNext.add('start');
   await assert.rejects(svc.provision(inst.id), /injected failure in start/);
@@ -115,6 +115,15 @@ test('a failed step undoes the steps before it and leaves the instance failed', 
   const up = await svc.start('web2');
   assert.equal(up.state, 'running');
   assert.equal('error' in up || 'errorCode' in up, false);
+
+  // Failed with its instance layer still there (an update that failed after undefining): start is not a
+  // retry of the provisioning, whose undo could remove that layer; the layer is kept.
+  const h1 = agents.get('h1')!;
+  await h1.poweroff(domainName(up.id));
+  await h1.undefine(domainName(up.id));
+  await store.collection('instances').put(up.id, { ...up, state: 'failed', error: 'update failed' });
+  await assert.rejects(svc.start('web2'), (e: StormError) => e.code === 'not_found');
+  assert.ok(h1.instanceLayers.has(up.id), 'its instance layer is kept');
 });
 
 test('concurrent actions on one instance: the second is busy', async (t) => {

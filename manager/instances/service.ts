@@ -325,13 +325,27 @@ export class InstanceService {
 
   async start(ref: string): Promise<InstanceRecord> {
     const inst = await this.get(ref);
-    // A failed provisioning was undone, so its host has no domain: starting it is trying again.
-    if (inst.state === 'failed' && (await this.hosts.agent(inst.host).state(domainName(inst.id))) === 'absent') return this.provision(inst.id);
+    // A failed provisioning was undone, so its host has neither domain nor instance layer: starting
+    // it is trying again. Anything else that failed keeps its instance layer, which a retry's undo could remove.
+    if (inst.state === 'failed' && (await this.#undone(inst))) return this.provision(inst.id);
     return this.#act(ref, 'start', async (inst, a) => {
       if ((await a.state(domainName(inst.id))) !== 'running') await a.start(domainName(inst.id));
       return 'running';
     });
   }
+  /** Nothing of the instance on its host: no domain, no instance layer. */
+  async #undone(inst: InstanceRecord): Promise<boolean> {
+    const a = this.hosts.agent(inst.host);
+    if ((await a.state(domainName(inst.id))) !== 'absent') return false;
+    return a.snapshots(inst.id).then(
+      () => false,
+      (e) => {
+        if (toStormError(e).code === 'not_found') return true;
+        throw e;
+      },
+    );
+  }
+
   async stop(ref: string): Promise<InstanceRecord> {
     return this.#act(ref, 'stop', async (inst, a) => (await a.shutdown(domainName(inst.id)), 'stopped'));
   }
