@@ -101,6 +101,9 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     act('instance.reboot', () => {});
     act('instance.poweroff', (i) => (i.state = 'stopped'));
     list('instance.snapshot.list', () => [{ name: 'before-upgrade', createdAt: '2026-11-26T08:00:00Z' }]);
+    act('instance.snapshot.take', () => {});
+    act('instance.snapshot.restore', () => {});
+    act('instance.migrate', () => {});
     reg.add({ name: 'instance.console', mutates: false, summary: 'fixture instance.console', handler: async (p) => ({ instance: String(p.name), host: 'hv1', text: `[    0.000000] Linux version 6.1\r\n\x1b[0mSTORM-INIT: layers mounted\nSTORM-GUEST: ${String(p.name)} ready\n` }) });
     reg.add({
       name: 'appliance.show', mutates: false, summary: 'fixture appliance.show',

@@ -9,7 +9,7 @@ import { unavailable } from '../../lib/errors.ts';
 import { createConsole, blessedTerminal, type Console } from './app.ts';
 import { VIEW_LIST } from './views/index.ts';
 
-const KEY = { esc: '\x1b', enter: '\r', tab: '\t', ctrlD: '\x04', space: ' ' };
+const KEY = { esc: '\x1b', enter: '\r', tab: '\t', ctrlD: '\x04', ctrlR: '\x12', space: ' ' };
 
 function open(t: import('node:test').TestContext, f: Fixture, o: { view?: string; readOnly?: boolean; cols?: number; rows?: number } = {}) {
   const term = fakeTerm(o.cols ?? 120, o.rows ?? 36);
@@ -195,6 +195,42 @@ test('state changes: upper-case keys act, Ctrl keys confirm naming the objects',
   await press('y');
   await see(/10\.77\.0\.10\s+52:54:00:00:00:00\s+web-0\s+released/);
   assert.deepEqual(f.calls.find((x) => x.method === 'dhcp.lease.release')!.params, { name: '10.77.0.10' });
+});
+
+test('keys that need a value ask for it first: snapshot (named by the time), migrate (to a host), restore (tab completes the snapshot, then confirms)', async (t) => {
+  const f = fixture({ instances: 3 });
+  const { c, text, press } = open(t, f, { view: 'instances' });
+  await c.settled();
+  const params = (m: string) => f.calls.filter((x) => x.method === m).map((x) => x.params);
+
+  await press('Z');
+  assert.equal(c.state().mode, 'input');
+  assert.match(text(), /snapshot web-0 › name: s-\d{8}-\d{4}/);
+  await press(KEY.enter);
+  await until(() => params('instance.snapshot.take').length === 1, 'snapshot taken');
+  assert.equal(params('instance.snapshot.take')[0]!.name, 'web-0');
+  assert.match(String(params('instance.snapshot.take')[0]!.snapshot), /^s-\d{8}-\d{4}$/);
+
+  await press('M', KEY.enter);
+  assert.equal(c.state().flash, 'migrate: cancelled', 'empty: nothing happens');
+  await press('M', ...'hv2', KEY.enter);
+  await until(() => params('instance.migrate').length === 1, 'migrate called');
+  assert.deepEqual(params('instance.migrate')[0], { name: 'web-0', host: 'hv2' });
+
+  await press(KEY.ctrlR);
+  assert.match(text(), /restore snapshot web-0 › snapshot:/);
+  await until(() => f.calls.some((x) => x.method === 'instance.snapshot.list'), 'snapshots listed for completion');
+  await press(KEY.tab, KEY.enter);
+  assert.equal(c.state().mode, 'confirm');
+  assert.match(text(), /restore snapshot web-0 to before-upgrade\?/);
+  await press('y');
+  await until(() => params('instance.snapshot.restore').length === 1, 'restore called');
+  assert.deepEqual(params('instance.snapshot.restore')[0], { name: 'web-0', snapshot: 'before-upgrade' });
+
+  // One object at a time: with marks, the key says so and asks nothing.
+  await press(KEY.space, KEY.space, 'Z');
+  assert.match(c.state().flash, /snapshot: one at a time \(2 marked/);
+  assert.equal(c.state().mode, 'normal');
 });
 
 test('read-only sessions are never offered a state change, and the registry refuses one anyway', async (t) => {

@@ -472,13 +472,25 @@ export function createConsole(o: ConsoleOptions): Console {
     draw();
   }
 
-  /** Call an op's method on the marked (or selected) objects; Ctrl ops ask first, naming them. */
-  function op(b: KeyBinding): void {
+  /**
+   * Call an op's method on the marked (or selected) objects; Ctrl ops ask first, naming them.
+   * An op that needs a value (a snapshot name, a target host) asks for it first, for one object.
+   */
+  function op(b: KeyBinding, asked: Record<string, unknown> = {}): void {
     const f = frame();
     if (!f.model || !b.method) return;
     const targets = f.model.targets();
     if (targets.length === 0) return say(`${b.label}: nothing selected`);
     const names = targets.map((t) => t.name);
+    const q = b.ask;
+    if (q && !(q.param in asked)) {
+      if (names.length !== 1) return say(`${b.label}: one at a time (${names.length} marked; esc clears the marks)`);
+      const words = q.complete === 'hosts' ? namesOf(METHODS.hosts) : q.complete === 'snapshots' ? namesOf(METHODS.instanceSnapshots, { name: names[0] }) : [];
+      return ask(`${b.label} ${names[0]} › ${q.prompt}: `, q.initial?.() ?? '', (v) => {
+        if (!v?.trim()) return say(`${b.label}: cancelled`);
+        op(b, { [q.param]: v.trim() });
+      }, undefined, () => words);
+    }
     const run = () => {
       const method = b.method!;
       say(`${b.label} ${names.join(', ')}…`);
@@ -492,7 +504,7 @@ export function createConsole(o: ConsoleOptions): Console {
         let failed = 0;
         for (const [i, name] of names.entries()) {
           try {
-            await api.call(method, { name, ...(b.params?.(name, targets[i]!.row) ?? {}) });
+            await api.call(method, { name, ...(b.params?.(name, targets[i]!.row) ?? {}), ...asked });
           } catch (e) {
             failed++;
             if (!destroyed) fail(`${b.label} ${name}`, e);
@@ -506,7 +518,7 @@ export function createConsole(o: ConsoleOptions): Console {
       })();
     };
     if (b.dangerous) {
-      const what = names.length === 1 ? `${names[0]}` : `${names.length} objects: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`;
+      const what = `${names.length === 1 ? `${names[0]}` : `${names.length} objects: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`}${Object.values(asked).map((v) => ` to ${String(v)}`).join('')}`;
       confirmRun = run;
       mode = 'confirm';
       // "destroy instances web1?", "remove host hv1?": the object named, its kind once.
@@ -515,6 +527,13 @@ export function createConsole(o: ConsoleOptions): Console {
       dialog.setFront();
       draw();
     } else run();
+  }
+
+  /** Names (or ids) a list method answers, filled in when it answers: for tab completion. */
+  function namesOf(method: string, params: Record<string, unknown> = {}): string[] {
+    const out: string[] = [];
+    if (!missing(method)) api.call<unknown[]>(method, params).then((r) => void out.push(...(Array.isArray(r) ? r : []).map((x) => text((x as Record<string, unknown>)?.name ?? (x as Record<string, unknown>)?.id)).filter(Boolean))).catch(() => {});
+    return out;
   }
 
   /**
@@ -527,13 +546,8 @@ export function createConsole(o: ConsoleOptions): Console {
    * shows as a gauge while the console stays usable.
    */
   function wizard(): void {
-    const names = (method: string, params: Record<string, unknown> = {}) => {
-      const out: string[] = [];
-      if (!missing(method)) api.call<unknown[]>(method, params).then((r) => void out.push(...(Array.isArray(r) ? r : []).map((x) => text((x as Record<string, unknown>)?.name ?? (x as Record<string, unknown>)?.id)).filter(Boolean))).catch(() => {});
-      return out;
-    };
-    const apps = names(METHODS.appliances);
-    const hosts = names(METHODS.hosts);
+    const apps = namesOf(METHODS.appliances);
+    const hosts = namesOf(METHODS.hosts);
     // Started from a row: the appliances view names the appliance, the deployments view the appliance and the deployment.
     const vid = frame().view.id;
     const selRow = vid === 'appliances' || vid === 'deployments' ? (frame().model?.selected() as Record<string, unknown> | undefined) : undefined;

@@ -24,7 +24,12 @@ export interface KeyBinding {
   dangerous?: boolean;
   /** Shown in the footer (the help overlay shows all). */
   footer?: boolean;
+  /** One value asked first (one object only), sent as `param`; tab completes the `complete` list. */
+  ask?: { param: string; prompt: string; initial?: () => string; complete?: 'hosts' | 'snapshots' };
 }
+
+/** A snapshot name from the time, for the snapshot key's prompt: `s-20261126-2210`. */
+export const snapshotStamp = (d = new Date()): string => `s-${d.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-')}`;
 
 /** Views that are tables (navigation, marks, sorting, filter apply). */
 export const TABLE_VIEWS = ['instances', 'hosts', 'channels', 'appliances', 'deployments', 'layers', 'updates', 'dns', 'dhcp', 'users', 'groups', 'principals', 'events', 'health'];
@@ -62,6 +67,9 @@ export const KEYS: KeyBinding[] = [
   { keys: ['S-t'], label: 'stop', action: 'op', method: METHODS.instanceStop, views: ['instances'], mutates: true, footer: true },
   { keys: ['S-r'], label: 'reboot', action: 'op', method: METHODS.instanceReboot, views: ['instances'], mutates: true },
   { keys: ['S-p'], label: 'power off', action: 'op', method: METHODS.instancePoweroff, views: ['instances'], mutates: true },
+  { keys: ['S-z'], label: 'snapshot', action: 'op', method: METHODS.instanceSnapshotTake, views: ['instances'], mutates: true, ask: { param: 'snapshot', prompt: 'name', initial: () => snapshotStamp() } },
+  { keys: ['S-m'], label: 'migrate', action: 'op', method: METHODS.instanceMigrate, views: ['instances'], mutates: true, ask: { param: 'host', prompt: 'to host', complete: 'hosts' } },
+  { keys: ['C-r'], label: 'restore snapshot', action: 'op', method: METHODS.instanceSnapshotRestore, views: ['instances'], mutates: true, dangerous: true, ask: { param: 'snapshot', prompt: 'snapshot', complete: 'snapshots' } },
   { keys: ['S-b'], label: 'roll back update', action: 'op', method: METHODS.updateRollback, views: ['instances', 'updates'], mutates: true },
   { keys: ['S-a'], label: 'apply update (canary first)', action: 'op', method: METHODS.updateApply, views: ['updates'], mutates: true, footer: true, params: (_n, row) => ({ appliance: (row as { appliance?: unknown })?.appliance }) },
   { keys: ['S-n'], label: 'new instance', action: 'wizard', method: METHODS.instanceCreate, views: ['instances', 'dashboard', 'appliances', 'deployments'], mutates: true, footer: true },

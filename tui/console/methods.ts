@@ -37,6 +37,9 @@ export const METHODS = {
   instancePoweroff: 'instance.poweroff',
   instanceDestroy: 'instance.destroy',
   instanceSnapshots: 'instance.snapshot.list', // {name}
+  instanceSnapshotTake: 'instance.snapshot.take', // {name, snapshot}
+  instanceSnapshotRestore: 'instance.snapshot.restore', // {name, snapshot}
+  instanceMigrate: 'instance.migrate', // {name, host}
   instanceConsole: 'instance.console', // {name, bytes} → {instance, host, text}: the console log tail
   // layer updates: plan per appliance, canary rollout, rollback per instance
   updatePlan: 'update.plan', // {appliance} → [{instance, host, from, to, changes}]
