@@ -9,7 +9,7 @@ import { Registry, type CallContext } from './services/registry.ts';
 import { logOperations } from './services/operations.ts';
 import { withLayerProgress } from './hosts/layer-progress.ts';
 import { registerSystem } from './services/system.ts';
-import { registerChannels } from './services/channels.ts';
+import { registerChannels, strandedInstances } from './services/channels.ts';
 import { ChannelService } from './channels/catalog.ts';
 import { catalogApplianceSource } from './channels/appliance-source.ts';
 import { ImageService } from './images/service.ts';
@@ -100,7 +100,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
   // Images entered but not yet flushed when the manager last stopped are verified again before anything uses them.
   const recovered = await images.store.recover();
   if (recovered.kept.length || recovered.removed.length) log.warn('image store recovered after an unclean stop', { verified: recovered.kept.length, removed: recovered.removed });
-  registerChannels(registry, { channels, images });
+  const stranded = async (ch: string) => strandedInstances(ch, await channels.appliances(), (await deployments?.list()) ?? [], await instances.list());
+  registerChannels(registry, { channels, images, stranded });
   // Hypervisors come from the hosts service (started below, after the CA); tests may inject memory hosts and appliances.
   let hostDir: HostDirectory = instanceBackends?.hosts ?? { list: async () => [], agent: (n) => { throw unavailable(`host "${n}" is not reachable yet: the manager is starting`); } };
   // Deployment layers the manager builds: served from its image store by digest over mutual TLS, once the CA is open (below).

@@ -1,5 +1,8 @@
 import type { ChannelRecord, ChannelService, CatalogEntry } from '../channels/catalog.ts';
 import type { GcResult, ImageRow, ImageService, PullResult } from '../images/service.ts';
+import { conflict } from '../../lib/errors.ts';
+import { DEPLOYMENT_PREFIX, type DeploymentRecord } from '../deployments/model.ts';
+import type { InstanceRecord } from '../instances/model.ts';
 import { optStr, str, type Registry } from './registry.ts';
 
 /** A channel as callers see it: the trusted key's PEM stays inside the manager. */
@@ -10,8 +13,21 @@ const view = (c: ChannelRecord): ChannelView => {
   return trust ? { ...rest, trusted: trust.fingerprint } : rest;
 };
 
+/**
+ * The instances whose appliance (or whose deployment's appliance) only `channel` serves:
+ * unsubscribing would leave them running with no catalog entry to migrate, provision or update from.
+ */
+export function strandedInstances(channel: string, catalog: readonly Pick<CatalogEntry, 'channel' | 'id' | 'version'>[], deployments: readonly Pick<DeploymentRecord, 'name' | 'appliance' | 'applianceVersion'>[], instances: readonly Pick<InstanceRecord, 'name' | 'appliance' | 'version'>[]): string[] {
+  const ref = (id: string, v: string) => `${id}@${v}`;
+  const only = new Set(catalog.filter((e) => e.channel === channel).map((e) => ref(e.id, e.version)));
+  for (const e of catalog) if (e.channel !== channel) only.delete(ref(e.id, e.version));
+  const dep = new Map(deployments.map((d) => [d.name, ref(d.appliance, d.applianceVersion)]));
+  const base = (i: Pick<InstanceRecord, 'appliance' | 'version'>) => (i.appliance.startsWith(DEPLOYMENT_PREFIX) ? dep.get(i.appliance.slice(DEPLOYMENT_PREFIX.length)) : ref(i.appliance, i.version));
+  return instances.filter((i) => only.has(base(i) ?? '')).map((i) => i.name);
+}
+
 /** channel.*, appliance.*, image.*: subscriptions, the catalog, and the image store. */
-export function registerChannels(reg: Registry, deps: { channels: ChannelService; images: ImageService }): void {
+export function registerChannels(reg: Registry, deps: { channels: ChannelService; images: ImageService; stranded?: (channel: string) => Promise<string[]> }): void {
   const { channels, images } = deps;
   reg.add<{ url: string; name?: string; trust?: string }, ChannelView>({
     name: 'channel.add',
@@ -42,11 +58,21 @@ export function registerChannels(reg: Registry, deps: { channels: ChannelService
       return (await channels.refreshAll()).map(view);
     },
   });
-  reg.add<{ name: string }, { name: string; removed: number }>({
+  reg.add<{ name: string; force?: boolean }, { name: string; removed: number }>({
     name: 'channel.remove',
     mutates: true,
     summary: 'unsubscribe from a channel and drop its catalog',
-    handler: (p) => channels.remove(str(p, 'name', 'channel.remove')),
+    handler: async (p) => {
+      const name = str(p, 'name', 'channel.remove');
+      // Without its catalog entry an instance still runs, but cannot be migrated, provisioned again or updated.
+      const left = p.force === true || !deps.stranded ? [] : await deps.stranded(name);
+      if (left.length) {
+        throw conflict(`channel "${name}" is the only source of the appliance of ${left.length} instance${left.length === 1 ? '' : 's'}: ${left.slice(0, 5).join(', ')}${left.length > 5 ? ', …' : ''}`, {
+          hint: 'destroy them or move them to an appliance another channel serves (storm update apply) first; --force unsubscribes anyway, and they keep running but can no longer be migrated, provisioned again or updated',
+        });
+      }
+      return channels.remove(name);
+    },
   });
   reg.add<{ channel?: string }, CatalogEntry[]>({
     name: 'appliance.list',

@@ -55,11 +55,12 @@ export const channelCommands: CommandDef[] = [
   {
     noun: 'channel',
     verb: 'remove',
-    summary: 'unsubscribe from a channel (its appliances leave the catalog; storm image gc frees their layers)',
+    summary: 'unsubscribe from a channel (its appliances leave the catalog; storm image gc frees their layers); refused while it is the only source of instances\' appliances, unless --force',
     args: ['NAME'],
+    options: { force: { type: 'boolean', doc: 'unsubscribe even then (those instances keep running, but cannot be migrated, provisioned again or updated)' } },
     dangerous: true,
     run: async (ctx) => {
-      const data = await (await ctx.api()).call<{ name: string; removed: number }>('channel.remove', { name: ctx.args[0] });
+      const data = await (await ctx.api()).call<{ name: string; removed: number }>('channel.remove', { name: ctx.args[0], ...(ctx.opts.force ? { force: true } : {}) });
       return { data, text: `removed channel ${data.name} (${data.removed} appliance versions)\n` };
     },
   },
