@@ -9,3 +9,8 @@ export function bytes(n: number): string {
   }
   return i ? `${v.toFixed(1)} ${u[i]}` : `${v} B`;
 }
+
+/** How many, and the first few by name: `1 instance: web1`, `7 instances: a, b, c, d, e, …`. */
+export function countedNames(noun: string, names: readonly string[], shown = 5): string {
+  return `${names.length} ${noun}${names.length === 1 ? '' : 's'}: ${names.slice(0, shown).join(', ')}${names.length > shown ? ', …' : ''}`;
+}

@@ -1,6 +1,7 @@
 import type { ChannelRecord, ChannelService, CatalogEntry } from '../channels/catalog.ts';
 import type { GcResult, ImageRow, ImageService, PullResult } from '../images/service.ts';
 import { conflict } from '../../lib/errors.ts';
+import { countedNames } from '../../lib/format.ts';
 import { DEPLOYMENT_PREFIX, type DeploymentRecord } from '../deployments/model.ts';
 import type { InstanceRecord } from '../instances/model.ts';
 import { optStr, str, type Registry } from './registry.ts';
@@ -67,7 +68,7 @@ export function registerChannels(reg: Registry, deps: { channels: ChannelService
       // Without its catalog entry an instance still runs, but cannot be migrated, provisioned again or updated.
       const left = p.force === true || !deps.stranded ? [] : await deps.stranded(name);
       if (left.length) {
-        throw conflict(`channel "${name}" is the only source of the appliance of ${left.length} instance${left.length === 1 ? '' : 's'}: ${left.slice(0, 5).join(', ')}${left.length > 5 ? ', …' : ''}`, {
+        throw conflict(`channel "${name}" is the only source of the appliance of ${countedNames('instance', left)}`, {
           hint: 'destroy them or move them to an appliance another channel serves (storm update apply) first; --force unsubscribes anyway, and they keep running but can no longer be migrated, provisioned again or updated',
         });
       }

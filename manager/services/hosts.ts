@@ -1,6 +1,7 @@
 import type { HostAddResult, HostRecord, Hosts } from '../hosts/hosts.ts';
 import type { IssuedCert, Pki } from '../pki/pki.ts';
 import { conflict } from '../../lib/errors.ts';
+import { countedNames } from '../../lib/format.ts';
 import { str, type Registry } from './registry.ts';
 
 /** host.*: enrol, list, inspect and remove hypervisors. */
@@ -32,7 +33,7 @@ export function registerHosts(reg: Registry, hosts: Hosts, instancesOn: (host: s
       // Its certificate is revoked with it: what runs there could then only be forgotten, never cleaned.
       const left = p.force === true ? [] : await instancesOn(name);
       if (left.length) {
-        throw conflict(`host "${name}" still has ${left.length} instance${left.length === 1 ? '' : 's'}: ${left.slice(0, 5).join(', ')}${left.length > 5 ? ', …' : ''}`, {
+        throw conflict(`host "${name}" still has ${countedNames('instance', left)}`, {
           hint: 'migrate them (storm instance migrate NAME HOST) or destroy them first; --force removes the host anyway, and destroying them then only forgets them',
         });
       }

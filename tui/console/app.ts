@@ -2,6 +2,7 @@ import blessed from 'blessed';
 import type { StormApi } from '../../manager/api.ts';
 import type { StormEvent } from '../../manager/events.ts';
 import type { Health } from '../../lib/health.ts';
+import { countedNames } from '../../lib/format.ts';
 import { toStormError, type StormError } from '../../lib/errors.ts';
 import { TableModel } from '../render/table-model.ts';
 import { countByState, percent, text } from '../render/resources.ts';
@@ -518,7 +519,7 @@ export function createConsole(o: ConsoleOptions): Console {
       })();
     };
     if (b.dangerous) {
-      const what = `${names.length === 1 ? `${names[0]}` : `${names.length} objects: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`}${Object.values(asked).map((v) => ` to ${String(v)}`).join('')}`;
+      const what = `${names.length === 1 ? names[0] : countedNames('object', names)}${Object.values(asked).map((v) => ` to ${String(v)}`).join('')}`;
       confirmRun = run;
       mode = 'confirm';
       // "destroy instances web1?", "remove host hv1?": the object named, its kind once.
