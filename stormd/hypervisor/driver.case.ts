@@ -8,9 +8,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { StormError } from '../../lib/errors.ts';
+import { addBridge } from '../../test/helpers/netns.ts';
 import type { DiskSpec, DomainSpec, HypervisorDriver } from './driver.ts';
 
 /** Files a suite's domains use. Fake paths are fine for drivers that do not check them. */
@@ -222,18 +223,9 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
     test('a bridge made again while its guest runs gets the guest back (reattachNetwork)', async (t) => {
       if (skip || !fx.boot) return t.skip(skip ?? 'needs a real guest with a host tap');
       if (process.getuid?.() !== 0) return t.skip('needs root to make a bridge');
-      // An address-less bridge with IPv6 off: the root namespace gets no address on it (DESIGN §7).
+      // The root namespace gets no address on it (addBridge: none, IPv6 off; DESIGN §7).
       const bridge = `sthv${randomBytes(3).toString('hex')}`;
-      const makeBridge = () => {
-        ip('link', 'add', 'name', bridge, 'type', 'bridge');
-        try {
-          writeFileSync(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1');
-        } catch {
-          /* IPv6 off in this kernel */
-        }
-        ip('link', 'set', bridge, 'up');
-      };
-      makeBridge();
+      addBridge(bridge);
       t.after(() => void (existsSync(`/sys/class/net/${bridge}`) && ip('link', 'del', bridge)));
       const name = domainName();
       created.add(name);
@@ -244,7 +236,7 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
       assert.ok(tap, 'the guest tap is on the bridge');
       assert.deepEqual(await drv.reattachNetwork(name), [], 'nothing to do while it is on its bridge');
       ip('link', 'del', bridge);
-      makeBridge();
+      addBridge(bridge);
       assert.deepEqual(ports(), [], 'a new bridge has no ports');
       assert.deepEqual(await drv.reattachNetwork(name), [tap]);
       assert.deepEqual(ports(), [tap]);

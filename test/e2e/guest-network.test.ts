@@ -10,13 +10,13 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, openSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readEnv, type EnvSnapshot } from '../../lib/env.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { parseHostPort } from '../../lib/config.ts';
 import { embeddedConfig, startEmbedded, type Embedded } from '../../bin/embedded.ts';
-import { createNetns } from '../helpers/netns.ts';
+import { addBridge, createNetns } from '../helpers/netns.ts';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { STORM_BIN } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -144,8 +144,7 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   const tap = virsh('domiflist', `storm-${inst.id}`).stdout.match(/^\s*(vnet\d+)\s+bridge\s/m)?.[1];
   assert.ok(tap, 'the guest has a tap');
   spawnSync('ip', ['link', 'del', net.bridge!]);
-  for (const a of [['link', 'add', net.bridge!, 'type', 'bridge'], ['link', 'set', net.outer, 'master', net.bridge!], ['link', 'set', net.bridge!, 'up']]) assert.equal(spawnSync('ip', a).status, 0);
-  writeFileSync(`/proc/sys/net/ipv6/conf/${net.bridge!}/disable_ipv6`, '1');
+  addBridge(net.bridge!, [net.outer]);
   const ports = () => readdirSync(`/sys/class/net/${net.bridge!}/brif`);
   assert.deepEqual(ports(), [net.outer], 'the new bridge holds only the namespace end');
   embedded = await startEmbedded({ config, log, path: env.PATH ?? '', net: guestNet });

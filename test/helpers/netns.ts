@@ -24,6 +24,14 @@ function noIpv6(dev: string): void {
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
+/** A bridge in the root namespace with `ports` on it, and no address: IPv6 goes off before it is up (DESIGN.md §7). */
+export function addBridge(name: string, ports: readonly string[] = []): void {
+  ip('link', 'add', name, 'type', 'bridge');
+  noIpv6(name);
+  for (const p of ports) ip('link', 'set', p, 'master', name);
+  ip('link', 'set', name, 'up');
+}
+
 /**
  * A network namespace with a veth pair: `address` (CIDR) goes on the inner end;
  * the outer end gets no address and, with `bridge: true`, joins a new bridge that
@@ -55,12 +63,7 @@ export function createNetns(t: TestContext | undefined, opts: { address?: string
     ip('-n', name, 'link', 'set', inner, 'up');
     // The root namespace gets no address on a guest network, not even an IPv6 link-local one (DESIGN.md §7).
     noIpv6(outer);
-    if (bridge) {
-      ip('link', 'add', bridge, 'type', 'bridge');
-      noIpv6(bridge);
-      ip('link', 'set', outer, 'master', bridge);
-      ip('link', 'set', bridge, 'up');
-    }
+    if (bridge) addBridge(bridge, [outer]);
     ip('link', 'set', outer, 'up');
   } catch (e) {
     cleanup();
