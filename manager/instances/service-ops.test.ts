@@ -100,6 +100,9 @@ test('update: canary first, then the rest; each keeps its instance layer; rollba
   const plan = await svc.updatePlan('wiki');
   assert.equal(plan.length, 3);
   assert.deepEqual(plan[0]!.changes.map((c) => c.role), ['substrate']);
+  assert.equal(plan[0]!.appliance, 'wiki');
+  // No ref: every appliance with instances, at its newest version.
+  assert.deepEqual(await svc.updatePlan(), plan);
   const rep = await svc.updateApply('wiki', { concurrency: 2 });
   assert.equal(rep.canary, 'a1');
   assert.deepEqual(rep.updated.sort(), ['a1', 'a2', 'a3']);
@@ -143,4 +146,22 @@ test('reconcile after a crash mid-migration: before the switch undone, after it 
   assert.equal(h2.instanceLayers.size, 0);
   assert.equal(await agents.get('h1')!.state(domainName(i.id)), 'running');
   assert.equal((await svc.get('m1')).host, 'h1');
+});
+
+test('update plan without a ref: an appliance the catalog no longer has gives no plan, the others still do', async (t) => {
+  const { svc, store, cat, apps } = await setup(t);
+  for (const n of ['c1', 'c2']) {
+    await svc.create({ name: n, appliance: 'wiki', host: 'h1' });
+    await svc.provision(n);
+  }
+  const c2 = await svc.get('c2');
+  await store.collection('instances').put(c2.id, { ...c2, appliance: 'gone' });
+  const resolve = apps.resolve;
+  apps.resolve = async (ref: string) => {
+    if (ref.startsWith('gone')) throw new StormError('not_found', `no appliance ${ref}`);
+    return resolve(ref);
+  };
+  cat.latest = '1.1';
+  assert.deepEqual((await svc.updatePlan()).map((e) => [e.instance, e.appliance, e.to]), [['c1', 'wiki', '1.1']]);
+  await assert.rejects(svc.updatePlan('gone'), (e: StormError) => e.code === 'not_found');
 });

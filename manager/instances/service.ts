@@ -45,6 +45,8 @@ export interface MigrationReport {
 
 export interface UpdatePlanEntry {
   instance: string;
+  /** The appliance (or `deployment:NAME`) the update is of. */
+  appliance: string;
   host: string;
   from: string;
   to: string;
@@ -499,17 +501,28 @@ export class InstanceService {
     return { host, ...(await this.hosts.agent(host).removeUnreferencedLayers([...keep])) };
   }
 
-  /** Which instances of an appliance are not at the target version, and which layers change. */
-  async updatePlan(applianceRef: string, opts: { shadowed?: boolean } = {}): Promise<UpdatePlanEntry[]> {
-    const app = await this.appliances.resolve(applianceRef);
-    const plan = (await this.#c.values())
-      .filter((i) => i.appliance === app.id && (i.version !== app.version || app.layers.some((l) => i.layers[l.role] !== l.sha256)))
-      .map((i) => ({
-        instance: i.name, host: i.host, from: i.version, to: app.version,
-        changes: app.layers.filter((l) => i.layers[l.role] !== l.sha256).map((l) => ({ role: l.role, from: i.layers[l.role], to: l.sha256 })),
-      }))
-      .sort((a, b) => a.instance.localeCompare(b.instance));
-    if (this.opts.shadows && opts.shadowed !== false) for (const e of plan) await this.#shadowed(e, app);
+  /**
+   * Which instances of an appliance are not at the target version, and which
+   * layers change; without a ref, every appliance and deployment that has
+   * instances, at its newest version (one no longer in the catalog has no plan).
+   */
+  async updatePlan(applianceRef?: string, opts: { shadowed?: boolean } = {}): Promise<UpdatePlanEntry[]> {
+    const insts = await this.#c.values();
+    const refs = applianceRef === undefined ? [...new Set(insts.map((i) => i.appliance))].sort() : [applianceRef];
+    const plan: UpdatePlanEntry[] = [];
+    for (const ref of refs) {
+      const app = applianceRef === undefined ? await this.appliances.resolve(ref).catch(() => undefined) : await this.appliances.resolve(ref);
+      if (!app) continue;
+      const entries = insts
+        .filter((i) => i.appliance === app.id && (i.version !== app.version || app.layers.some((l) => i.layers[l.role] !== l.sha256)))
+        .map((i) => ({
+          instance: i.name, appliance: app.id, host: i.host, from: i.version, to: app.version,
+          changes: app.layers.filter((l) => i.layers[l.role] !== l.sha256).map((l) => ({ role: l.role, from: i.layers[l.role], to: l.sha256 })),
+        }))
+        .sort((a, b) => a.instance.localeCompare(b.instance));
+      if (this.opts.shadows && opts.shadowed !== false) for (const e of entries) await this.#shadowed(e, app);
+      plan.push(...entries);
+    }
     return plan;
   }
 

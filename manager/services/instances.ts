@@ -77,7 +77,7 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
     });
   }
   reg.add({ name: 'instance.migrate', mutates: true, summary: 'cold-migrate an instance to another host', handler: (p) => svc.migrate(str(p, 'name', 'instance.migrate'), str(p, 'host', 'instance.migrate')) });
-  reg.add({ name: 'update.plan', mutates: false, summary: 'instances not on the appliance version given', handler: (p) => svc.updatePlan(str(p, 'appliance', 'update.plan')) });
+  reg.add({ name: 'update.plan', mutates: false, summary: 'instances not on the appliance version given (without one: every appliance and deployment with instances, at its newest version)', handler: (p) => svc.updatePlan(optStr(p, 'appliance', 'update.plan')) });
   reg.add({
     name: 'update.apply',
     mutates: true,

@@ -119,7 +119,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
         };
       },
     });
-    list('update.plan', () => instances.filter((i) => i.version !== '1.3').map((i) => ({ instance: i.name, host: i.host, from: i.version, to: '1.3', changes: [{ role: 'appliance', from: 'a', to: 'b' }] })));
+    list('update.plan', () => instances.filter((i) => i.version !== '1.3').map((i) => ({ instance: i.name, appliance: i.appliance, host: i.host, from: i.version, to: '1.3', changes: [{ role: 'appliance', from: 'a', to: 'b' }] })));
     reg.add<Obj, Obj>({
       name: 'update.apply', mutates: true, summary: 'fixture update.apply',
       handler: async (p, ctx) => {

@@ -109,7 +109,9 @@ test('storm deployment create/edit makes layer versions; update plan --deploymen
     { path: '/etc/wiki/site.conf', kind: 'whiteout', change: 'modified', role: 'deployment' },
   ]);
   const table = await ok(['update', 'plan', '--deployment', 'corp'], env);
-  assert.match(table, /^INSTANCE\s+HOST\s+FROM\s+TO\s+LAYERS\s+SHADOWED\s*\nweb1\s+hv1\s+1\s+2\s+deployment\s+2\s*\n$/);
+  assert.match(table, /^INSTANCE\s+APPLIANCE\s+HOST\s+FROM\s+TO\s+LAYERS\s+SHADOWED\s*\nweb1\s+deployment:corp\s+hv1\s+1\s+2\s+deployment\s+2\s*\n$/);
+  // No target: every pending update, this one among them.
+  assert.deepEqual((await json<Plan[]>(['update', 'plan'], env)).map((p) => p.instance), ['web1']);
   assert.match(await ok(['update', 'plan', '--deployment', 'corp', '-o', 'wide'], env), /\/etc\/hostname\(file\) \/etc\/wiki\/site\.conf\(whiteout\)/);
 
   // Apply: web1 is on version 2 with the same instance layer; rollback puts it back on 1.

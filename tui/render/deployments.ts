@@ -59,6 +59,7 @@ export const planRows: RowSpec<UpdatePlanEntry> = {
   name: (p) => p.instance,
   columns: [
     { header: 'INSTANCE', get: (p) => p.instance },
+    { header: 'APPLIANCE', get: (p) => p.appliance },
     { header: 'HOST', get: (p) => p.host },
     { header: 'FROM', get: (p) => p.from },
     { header: 'TO', get: (p) => p.to },

@@ -90,19 +90,6 @@ export function countByState(rows: readonly unknown[]): [string, number][] {
   return [...m.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
 }
 
-/** One instance's pending layer update (update.plan), with the appliance it belongs to. */
-export const updatePlanRows: RowSpec<Obj> = {
-  name: (o) => text(o?.instance),
-  columns: [
-    col('INSTANCE', ['instance']),
-    col('APPLIANCE', ['appliance']),
-    col('HOST', ['host']),
-    col('FROM', ['from']),
-    col('TO', ['to']),
-    { header: 'LAYERS', get: (o) => (Array.isArray(o?.changes) ? o.changes.map((c: Obj) => text(c?.role)).join(',') : '') },
-  ],
-};
-
 /**
  * An instance's layers for its detail pane: role → "name version (sha256…)",
  * names and versions from its appliance's catalog entry (`appliance.layers`);

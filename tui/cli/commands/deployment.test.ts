@@ -71,7 +71,11 @@ test('storm deployment edit: over SSH local files are refused (stdin is the way)
   assert.match(show.stdout, /^NAME\s+APPLIANCE\s+VERSION\s+VERSIONS\s+LAYER\s+UPDATED\s+MAINTENANCE\s*\ncorp\s+wiki@1\.0\s+2\s+2\s+bbbbbbbbbbbb\s/);
   assert.match(show.stdout, /\nVERSION\s+VIA\s+CHANGED[^\n]*\n2\*\s+files\s+1\s[^\n]*\n1\s+create\s+0\s/);
   const plan = await run(['update', 'plan']);
-  assert.equal(plan.code, 2, 'an appliance or --deployment is needed');
+  assert.deepEqual(plan.calls[0], { method: 'update.plan', params: {} }, 'no target: every pending update');
+  const apply = await run(['update', 'apply']);
+  assert.equal(apply.code, 2, 'a rollout needs an appliance or --deployment');
+  assert.match(apply.stderr, /storm update plan lists every pending update/);
+  assert.equal(apply.calls.length, 0);
   const dplan = await run(['update', 'plan', '--deployment', 'corp@1']);
   assert.deepEqual(dplan.calls[0], { method: 'update.plan', params: { appliance: 'deployment:corp@1' } });
 });

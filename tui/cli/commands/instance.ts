@@ -111,13 +111,11 @@ const snapRows = {
   ],
 };
 
-/** What an update is of: an appliance `ID[@VERSION]`, or `--deployment NAME[@VERSION]` (instances of that deployment). */
-function updateTarget(ctx: CommandContext): string {
+/** What an update is of: an appliance `ID[@VERSION]`, or `--deployment NAME[@VERSION]` (instances of that deployment); undefined when neither is given. */
+function updateTarget(ctx: CommandContext): string | undefined {
   const dep = typeof ctx.opts.deployment === 'string' ? ctx.opts.deployment : undefined;
   if (dep && ctx.args[0]) throw invalid('give an appliance or --deployment, not both');
-  if (dep) return deploymentRef(dep);
-  if (!ctx.args[0]) throw invalid('missing APPLIANCE[@VERSION] (or --deployment NAME[@VERSION])');
-  return ctx.args[0];
+  return dep ? deploymentRef(dep) : ctx.args[0];
 }
 const deploymentOption = { type: 'string', short: 'd', doc: "a deployment's NAME[@VERSION] instead of an appliance (default: its newest version)" } as const;
 
@@ -128,14 +126,22 @@ export const instanceOpsCommands: CommandDef[] = [
   { noun: 'snapshot', verb: 'delete', summary: 'delete a snapshot', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.delete', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
   { noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.migrate', { name: ctx.args[0], host: ctx.args[1] }) }) },
   {
-    noun: 'update', verb: 'plan', summary: 'which instances a version would update, which layers change, and which files in their instance layers would hide updated files',
+    noun: 'update', verb: 'plan', summary: 'which instances a version would update (none given: every appliance and deployment with instances, to its newest version), which layers change, and which files in their instance layers would hide updated files',
     args: ['[APPLIANCE[@VERSION]]'], options: { deployment: deploymentOption },
-    run: async (ctx) => ({ data: await (await ctx.api()).call<UpdatePlanEntry[]>('update.plan', { appliance: updateTarget(ctx) }), rows: planRows }),
+    run: async (ctx) => {
+      const target = updateTarget(ctx);
+      return { data: await (await ctx.api()).call<UpdatePlanEntry[]>('update.plan', target ? { appliance: target } : {}), rows: planRows };
+    },
   },
   {
     noun: 'update', verb: 'apply', summary: 'roll a version out: a canary, a health check, then the rest', args: ['[APPLIANCE[@VERSION]]'],
     options: { concurrency: { type: 'string', doc: 'instances updated at once after the canary (default 2)' }, deployment: deploymentOption },
-    run: async (ctx) => ({ data: await (await ctx.api()).call('update.apply', { appliance: updateTarget(ctx), concurrency: Number(ctx.opts.concurrency ?? 2) }) }),
+    run: async (ctx) => {
+      // A rollout is per appliance (its own canary): never everything at once.
+      const target = updateTarget(ctx);
+      if (!target) throw invalid('missing APPLIANCE[@VERSION] (or --deployment NAME[@VERSION])', { hint: 'storm update plan lists every pending update with its appliance' });
+      return { data: await (await ctx.api()).call('update.apply', { appliance: target, concurrency: Number(ctx.opts.concurrency ?? 2) }) };
+    },
   },
   { noun: 'update', verb: 'rollback', summary: 'put an instance back on its previous layer version', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('update.rollback', { name: ctx.args[0] }), rows: instanceRows }) },
 ];

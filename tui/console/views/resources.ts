@@ -5,7 +5,7 @@ import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../rende
 import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
 import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
 import { groupRows, principalRows, userRows } from '../../render/directory.ts';
-import { deploymentListRows, deploymentUse, versionRows } from '../../render/deployments.ts';
+import { deploymentListRows, deploymentUse, planRows, versionRows } from '../../render/deployments.ts';
 import { formatTable, toCells } from '../../render/table.ts';
 import { DEPLOYMENT_PREFIX, type DeploymentRecord } from '../../../manager/deployments/model.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
@@ -65,23 +65,9 @@ export const instancesView: TableView = {
   },
 };
 
-/** Pending layer updates: the plan for every appliance that has instances. */
+/** Pending layer updates: the plan for every appliance and deployment that has instances (the CLI's `storm update plan`). */
 export const updatesView: TableView<Obj> = {
-  kind: 'table', id: 'updates', title: 'Layer updates', rows: R.updatePlanRows, method: METHODS.updatePlan,
-  load: async (api) => {
-    const insts = await api.call<{ appliance?: string }[]>(METHODS.instances);
-    const apps = [...new Set(insts.map((i) => i.appliance).filter((a): a is string => typeof a === 'string'))].sort();
-    const plans = await Promise.all(
-      apps.map(async (appliance) => {
-        try {
-          return (await api.call<Obj[]>(METHODS.updatePlan, { appliance })).map((p) => ({ ...p, appliance }));
-        } catch {
-          return []; // an appliance the catalog no longer resolves has no plan
-        }
-      }),
-    );
-    return plans.flat();
-  },
+  kind: 'table', id: 'updates', title: 'Layer updates', rows: planRows as never, method: METHODS.updatePlan,
 };
 export const hostsView: TableView<Obj> = {
   kind: 'table', id: 'hosts', title: 'Hosts', rows: hostRows as never, method: METHODS.hosts,
