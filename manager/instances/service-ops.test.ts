@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../store/store.ts';
-import { EventBus } from '../events.ts';
+import { EventBus, type StormEvent } from '../events.ts';
 import { silentLogger } from '../../lib/logger.ts';
 import { StormError } from '../../lib/errors.ts';
 import { MemoryHostAgent } from './memory-host-agent.ts';
@@ -30,8 +30,9 @@ async function setup(t: import('node:test').TestContext, latest = '1.0') {
   const hosts: HostDirectory = { list: async () => [...agents.keys()].map((name) => ({ name, online: true })), agent: (n) => agents.get(n)! };
   const cat = { latest };
   const apps = { resolve: async (ref: string) => VERSIONS[ref.split('@')[1] ?? cat.latest]! };
-  const svc = new InstanceService(store, hosts, apps, new EventBus(), silentLogger);
-  return { svc, agents, cat, store, hosts, apps };
+  const bus = new EventBus();
+  const svc = new InstanceService(store, hosts, apps, bus, silentLogger);
+  return { svc, agents, cat, store, hosts, apps, bus };
 }
 
 test('snapshot, change, restore, delete an instance layer', async (t) => {
@@ -90,7 +91,7 @@ test('a traditional (one-disk) instance is not migrated: its overlay would not t
 });
 
 test('update: canary first, then the rest; each keeps its instance layer; rollback restores', async (t) => {
-  const { svc, agents, cat } = await setup(t);
+  const { svc, agents, cat, bus } = await setup(t);
   for (const n of ['a1', 'a2', 'a3']) {
     await svc.create({ name: n, appliance: 'wiki', host: 'h1' });
     await svc.provision(n);
@@ -103,7 +104,12 @@ test('update: canary first, then the rest; each keeps its instance layer; rollba
   assert.equal(plan[0]!.appliance, 'wiki');
   // No ref: every appliance with instances, at its newest version.
   assert.deepEqual(await svc.updatePlan(), plan);
+  const events: StormEvent[] = [];
+  const off = bus.subscribe((e) => e.kind.startsWith('instance.') && events.push(e));
   const rep = await svc.updateApply('wiki', { concurrency: 2 });
+  off();
+  // One event per instance, saying what changed; no "is running" for instances that stayed running.
+  assert.deepEqual(events.map((e) => [e.kind, e.message]).sort(), [['instance.updated', 'a1: wiki 1.0 → 1.1'], ['instance.updated', 'a2: wiki 1.0 → 1.1'], ['instance.updated', 'a3: wiki 1.0 → 1.1']]);
   assert.equal(rep.canary, 'a1');
   assert.deepEqual(rep.updated.sort(), ['a1', 'a2', 'a3']);
   for (const i of await svc.list()) {
@@ -118,14 +124,18 @@ test('update: canary first, then the rest; each keeps its instance layer; rollba
 });
 
 test('a failing canary stops the rollout and is rolled back', async (t) => {
-  const { svc, agents, cat } = await setup(t);
+  const { svc, agents, cat, bus } = await setup(t);
   for (const n of ['b1', 'b2']) {
     await svc.create({ name: n, appliance: 'wiki', host: 'h1' });
     await svc.provision(n);
   }
   cat.latest = '1.1';
   agents.get('h1')!.failNext.add('start');
+  const failed: StormEvent[] = [];
+  bus.subscribe((e) => e.level === 'error' && failed.push(e));
   await assert.rejects(svc.updateApply('wiki'), (e: StormError) => e.code === 'conflict' && /canary b1 failed/.test(e.message) && /1 instance\(s\) untouched/.test(e.message));
+  // The failure's event says why.
+  assert.match(failed[0]?.message ?? '', /^b1 failed: update to wiki@1\.1 failed: /);
   assert.equal((await svc.get('b2')).version, '1.0');
 });
 

@@ -190,6 +190,7 @@ export class InstanceService {
 
   /** Save the record; `tx` puts it into a journal batch instead (one atomic write with the entry). */
   async #save(inst: InstanceRecord, patch: Partial<InstanceRecord>, tx?: (put: (b: Batch) => void) => Promise<unknown>): Promise<InstanceRecord> {
+    const was = { state: inst.state, version: inst.version, error: inst.error };
     Object.assign(inst, patch, { updatedAt: new Date().toISOString() });
     if (patch.error === undefined && 'error' in patch) {
       delete inst.error;
@@ -197,7 +198,11 @@ export class InstanceService {
     }
     if (tx) await tx((b) => b.put(this.#c, inst.id, inst));
     else await this.#c.put(inst.id, inst);
-    this.bus.emit({ kind: 'instance.state', object: `instance/${inst.name}`, message: `${inst.name} is ${inst.state}`, data: { id: inst.id, state: inst.state } });
+    // One event per change an admin reads; a save that changes neither (a certificate noted, the
+    // host switched mid-migration: instance.migrated follows) says nothing.
+    if (inst.state === 'failed' && (was.state !== 'failed' || inst.error !== was.error)) this.bus.emit({ kind: 'instance.state', object: `instance/${inst.name}`, level: 'error', message: `${inst.name} failed: ${inst.error ?? 'no reason recorded'}`, data: { id: inst.id, state: inst.state, ...(inst.errorCode ? { code: inst.errorCode } : {}) } });
+    else if (inst.state !== was.state) this.bus.emit({ kind: 'instance.state', object: `instance/${inst.name}`, message: `${inst.name} is ${inst.state}`, data: { id: inst.id, state: inst.state } });
+    else if (inst.version !== was.version) this.bus.emit({ kind: 'instance.updated', object: `instance/${inst.name}`, message: `${inst.name}: ${inst.appliance} ${was.version} → ${inst.version}`, data: { id: inst.id, state: inst.state, from: was.version, to: inst.version } });
     return inst;
   }
 
