@@ -18,7 +18,7 @@ test('at start the API forgets what instances destroyed while its event was lost
     { name: 'www', type: 'A', value: '10.0.0.1', owner: 'admin' },
   ];
   const dns = {
-    addRecord: async () => Promise.reject(new Error('unused')),
+    ensureRecord: async () => Promise.reject(new Error('unused')),
     listRecords: async () => records,
     removeRecord: async (r: { name: string; owner?: string }) => {
       const out = records.filter((x) => `${x.name}.` === r.name && x.owner === r.owner);

@@ -51,7 +51,7 @@ export interface ApiDeps {
     provision(ref: string): Promise<InstanceRecord>;
   };
   dns: {
-    addRecord(r: { name: string; type: string; value: string; priority?: number; owner?: string }): Promise<DnsRecord>;
+    ensureRecord(r: { name: string; type: string; value: string; priority?: number; owner?: string }): Promise<{ record: DnsRecord; added: boolean }>;
     removeRecord(r: { name: string; type?: string; value?: string; owner?: string }): Promise<DnsRecord[]>;
     listRecords(): Promise<DnsRecord[]>;
   };
@@ -195,7 +195,9 @@ export function apiMethods(d: ApiDeps): MethodTable {
         const exchange = dnsName(optString(p, 'exchange', 'mx.register', 253) ?? fqdnOf(inst));
         if (exchange !== fqdnOf(inst)) throw unauthorized(`mx.register: the mail exchanger must be this instance (${fqdnOf(inst)}), not "${exchange.slice(0, 80)}"`);
         const priority = optInt(p, 'priority', 'mx.register', 0, 65535) ?? 10;
-        const r = await d.dns.addRecord({ name: `${owner}.`, type: 'MX', value: `${exchange}.`, priority, owner: ownerOf(inst) });
+        // Appliances register at every boot: the same record again is no change, not a conflict.
+        const { record: r, added } = await d.dns.ensureRecord({ name: `${owner}.`, type: 'MX', value: `${exchange}.`, priority, owner: ownerOf(inst) });
+        if (!added) return r;
         d.bus.emit({ kind: 'dns.record.added', object: r.name, message: `MX ${r.name} → ${r.priority} ${r.value} (registered by ${inst.name})` });
         return r;
       },

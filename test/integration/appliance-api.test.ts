@@ -72,6 +72,9 @@ test('an instance reads its own configuration and registers MX with the certific
   fault(await pyCall({ ...me, method: 'mx.register', params: [{ name: 'storm.internal' }] }), 'unauthorized', /storm grant add web1 @mx/);
   fault(await pyCall({ ...me, method: 'mx.register', params: [{ exchange: 'evil.example.com' }] }), 'unauthorized', /must be this instance/);
   fault(await pyCall({ ...me, method: 'mx.register', params: [{ priority: 70000 }] }), 'invalid');
+  // Registering the same record again (every boot does) is no change; another priority is a conflict.
+  assert.equal(ok(await pyCall({ ...me, method: 'mx.register' })).name, 'web1.storm.internal');
+  fault(await pyCall({ ...me, method: 'mx.register', params: [{ priority: 20 }] }), 'conflict', /already exists/);
   assert.equal((await stormAsync(['grant', 'add', 'web1', '@mx'], lab.env)).code, 0);
   assert.equal(ok(await pyCall({ ...me, method: 'mx.register', params: [{ name: '@', priority: 5 }] })).name, 'storm.internal');
   assert.equal(await dig('storm.internal', 'MX'), '5 web1.storm.internal.');

@@ -118,6 +118,10 @@ test('records persist in the store and are validated', async (t) => {
   await svc.addRecord({ name: 'app', type: 'MX', value: 'mx1.example.org.', priority: 20, owner: 'instance:app' });
   await svc.setHost('db', '10.77.3.3');
   await assert.rejects(svc.addRecord({ name: 'app', type: 'MX', value: 'mx1.example.org.', priority: 20 }), { code: 'conflict' });
+  // ensureRecord: the very same record is no change; the same name and value with another owner or priority still conflicts.
+  assert.equal((await svc.ensureRecord({ name: 'app', type: 'MX', value: 'mx1.example.org.', priority: 20, owner: 'instance:app' })).added, false);
+  await assert.rejects(svc.ensureRecord({ name: 'app', type: 'MX', value: 'mx1.example.org.', priority: 30, owner: 'instance:app' }), { code: 'conflict' });
+  await assert.rejects(svc.ensureRecord({ name: 'app', type: 'MX', value: 'mx1.example.org.', priority: 20 }), { code: 'conflict' });
   await assert.rejects(svc.addRecord({ name: 'x', type: 'A', value: '300.1.1.1' }), { code: 'invalid' });
   await assert.rejects(svc.addRecord({ name: 'www.example.com.', type: 'A', value: '1.2.3.4' }), { code: 'invalid' });
   await assert.rejects(svc.addRecord({ name: 'bad_-', type: 'SRV', value: 'x' }), { code: 'invalid' });

@@ -115,13 +115,24 @@ export class DnsService implements NetService {
   }
 
   async addRecord(input: Parameters<DnsService['normalise']>[0]): Promise<DnsRecord> {
+    return (await this.#add(input, false)).record;
+  }
+
+  /** addRecord, where the very same record (owner, priority and TTL too) already there is no change (`added: false`). */
+  ensureRecord(input: Parameters<DnsService['normalise']>[0]): Promise<{ record: DnsRecord; added: boolean }> {
+    return this.#add(input, true);
+  }
+
+  async #add(input: Parameters<DnsService['normalise']>[0], same: boolean): Promise<{ record: DnsRecord; added: boolean }> {
     const r = this.normalise(input);
     return this.#serialise(async () => {
       const id = recordId(r);
-      if (await this.#records.get(id)) throw conflict(`${r.type} record ${r.name} → ${r.value} already exists`, { hint: 'remove it first to change its priority or TTL' });
+      const have = await this.#records.get(id);
+      if (have && same && have.owner === r.owner && have.priority === r.priority && have.ttl === r.ttl) return { record: have, added: false };
+      if (have) throw conflict(`${r.type} record ${r.name} → ${r.value} already exists`, { hint: 'remove it first to change its priority or TTL' });
       await this.#records.put(id, r);
       await this.reload();
-      return r;
+      return { record: r, added: true };
     });
   }
 
