@@ -6,20 +6,21 @@ import { silentLogger } from '../../lib/logger.ts';
 import { makeCsr, newKeyPair } from '../../lib/tls/keys.ts';
 import { join } from '../../stormd/join.ts';
 import { JOIN_PATH, parseToken } from '../../stormd/api/join.ts';
-import { EventBus } from '../events.ts';
+import { EventBus, type StormEvent } from '../events.ts';
 import { testPki } from '../../test/helpers/pki.ts';
 import { EnrollServer } from './enroll-server.ts';
-import { Hosts, parseAddress } from './hosts.ts';
+import { Hosts, parseAddress, type HostRecord } from './hosts.ts';
 
-async function setup(t: TestContext) {
+async function setup(t: TestContext, opts: { startGraceMs?: number } = {}) {
   const { pki, store, dir } = await testPki(t);
   let url: string | undefined;
-  const hosts = new Hosts({ store, pki, bus: new EventBus(), log: silentLogger, tokenTtlSeconds: 600, pollSeconds: 3600, joinUrl: () => url });
+  const bus = new EventBus();
+  const hosts = new Hosts({ store, pki, bus, log: silentLogger, tokenTtlSeconds: 600, pollSeconds: 3600, joinUrl: () => url, ...opts });
   t.after(() => hosts.stop());
   const server = await EnrollServer.start({ host: '127.0.0.1', port: 0, tls: () => pki.managerTls(), log: silentLogger, enroll: (tok, csr) => hosts.enroll(tok, csr) });
   t.after(() => server.close());
   url = `https://127.0.0.1:${server.port}`;
-  return { pki, hosts, server, dir, url };
+  return { pki, hosts, server, dir, url, store, bus };
 }
 
 function post(port: number, ca: string, body: string | Buffer, path = JOIN_PATH, headers: Record<string, string> = {}): Promise<{ status: number; json: any } | { error: string }> {
@@ -108,4 +109,37 @@ test('firstPolls resolves once every host enrolled at start has been polled, rea
   const rec = (await hosts.list()).find((h) => h.name === 'hv9')!;
   assert.equal(rec.state, 'offline');
   assert.equal(rec.lastError?.code, 'unreachable');
+});
+
+test('a host online before the start is not reported offline while its stormd may still be starting; an explicit poll tells the truth', async (t) => {
+  const { hosts, url, dir, store, bus } = await setup(t, { startGraceMs: 400 });
+  const added = await hosts.add('hv9', '127.0.0.1:9');
+  await join({ manager: url, token: added.token, state: pathJoin(dir, 'hv9') });
+  await hosts.poll('hv9'); // the enrolment's own poll, done
+  const c = store.collection<HostRecord>('hosts');
+  await c.put('hv9', { ...(await c.get('hv9'))!, state: 'online' }); // as the last run left it
+  const events: string[] = [];
+  bus.subscribe((e: StormEvent) => e.kind === 'host.state' && events.push(e.message.split(':')[0]!));
+  await hosts.start();
+  await hosts.firstPolls();
+  let rec = (await hosts.list()).find((h) => h.name === 'hv9')!;
+  assert.equal(rec.state, 'online', 'still in its grace');
+  assert.equal(rec.lastError?.code, 'unreachable', 'the failure is kept as data');
+  assert.deepEqual(events, []);
+  // The grace ends: the next scheduled poll (1 s backoff) reports it.
+  const t0 = Date.now();
+  while ((rec = (await hosts.list()).find((h) => h.name === 'hv9')!).state === 'online' && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(rec.state, 'offline');
+  assert.deepEqual(events, ['host hv9 is offline']);
+});
+
+test('an explicit poll of a host in its start grace reports it offline at once', async (t) => {
+  const { hosts, url, dir, store } = await setup(t);
+  const added = await hosts.add('hv9', '127.0.0.1:9');
+  await join({ manager: url, token: added.token, state: pathJoin(dir, 'hv9') });
+  await hosts.poll('hv9');
+  const c = store.collection<HostRecord>('hosts');
+  await c.put('hv9', { ...(await c.get('hv9'))!, state: 'online' });
+  await hosts.start();
+  assert.equal((await hosts.poll('hv9')).state, 'offline');
 });

@@ -55,12 +55,16 @@ export interface HostsOptions {
   log: Logger;
   tokenTtlSeconds: number;
   pollSeconds: number;
+  /** How long a host online before the start may fail its polls before it is reported offline (default START_GRACE_MS). */
+  startGraceMs?: number;
   /** The enrolment URL, once its server listens. */
   joinUrl: () => string | undefined;
 }
 
 const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_BACKOFF_S = 60;
+/** A host online before the manager (re)started has this long to answer before it is reported offline: its stormd may be starting beside it. */
+export const START_GRACE_MS = 15_000;
 
 export function parseAddress(address: string): { host: string; port: number } {
   const hp = parseHostPort(address);
@@ -83,6 +87,8 @@ export class Hosts {
   readonly #polling = new Map<string, Promise<HostRecord>>();
   readonly #pollNext = new Map<string, Promise<HostRecord>>();
   #firstPolls: Promise<void> = Promise.resolve();
+  /** Hosts online at start → until when their scheduled polls may fail without reporting them offline. */
+  readonly #graceUntil = new Map<string, number>();
 
   constructor(o: HostsOptions) {
     this.#o = o;
@@ -98,7 +104,10 @@ export class Hosts {
   async start(): Promise<void> {
     const enrolled = (await this.#c.values()).filter((h) => h.certSerial);
     this.#firstPolls = Promise.all(enrolled.map((h) => new Promise<void>((r) => this.#firstPoll.set(h.name, r)))).then(() => undefined);
-    for (const h of enrolled) this.#schedule(h.name, 0);
+    for (const h of enrolled) {
+      if (h.state === 'online') this.#graceUntil.set(h.name, Date.now() + (this.#o.startGraceMs ?? START_GRACE_MS));
+      this.#schedule(h.name, 0);
+    }
   }
 
   /** Resolves once every host enrolled at start has been polled (online or not): then the states are real. */
@@ -233,7 +242,8 @@ export class Hosts {
     clearTimeout(this.#timers.get(name));
     const t = setTimeout(() => {
       this.#timers.delete(name);
-      void this.poll(name).catch(() => undefined);
+      if (this.#polling.has(name)) return; // the running poll schedules the next when it ends
+      void this.#begin(name, (this.#graceUntil.get(name) ?? 0) > Date.now()).catch(() => undefined);
     }, delayMs);
     t.unref();
     this.#timers.set(name, t);
@@ -258,7 +268,12 @@ export class Hosts {
       }
       return next;
     }
-    const p = this.#poll(name).finally(() => {
+    return this.#begin(name, false);
+  }
+
+  /** Start a poll, registered as the one running; `grace`: a failure keeps a host that was online online (explicit polls never). */
+  #begin(name: string, grace: boolean): Promise<HostRecord> {
+    const p = this.#poll(name, grace).finally(() => {
       this.#polling.delete(name);
       this.#firstPoll.get(name)?.();
       this.#firstPoll.delete(name);
@@ -267,7 +282,7 @@ export class Hosts {
     return p;
   }
 
-  async #poll(name: string): Promise<HostRecord> {
+  async #poll(name: string, grace: boolean): Promise<HostRecord> {
     const rec = await this.#c.require(name, 'host');
     let next: HostRecord;
     try {
@@ -276,11 +291,13 @@ export class Hosts {
       if (typeof info.cpuPercent === 'number') next.cpuHistory = [...(rec.cpuHistory ?? []), info.cpuPercent].slice(-CPU_HISTORY);
       delete next.lastError;
       this.#failures.set(name, 0);
+      this.#graceUntil.delete(name);
       if (info.crlNumber < this.#o.pki.crlNumber) void this.pushCrl(name);
       if (needsRenewal(new Date(info.certNotBefore), new Date(info.certNotAfter), new Date())) next = await this.#renew(next).catch((e) => (this.#o.log.warn('renewal failed', { host: name, error: (e as Error).message }), next));
     } catch (e) {
       const err = toStormError(e);
-      next = { ...rec, state: err.details?.trust ? 'untrusted' : 'offline', lastError: err.toJSON() };
+      const state = err.details?.trust ? 'untrusted' : grace && rec.state === 'online' ? 'online' : 'offline';
+      next = { ...rec, state, lastError: err.toJSON() };
       this.#failures.set(name, (this.#failures.get(name) ?? 0) + 1);
     }
     if (!(await this.#c.get(name))) return next; // removed while we polled
