@@ -21,7 +21,7 @@ export function toApplianceSpec(e: CatalogEntry): ApplianceSpec {
     ? [{ role: 'disk', sha256: a.disk.sha256, size: a.disk.size, url: url(a.disk.sha256) }]
     : a.layers.map((l) => ({ role: l.role, sha256: l.sha256, size: l.size, url: url(l.sha256) }));
   const formats: Partial<Record<DiskRole, 'raw' | 'qcow2'>> = a.disk ? { disk: a.disk.format } : Object.fromEntries(a.layers.map((l) => [l.role, l.format]));
-  const spec: ApplianceSpec = { id: e.id, version: e.version, layers, formats, memoryMiB: a.memoryMiB, vcpus: a.vcpus };
+  const spec: ApplianceSpec = { id: e.id, version: e.version, layers, formats, memoryMiB: a.memoryMiB, vcpus: a.vcpus, parameters: a.parameters };
   if (a.boot.kernel) spec.kernel = { role: 'kernel', sha256: a.boot.kernel.sha256, size: a.boot.kernel.size, url: url(a.boot.kernel.sha256) };
   if (a.boot.initrd) spec.initrd = { role: 'initrd', sha256: a.boot.initrd.sha256, size: a.boot.initrd.size, url: url(a.boot.initrd.sha256) };
   if (![...layers, spec.kernel, spec.initrd].every((l) => !l || l.url)) throw invalid(`${e.channel}/${e.id}@${e.version}: a file has no URL in the catalog`);

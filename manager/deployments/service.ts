@@ -287,7 +287,9 @@ export class DeploymentService {
     const spec: ApplianceSpec = { ...app, id: deploymentRef(rec.name), version: String(v.version), layers, formats: { ...(app.formats ?? {}), deployment: 'raw' } };
     if (!opts.maintenance) return spec;
     const append = rec.maintenance?.append ? ` ${rec.maintenance.append}` : '';
-    return { ...spec, id: `${MAINTENANCE_PREFIX}${rec.name}`, cmdline: `${app.cmdline ?? 'console=ttyS0'} storm.maintenance${append}`, maintenance: true };
+    // Booted to edit files, not to serve: its instance is not held to the appliance's parameters.
+    const { parameters: _unchecked, ...bare } = spec;
+    return { ...bare, id: `${MAINTENANCE_PREFIX}${rec.name}`, cmdline: `${app.cmdline ?? 'console=ttyS0'} storm.maintenance${append}`, maintenance: true };
   }
 }
 

@@ -1,5 +1,6 @@
 import { conflict, type ErrorCode } from '../../lib/errors.ts';
 import type { DiskLayerRef, DiskRole, LayerRef } from './host-agent.ts';
+import type { ParamSpec } from './params.ts';
 
 export const INSTANCE_STATES = ['pending', 'provisioning', 'running', 'stopped', 'failed', 'deleting'] as const;
 export type InstanceState = (typeof INSTANCE_STATES)[number];
@@ -48,6 +49,8 @@ export interface ApplianceSpec {
   maintenance?: boolean;
   /** Data volumes each instance gets (ext4 labelled `storm-data-NAME`, mounted by the guest's initrd). */
   volumes?: { name: string; sizeMiB: number }[];
+  /** The parameters it declares; an instance's are checked against them (absent: not checked). */
+  parameters?: ParamSpec[];
 }
 
 export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';

@@ -226,3 +226,13 @@ test('each instance layer carries its own certificate and the manager address; d
   await assert.rejects(svc.provision('web9'));
   assert.deepEqual(revoked, ['01', '02']);
 });
+
+test("create checks the parameters against the appliance's: refused with what is wrong, nothing written; defaults filled in", async (t) => {
+  const { store, hosts, bus } = await setup(t);
+  const declared: ApplianceSpec = { ...APP, parameters: [{ name: 'admin', type: 'email', required: true }, { name: 'tls', type: 'enum', required: false, default: 'off', choices: ['off', 'on'] }] };
+  const svc = new InstanceService(store, hosts, { resolve: async () => declared }, bus, silentLogger);
+  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki', params: { admni: 'a@b.c' } }), (e: StormError) => e.code === 'invalid' && /^wiki@1\.0: there is no parameter "admni" \(it takes: admin, tls\)$/.test(e.message) && /storm appliance show wiki/.test(e.hint ?? ''));
+  await assert.rejects(svc.create({ name: 'web1', appliance: 'wiki' }), (e: StormError) => e.code === 'invalid' && /parameters required: admin/.test(e.message));
+  assert.deepEqual(await svc.list(), []);
+  assert.deepEqual((await svc.create({ name: 'web1', appliance: 'wiki', params: { admin: 'a@b.c' } })).params, { admin: 'a@b.c', tls: 'off' });
+});

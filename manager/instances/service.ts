@@ -10,6 +10,7 @@ import type { DomainRequest, HostAgent, LayerRef } from './host-agent.ts';
 import { Journal, type JournalEntry } from './journal.ts';
 import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
 import { place, type Candidate } from './placement.ts';
+import { resolveParams } from './params.ts';
 import type { RoleChange, ShadowFinder, ShadowedFile } from './shadowed.ts';
 
 /** Where hosts come from (the hosts service) and how to reach each one. */
@@ -216,6 +217,8 @@ export class InstanceService {
   async #create(req: CreateRequest): Promise<InstanceRecord> {
     if (await this.#byName(req.name)) throw conflict(`instance "${req.name}" already exists`);
     const app = await this.appliances.resolve(req.appliance);
+    const checked = app.parameters ? resolveParams(app.parameters, req.params ?? {}) : { params: req.params ?? {} };
+    if ('error' in checked) throw invalid(`${app.id}@${app.version}: ${checked.error}`, { hint: app.parameters?.length ? `storm appliance show ${app.id} lists its parameters` : 'create it without parameters' });
     // A named host is checked before anything is written: a typo leaves no failed record behind.
     if (req.host !== undefined) await this.#requireOnline(req.host);
     const host = req.host ?? (await this.#place(app));
@@ -224,7 +227,7 @@ export class InstanceService {
     const inst: InstanceRecord = {
       id, name: req.name, appliance: app.id, version: app.version, host, state: 'pending',
       layers: Object.fromEntries(app.layers.map((l) => [l.role, l.sha256])), mac: macFor(id),
-      memoryMiB: app.memoryMiB, vcpus: app.vcpus, params: req.params ?? {}, createdAt: now, updatedAt: now,
+      memoryMiB: app.memoryMiB, vcpus: app.vcpus, params: checked.params, createdAt: now, updatedAt: now,
       ...(req.createdBy ? { createdBy: req.createdBy } : {}),
     };
     // The record and its provisioning intent land together: a crash leaves both or neither.

@@ -264,9 +264,9 @@ test('the new-instance wizard: appliance, deployment (empty: its own), name, par
   assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/, 'asked again, the line kept');
   assert.match(c.state().flash, /required: admin/);
   await press(...' bogus=1', KEY.enter);
-  assert.match(c.state().flash, /takes no parameter "bogus" \(it takes: title, tls, admin\)/);
+  assert.match(c.state().flash, /there is no parameter "bogus" \(it takes: title, tls, admin\)/);
   await press(...'\x7f'.repeat(8), ...' admin=ops@example.org tls=maybe', KEY.enter);
-  assert.match(c.state().flash, /tls must be one of off, on, not "maybe"/);
+  assert.match(c.state().flash, /parameter tls: expected one of off, on, not "maybe"/);
   await press(...'\x7f'.repeat(5), 'o', 'n', KEY.enter);
   assert.match(text(), /host \(empty: automatic; tab completes\):/);
   await press('h', KEY.tab, '2', KEY.enter);

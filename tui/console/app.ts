@@ -15,6 +15,8 @@ import { setGauges, type GaugeSpec } from './widgets/gauges.ts';
 import { setSparklines, sparklines } from './widgets/sparklines.ts';
 import { hostSparkRows } from '../render/hosts.ts';
 import { instanceCreateParams } from '../../manager/services/instances.ts';
+import { resolveParams, type ParamSpec } from '../../manager/instances/params.ts';
+import { PARAM_TYPES, type ParamType } from '../../manager/channels/format.ts';
 import { applianceId, deploymentPrompt, pickDeployment, pickLabel, siteDeployments, type DeploymentPick } from './wizard.ts';
 
 export interface ConsoleOptions {
@@ -879,7 +881,7 @@ interface WizardFacts {
   /** Its NAME alone (the deployment step accepts it for the default). */
   deploymentName?: string;
   /** Declared parameters; undefined when the catalog was not asked (anything goes). */
-  params?: { name: string; required: boolean; default?: string; choices?: string[] }[];
+  params?: ParamSpec[];
   required: string[];
   /** The parameters line to start from: each declared parameter with its default. */
   defaults: string;
@@ -894,6 +896,7 @@ export function wizardFacts(entry: unknown): WizardFacts {
     .filter((p): p is Record<string, unknown> => !!p && typeof (p as { name?: unknown }).name === 'string')
     .map((p) => ({
       name: String(p.name),
+      type: (PARAM_TYPES as readonly unknown[]).includes(p.type) ? (p.type as ParamType) : 'string',
       required: p.required === true,
       ...(typeof p.default === 'string' ? { default: p.default } : {}),
       ...(Array.isArray(p.choices) ? { choices: p.choices.map(String) } : {}),
@@ -915,15 +918,9 @@ export function checkParams(line: string, w: WizardFacts): Record<string, string
     out[word.slice(0, i)] = word.slice(i + 1);
   }
   if (!w.params) return out;
-  const declared = new Map(w.params.map((p) => [p.name, p]));
-  for (const [k, v] of Object.entries(out)) {
-    const p = declared.get(k);
-    if (!p) return `this appliance takes no parameter "${k}"${declared.size ? ` (it takes: ${[...declared.keys()].join(', ')})` : ' (it takes none)'}`;
-    if (p.choices && !p.choices.includes(v)) return `${k} must be one of ${p.choices.join(', ')}, not "${v}"`;
-  }
-  const missingReq = w.required.filter((r) => !(r in out) || out[r] === '');
-  if (missingReq.length) return `required: ${missingReq.join(', ')}`;
-  return out;
+  // The manager's own rule, so what the wizard accepts is what create accepts.
+  const r = resolveParams(w.params, out);
+  return 'error' in r ? r.error : r.params;
 }
 
 function fullText(what: string, err: StormError): string {
