@@ -236,3 +236,9 @@ test("create checks the parameters against the appliance's: refused with what is
   assert.deepEqual(await svc.list(), []);
   assert.deepEqual((await svc.create({ name: 'web1', appliance: 'wiki', params: { admin: 'a@b.c' } })).params, { admin: 'a@b.c', tls: 'off' });
 });
+
+test('instances are listed by name', async (t) => {
+  const { svc } = await setup(t);
+  for (const n of ['web2', 'db1', 'web10', 'app']) await svc.create({ name: n, appliance: 'wiki', host: 'h1' });
+  assert.deepEqual((await svc.list()).map((i) => i.name), ['app', 'db1', 'web10', 'web2']);
+});

@@ -150,8 +150,10 @@ export class InstanceService {
     this.#point = opts.checkpoint ?? (() => {});
   }
 
-  list(): Promise<InstanceRecord[]> {
-    return this.#c.values();
+  /** By name (the store keeps them by id, which is random). */
+  async list(): Promise<InstanceRecord[]> {
+    // Names are lower-case ASCII labels: a plain comparison is their order, and cheap at 10,000.
+    return (await this.#c.values()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** Open journal entries: operations in progress, or interrupted and awaiting reconciliation. */
