@@ -23,7 +23,8 @@ export function showText(e: Shown): string {
     for (const p of a.parameters) lines.push(`    ${p.name} (${p.type}${p.choices ? `: ${p.choices.join('|')}` : ''})${p.required ? ' required' : ''}${p.default !== undefined ? ` default ${JSON.stringify(p.default)}` : ''}${p.description ? `  ${p.description}` : ''}`);
   }
   lines.push('  files:');
-  for (const [i, b] of e.blobs.entries()) lines.push(`    ${b.what.padEnd(28)} ${b.sha256.slice(0, 16)}  ${bytes(b.size).padStart(10)}  ${e.stored[i] ? 'stored' : 'not stored'}`);
+  const w = Math.max(0, ...e.blobs.map((b) => b.what.length));
+  for (const [i, b] of e.blobs.entries()) lines.push(`    ${b.what.padEnd(w)}  ${b.sha256.slice(0, 16)}  ${bytes(b.size).padStart(10)}  ${e.stored[i] ? 'stored' : 'not stored'}`);
   return lines.join('\n') + '\n';
 }
 
