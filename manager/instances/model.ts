@@ -18,6 +18,8 @@ export interface InstanceRecord {
   memoryMiB: number;
   vcpus: number;
   params: Record<string, string>;
+  /** Which params the appliance declares `secret`: shown as SECRET_SHOWN, never their values (the guest still gets them). */
+  secretParams?: string[];
   createdAt: string;
   updatedAt: string;
   error?: string;
@@ -51,6 +53,15 @@ export interface ApplianceSpec {
   volumes?: { name: string; sizeMiB: number }[];
   /** The parameters it declares; an instance's are checked against them (absent: not checked). */
   parameters?: ParamSpec[];
+}
+
+/** What a secret parameter's value reads as outside the guest. */
+export const SECRET_SHOWN = '(secret)';
+
+/** The record as callers see it: secret parameters' values replaced. */
+export function shown(inst: InstanceRecord): InstanceRecord {
+  if (!inst.secretParams?.length) return inst;
+  return { ...inst, params: Object.fromEntries(Object.entries(inst.params).map(([k, v]) => [k, inst.secretParams!.includes(k) ? SECRET_SHOWN : v])) };
 }
 
 export type Action = 'start' | 'stop' | 'reboot' | 'poweroff' | 'destroy' | 'provision' | 'migrate' | 'snapshot' | 'restore' | 'update';

@@ -25,7 +25,8 @@ export function resolveParams(declared: readonly ParamSpec[], given: Readonly<Re
     const p = byName.get(k);
     if (!p) return { error: `there is no parameter "${k}" (${byName.size ? `it takes: ${[...byName.keys()].join(', ')}` : 'it takes none'})` };
     const problem = checkParam(p, v);
-    if (problem) return { error: `parameter ${k}: ${problem}, not "${v.slice(0, 80)}"` };
+    // A secret's value never goes into a message (messages land in events and logs).
+    if (problem) return { error: `parameter ${k}: ${problem}${p.type === 'secret' ? '' : `, not "${v.slice(0, 80)}"`}` };
     out[k] = v;
   }
   for (const p of declared) if (!(p.name in out) && p.default !== undefined) out[p.name] = p.default;

@@ -232,6 +232,8 @@ export class InstanceService {
       memoryMiB: app.memoryMiB, vcpus: app.vcpus, params: checked.params, createdAt: now, updatedAt: now,
       ...(req.createdBy ? { createdBy: req.createdBy } : {}),
     };
+    const secret = (app.parameters ?? []).filter((p) => p.type === 'secret' && p.name in checked.params).map((p) => p.name);
+    if (secret.length) inst.secretParams = secret;
     // The record and its provisioning intent land together: a crash leaves both or neither.
     await this.#journal.begin('provision', id, host, undefined, (b) => b.put(this.#c, id, inst).put(this.#names, inst.name, id));
     await this.#point('provision', 'record');

@@ -1,6 +1,6 @@
 import { invalid } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import type { InstanceRecord } from '../instances/model.ts';
+import { shown, type InstanceRecord } from '../instances/model.ts';
 import { deploymentRef } from '../deployments/model.ts';
 import type { InstanceService } from '../instances/service.ts';
 import { optStr, str, type Registry } from './registry.ts';
@@ -25,7 +25,7 @@ export function instanceCreateParams(o: { name: string; appliance?: string; depl
   return { name: o.name, ...(o.deployment ? { deployment: o.deployment } : { appliance: o.appliance ?? '' }), ...(o.host ? { host: o.host } : {}), params: o.params ?? {} };
 }
 
-/** instance.*: the service methods the console, the CLI and SSH exec share. */
+/** instance.*: the service methods the console, the CLI and SSH exec share; records go out `shown` (secret parameters hidden). */
 export function registerInstances(reg: Registry, svc: InstanceService, log: Logger): void {
   reg.add<Record<string, unknown>, InstanceRecord>({
     name: 'instance.create',
@@ -39,13 +39,13 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
       const inst = await svc.create({ name: str(p, 'name', 'instance.create'), appliance, ...(host ? { host } : {}), params: params(p) });
       // Provisioning is long work: callers follow it by state or events (--wait).
       svc.provision(inst.id).catch((e) => log.warn('provisioning failed', { instance: inst.name, error: (e as Error).message }));
-      return inst;
+      return shown(inst);
     },
   });
-  reg.add({ name: 'instance.list', mutates: false, summary: 'all instances', handler: () => svc.list() });
-  reg.add<Record<string, unknown>, InstanceRecord>({ name: 'instance.show', mutates: false, summary: 'one instance', handler: (p) => svc.get(str(p, 'name', 'instance.show')) });
+  reg.add({ name: 'instance.list', mutates: false, summary: 'all instances', handler: async () => (await svc.list()).map(shown) });
+  reg.add<Record<string, unknown>, InstanceRecord>({ name: 'instance.show', mutates: false, summary: 'one instance', handler: async (p) => shown(await svc.get(str(p, 'name', 'instance.show'))) });
   for (const verb of ['start', 'stop', 'reboot', 'poweroff'] as const) {
-    reg.add<Record<string, unknown>, InstanceRecord>({ name: `instance.${verb}`, mutates: true, summary: `${verb} an instance`, handler: (p) => svc[verb](str(p, 'name', `instance.${verb}`)) });
+    reg.add<Record<string, unknown>, InstanceRecord>({ name: `instance.${verb}`, mutates: true, summary: `${verb} an instance`, handler: async (p) => shown(await svc[verb](str(p, 'name', `instance.${verb}`))) });
   }
   reg.add({
     name: 'instance.console',
@@ -84,7 +84,7 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
     summary: 'roll an appliance version out: canary, health check, the rest',
     handler: (p) => svc.updateApply(str(p, 'appliance', 'update.apply'), { concurrency: typeof p.concurrency === 'number' ? p.concurrency : 2 }),
   });
-  reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: (p) => svc.rollback(str(p, 'name', 'update.rollback')) });
+  reg.add({ name: 'update.rollback', mutates: true, summary: 'put an instance back on its previous layers', handler: async (p) => shown(await svc.rollback(str(p, 'name', 'update.rollback'))) });
   reg.add({ name: 'host.gc', mutates: true, summary: "remove layers no instance on a host uses from that host's cache", handler: (p) => svc.gcLayers(str(p, 'name', 'host.gc')) });
   reg.add({ name: 'instance.reconcile', mutates: true, summary: 'compare the store with the hosts and repair', handler: () => svc.reconcile() });
   reg.add({ name: 'instance.operations', mutates: false, summary: 'open journal entries: operations in progress or awaiting reconciliation', handler: () => svc.operations() });

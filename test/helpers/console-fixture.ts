@@ -114,7 +114,7 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
           channel: 'example', id: 'nginx', version: /@(.+)$/.exec(String(p.ref))?.[1] ?? '1.2',
           appliance: {
             layers: [{ role: 'substrate', name: 'jeos', version: '1.0', sha256: 'aa'.repeat(32) }, { role: 'appliance', name: 'nginx', version: '1.2', sha256: 'bb'.repeat(32) }, { role: 'deployment', name: 'nginx-example', version: '1.0', sha256: 'cc'.repeat(32) }],
-            parameters: [{ name: 'title', type: 'string', default: 'Hello', required: false }, { name: 'tls', type: 'enum', choices: ['off', 'on'], default: 'off', required: false }, { name: 'admin', type: 'email', required: true }],
+            parameters: [{ name: 'title', type: 'string', default: 'Hello', required: false }, { name: 'tls', type: 'enum', choices: ['off', 'on'], default: 'off', required: false }, { name: 'admin', type: 'email', required: true }, { name: 'token', type: 'secret', required: false }],
           },
         };
       },

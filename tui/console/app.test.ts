@@ -264,17 +264,18 @@ test('the new-instance wizard: appliance, deployment (empty: its own), name, par
   assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/, 'asked again, the line kept');
   assert.match(c.state().flash, /required: admin/);
   await press(...' bogus=1', KEY.enter);
-  assert.match(c.state().flash, /there is no parameter "bogus" \(it takes: title, tls, admin\)/);
+  assert.match(c.state().flash, /there is no parameter "bogus" \(it takes: title, tls, admin, token\)/);
   await press(...'\x7f'.repeat(8), ...' admin=ops@example.org tls=maybe', KEY.enter);
   assert.match(c.state().flash, /parameter tls: expected one of off, on, not "maybe"/);
-  await press(...'\x7f'.repeat(5), 'o', 'n', KEY.enter);
+  await press(...'\x7f'.repeat(5), 'o', 'n', ...' token=s3cr3t', KEY.enter);
   assert.match(text(), /host \(empty: automatic; tab completes\):/);
   await press('h', KEY.tab, '2', KEY.enter);
   assert.equal(c.state().mode, 'confirm');
-  assert.match(text(), /create instance web9 of nginx \(deployment nginx-example 1\.0\) on hv2 with title=Hello tls=on[\s│]*admin=ops@example\.org\?/);
+  assert.match(text(), /create instance web9 of nginx \(deployment nginx-example 1\.0\) on hv2 with title=Hello tls=on[\s│]*admin=ops@example\.org[\s│]*token=\(secret\)\?/);
+  assert.doesNotMatch(text(), /s3cr3t/, 'a secret is not shown back');
   await press('y');
   await until(() => f.calls.some((x) => x.method === 'instance.create'), 'instance.create called');
-  assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web9', appliance: 'nginx', host: 'hv2', params: { title: 'Hello', tls: 'on', admin: 'ops@example.org' } });
+  assert.deepEqual(f.calls.find((x) => x.method === 'instance.create')!.params, { name: 'web9', appliance: 'nginx', host: 'hv2', params: { title: 'Hello', tls: 'on', admin: 'ops@example.org', token: 's3cr3t' } });
   await until(() => /web9\s+running/.test(text()), 'web9 listed');
 
   // An appliance the catalog does not have: said, nothing created; esc cancels at any step.

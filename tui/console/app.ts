@@ -16,6 +16,7 @@ import { setSparklines, sparklines } from './widgets/sparklines.ts';
 import { hostSparkRows } from '../render/hosts.ts';
 import { instanceCreateParams } from '../../manager/services/instances.ts';
 import { resolveParams, type ParamSpec } from '../../manager/instances/params.ts';
+import { SECRET_SHOWN } from '../../manager/instances/model.ts';
 import { PARAM_TYPES, type ParamType } from '../../manager/channels/format.ts';
 import { applianceId, deploymentPrompt, pickDeployment, pickLabel, siteDeployments, type DeploymentPick } from './wizard.ts';
 
@@ -628,7 +629,8 @@ export function createConsole(o: ConsoleOptions): Console {
                       );
                     };
                     mode = 'confirm';
-                    const kv = Object.entries(parsed).map(([k, v]) => `${k}=${v}`).join(' ');
+                    const secret = new Set((facts.params ?? []).filter((p) => p.type === 'secret').map((p) => p.name));
+                    const kv = Object.entries(parsed).map(([k, v]) => `${k}=${secret.has(k) ? SECRET_SHOWN : v}`).join(' ');
                     dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
                     dialog.show();
                     dialog.setFront();
