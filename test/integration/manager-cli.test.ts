@@ -4,7 +4,8 @@ import { connect } from 'node:net';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.ts';
-import { storm, startManagerProcess } from '../helpers/storm.ts';
+import { spawn } from 'node:child_process';
+import { STORM_BIN, storm, startManagerProcess } from '../helpers/storm.ts';
 import { freePort } from '../helpers/ports.ts';
 
 test('the manager owns its state; the CLI talks to it over the control socket', async (t) => {
@@ -26,6 +27,20 @@ test('the manager owns its state; the CLI talks to it over the control socket', 
   assert.ok(JSON.parse(ev.stdout).some((e: { kind: string }) => e.kind === 'manager.started'));
   assert.match(storm(['event', 'list', '-o', 'yaml'], { env }).stdout, /kind: manager\.started/);
   assert.match(storm(['event', 'list'], { env }).stdout, /^TIME\s+KIND/);
+  // --follow over the control socket: the recent matching ones, then each new one as it happens.
+  const follow = spawn(process.execPath, [STORM_BIN, 'event', 'list', '--follow', '--kind', 'operation', '-o', 'json'], { env });
+  t.after(() => follow.kill('SIGKILL'));
+  let streamed = '';
+  follow.stdout.on('data', (d: Buffer) => (streamed += d));
+  await new Promise((r) => setTimeout(r, 1500)); // subscribed (a CLI start is well under that)
+  assert.equal(storm(['dns', 'record', 'add', 'follow-me', 'A', '10.77.0.9'], { env }).code, 0);
+  const t0 = Date.now();
+  while (!streamed.includes('follow-me') && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50));
+  const lines = streamed.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; message: string });
+  assert.ok(lines.every((e) => e.kind.startsWith('operation')), streamed);
+  assert.ok(lines.some((e) => /dns\.record\.add follow-me/.test(e.message)), streamed);
+  follow.kill('SIGINT');
+  assert.equal(await new Promise((r) => follow.on('exit', (code, sig) => r(sig ?? code))), 'SIGINT');
 
   // A second manager on the same state directory is refused, clearly, with no stack trace.
   const second = storm(['manager', 'start', '--state', state], { env });

@@ -132,6 +132,7 @@ export async function runCli(argv: string[], io: CliIo, opts: RunOptions = {}): 
       timeoutMs: timeoutS * 1000,
       remote: Boolean(opts.remote),
       progress: (m) => io.stderr(m + '\n'),
+      format,
       api: async () => (client ??= opts.api ? await opts.api() : await ControlClient.connect(controlSocketPath(state))),
     });
     if (out) io.stdout(render(out, format));

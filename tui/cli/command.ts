@@ -21,6 +21,8 @@ export interface CliIo {
   env: EnvSnapshot;
   /** All of stdin as text (for --password-stdin); absent where there is no stdin to read. */
   readStdin?: () => Promise<string>;
+  /** Settles when nobody reads any more (an SSH channel closed); absent: until the process is interrupted. */
+  closed?: Promise<void>;
 }
 
 export interface CommandContext {
@@ -33,6 +35,8 @@ export interface CommandContext {
   state: string;
   /** Emit a progress line on stderr (never stdout: stdout is data). */
   progress: (msg: string) => void;
+  /** The -o format (commands that stream write it themselves). */
+  format: 'table' | 'wide' | 'json' | 'yaml' | 'name';
   wait: boolean;
   timeoutMs: number;
   /** Run over SSH exec: this machine's files are the manager's, not the admin's (commands that read local files refuse). */

@@ -292,7 +292,7 @@ export class SshServer {
         log.info('ssh exec', { actor: ctx.actor, argv: argv.slice(0, 8) });
         code = await runCli(
           argv,
-          { stdout: (s) => void (!closed && stream.write(nl(s))), stderr: (s) => void (!closed && stream.stderr.write(nl(s))), stdinIsTty: tty, env: { ...this.#o.env, STORM_STATE: this.#o.state } },
+          { stdout: (s) => void (!closed && stream.write(nl(s))), stderr: (s) => void (!closed && stream.stderr.write(nl(s))), stdinIsTty: tty, env: { ...this.#o.env, STORM_STATE: this.#o.state }, closed: new Promise<void>((r) => stream.on('close', () => r())) },
           { api: async () => api, remote: true, ...(this.#o.commands ? { commands: this.#o.commands } : {}) },
         );
       } catch (e) {
