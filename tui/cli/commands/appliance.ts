@@ -72,7 +72,8 @@ export const applianceCommands: CommandDef[] = [
         if ('started' in data) return { data, text: `pulling ${data.appliance} in the background (watch: storm event list)\n` };
         const got = data.files.reduce((n, f) => n + f.received, 0);
         const lines = [`${data.appliance}: ${data.files.length} files stored, ${bytes(got)} downloaded`];
-        for (const f of data.files) lines.push(`  ${f.what.padEnd(28)} ${f.sha256.slice(0, 16)}  ${f.cached ? 'already stored' : f.resumedFrom ? `resumed at ${bytes(f.resumedFrom)}` : 'downloaded'}`);
+        const w = Math.max(0, ...data.files.map((f) => f.what.length));
+        for (const f of data.files) lines.push(`  ${f.what.padEnd(w)}  ${f.sha256.slice(0, 16)}  ${f.cached ? 'already stored' : f.resumedFrom ? `resumed at ${bytes(f.resumedFrom)}` : 'downloaded'}`);
         return { data, text: lines.join('\n') + '\n' };
       } finally {
         off?.();
