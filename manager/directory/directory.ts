@@ -121,7 +121,7 @@ export class Directory {
   async addUser(input: AddUserInput): Promise<UserView> {
     const name = checkName('user', input.name);
     return this.#locks.run(`user:${name}`, 'add', async () => {
-      if (this.store.user(name)) throw conflict(`user "${name}" already exists`);
+      if (this.store.user(name)) throw conflict(`user "${name}" already exists`, { hint: `storm user set ${name} changes it; storm user passwd ${name} sets its password` });
       const password = input.password === undefined ? undefined : checkPassword(input.password);
       const cn = input.cn === undefined ? name : checkText('full name', input.cn);
       const sn = input.sn === undefined ? (cn.split(' ').at(-1) ?? name) : checkText('surname', input.sn);
@@ -280,7 +280,7 @@ export class Directory {
   async addGroup(input: { name: string; gidNumber?: number; description?: string; members?: string[] }): Promise<GroupView> {
     const name = checkName('group', input.name);
     return this.#locks.run(`group:${name}`, 'add', async () => {
-      if (this.store.group(name)) throw conflict(`group "${name}" already exists`);
+      if (this.store.group(name)) throw conflict(`group "${name}" already exists`, { hint: `storm group member add ${name} USER adds a member` });
       const description = input.description === undefined ? undefined : checkText('description', input.description);
       const members = [...new Set((input.members ?? []).map((m) => checkName('user', m)))];
       for (const m of members) if (!this.store.user(m)) throw notFound(`user "${m}" not found`);

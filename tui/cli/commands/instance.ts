@@ -111,6 +111,14 @@ const snapRows = {
   ],
 };
 
+/** `storm snapshot take|restore|delete INSTANCE SNAPSHOT`: one line saying what was done (-o json: the call's answer). */
+function snapshotOp(verb: 'take' | 'restore' | 'delete', summary: string, done: string): CommandDef {
+  return {
+    noun: 'snapshot', verb, summary, args: ['INSTANCE', 'SNAPSHOT'],
+    run: async (ctx) => ({ data: await (await ctx.api()).call(`instance.snapshot.${verb}`, { name: ctx.args[0], snapshot: ctx.args[1] }), text: `${ctx.args[0]}: snapshot ${ctx.args[1]} ${done}\n` }),
+  };
+}
+
 /** What an update is of: an appliance `ID[@VERSION]`, or `--deployment NAME[@VERSION]` (instances of that deployment); undefined when neither is given. */
 function updateTarget(ctx: CommandContext): string | undefined {
   const dep = typeof ctx.opts.deployment === 'string' ? ctx.opts.deployment : undefined;
@@ -121,9 +129,9 @@ const deploymentOption = { type: 'string', short: 'd', doc: "a deployment's NAME
 
 export const instanceOpsCommands: CommandDef[] = [
   { noun: 'snapshot', verb: 'list', summary: 'snapshots of an instance layer', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.list', { name: ctx.args[0] }), rows: snapRows }) },
-  { noun: 'snapshot', verb: 'take', summary: 'snapshot an instance layer', args: ['INSTANCE', 'SNAPSHOT'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.take', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
-  { noun: 'snapshot', verb: 'restore', summary: 'restore an instance layer (instance stopped)', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.restore', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
-  { noun: 'snapshot', verb: 'delete', summary: 'delete a snapshot', args: ['INSTANCE', 'SNAPSHOT'], dangerous: true, run: async (ctx) => ({ data: await (await ctx.api()).call('instance.snapshot.delete', { name: ctx.args[0], snapshot: ctx.args[1] }) }) },
+  snapshotOp('take', 'snapshot an instance layer (instance stopped)', 'taken'),
+  { ...snapshotOp('restore', 'restore an instance layer (instance stopped)', 'restored'), dangerous: true },
+  { ...snapshotOp('delete', 'delete a snapshot (instance stopped)', 'deleted'), dangerous: true },
   { noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.migrate', { name: ctx.args[0], host: ctx.args[1] }) }) },
   {
     noun: 'update', verb: 'plan', summary: 'which instances a version would update (none given: every appliance and deployment with instances, to its newest version), which layers change, and which files in their instance layers would hide updated files',
