@@ -7,6 +7,7 @@ import { deploymentListRows, deploymentRows, deploymentUse, versionRows } from '
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { formatTable, toCells } from '../../render/table.ts';
 import type { CommandContext, CommandDef, OptionSpec } from '../command.ts';
+import { readValueArg } from '../value-arg.ts';
 
 const MAX_FROM_FILES = 10_000;
 
@@ -42,19 +43,7 @@ async function editsFrom(ctx: CommandContext): Promise<EditSet> {
     if (i < 1 || !kv.startsWith('/')) throw invalid(`--set "${kv}": expected /PATH=@FILE, /PATH=@- (stdin) or /PATH=TEXT`);
     const path = kv.slice(0, i);
     const v = kv.slice(i + 1);
-    let content: Buffer;
-    let mode: number | undefined;
-    if (v === '@-') {
-      if (!ctx.io.readStdin) throw invalid(`--set ${path}=@-: there is no stdin to read here`);
-      content = Buffer.from(await ctx.io.readStdin());
-    } else if (v.startsWith('@')) {
-      if (ctx.remote) throw new StormError('unauthorized', `--set ${path}=${v}: over SSH the file would be read on the manager's machine, not yours`, { hint: `pipe it instead: ssh manager storm deployment edit NAME --set ${path}=@- < FILE` });
-      const file = v.slice(1);
-      const st = await lstat(file).catch(() => undefined);
-      if (!st?.isFile()) throw invalid(`--set ${path}=${v}: ${file} is not a readable file`);
-      content = await readFile(file);
-      mode = st.mode & 0o7777;
-    } else content = Buffer.from(v);
+    const { content, mode } = await readValueArg(ctx, v, `--set ${path}`, `ssh manager storm deployment edit NAME --set ${path}=@- < FILE`);
     // A later --set for the same path wins over --from.
     const at = files.findIndex((f) => f.path === path);
     const edit: FileEdit = { path, base64: content.toString('base64'), ...(mode !== undefined ? { mode } : {}) };

@@ -18,3 +18,24 @@ test('storm snapshot take|restore|delete: one line saying what was done; -o json
   assert.deepEqual(await run(['snapshot', 'delete', 'w2', 's1', '--yes']), { code: 0, out: 'w2: snapshot s1 deleted\n' });
   assert.deepEqual(calls, ['instance.snapshot.take', 'instance.snapshot.take', 'instance.snapshot.restore', 'instance.snapshot.delete']);
 });
+
+test('storm instance create --param: KEY=VALUE, KEY=@FILE and KEY=@- (stdin, one trailing newline dropped); over SSH a local file is refused', async (t) => {
+  const { tempDir } = await import('../../../test/helpers/tmp.ts');
+  const { writeFileSync } = await import('node:fs');
+  const dir = tempDir(t);
+  writeFileSync(`${dir}/pw`, 'from-file\n');
+  const sent: Record<string, unknown>[] = [];
+  const api: StormApi = { call: async <R>(method: string, p: Record<string, unknown> = {}) => (method === 'instance.create' && sent.push(p), { name: 'db1', host: 'h1', state: 'running', params: {} } as R), subscribe: () => () => {}, close: () => {} };
+  const run = async (argv: string[], o: { stdin?: string; remote?: boolean } = {}) => {
+    let err = '';
+    const code = await runCli(argv, { stdout: () => {}, stderr: (s) => (err += s), stdinIsTty: false, env: {}, ...(o.stdin !== undefined ? { readStdin: async () => o.stdin! } : {}) }, { api: async () => api, ...(o.remote ? { remote: true } : {}) });
+    return { code, err };
+  };
+  assert.equal((await run(['instance', 'create', 'db1', '-a', 'db', '--no-wait', '--param', 'user=app', '--param', `password=@${dir}/pw`])).code, 0);
+  assert.equal((await run(['instance', 'create', 'db1', '-a', 'db', '--no-wait', '--param', 'password=@-'], { stdin: 'from-stdin\n' })).code, 0);
+  assert.deepEqual(sent.map((p) => p.params), [{ user: 'app', password: 'from-file' }, { password: 'from-stdin' }]);
+  const ssh = await run(['instance', 'create', 'db1', '-a', 'db', '--param', `password=@${dir}/pw`], { remote: true });
+  assert.equal(ssh.code, 6);
+  assert.match(ssh.err, /over SSH the file would be read on the manager's machine[\s\S]*--param password=@- < FILE/);
+  assert.equal(sent.length, 2);
+});

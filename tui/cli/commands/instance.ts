@@ -1,6 +1,7 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { instanceRows } from '../../render/instances.ts';
+import { readValueArg } from '../value-arg.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
 import type { UpdatePlanEntry } from '../../../manager/instances/service.ts';
@@ -28,12 +29,16 @@ async function waitSettled(ctx: CommandContext, name: string): Promise<InstanceR
   }
 }
 
-function parseParams(v: unknown): Record<string, string> {
+/** --param KEY=VALUE, KEY=@FILE or KEY=@- (stdin; for a secret, out of argv and shell history); one trailing newline of a file or stdin is dropped. */
+async function parseParams(ctx: CommandContext): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const kv of (v as string[] | undefined) ?? []) {
+  for (const kv of (ctx.opts.param as string[] | undefined) ?? []) {
     const i = kv.indexOf('=');
-    if (i < 1) throw invalid(`--param "${kv}": expected KEY=VALUE`);
-    out[kv.slice(0, i)] = kv.slice(i + 1);
+    if (i < 1) throw invalid(`--param "${kv}": expected KEY=VALUE, KEY=@FILE or KEY=@- (stdin)`);
+    const key = kv.slice(0, i);
+    const v = kv.slice(i + 1);
+    const { content } = await readValueArg(ctx, v, `--param ${key}`, `ssh manager storm instance create NAME --param ${key}=@- < FILE`);
+    out[key] = v.startsWith('@') ? content.toString('utf8').replace(/\r?\n$/, '') : v;
   }
   return out;
 }
@@ -56,14 +61,14 @@ export const instanceCommands: CommandDef[] = [
       appliance: { type: 'string', short: 'a', doc: 'appliance ID[@VERSION] (this or --deployment)' },
       deployment: { type: 'string', short: 'd', doc: "a deployment's NAME: boots its newest layer version over its appliance" },
       host: { type: 'string', doc: 'place on this host (default: automatic placement)' },
-      param: { type: 'string', multiple: true, doc: 'KEY=VALUE parameter (repeatable)' },
+      param: { type: 'string', multiple: true, doc: 'KEY=VALUE, KEY=@FILE or KEY=@- (stdin: for a secret) parameter (repeatable)' },
     },
     run: async (ctx) => {
       const dep = typeof ctx.opts.deployment === 'string' ? ctx.opts.deployment : undefined;
       if (typeof ctx.opts.appliance !== 'string' && !dep) throw invalid('missing --appliance ID[@VERSION] (or --deployment NAME)', { hint: 'storm appliance list shows what there is' });
       if (typeof ctx.opts.appliance === 'string' && dep) throw invalid('give --appliance or --deployment, not both', { hint: 'a deployment already names its appliance' });
       const api = await ctx.api();
-      const req = instanceCreateParams({ name: ctx.args[0]!, ...(dep ? { deployment: dep } : { appliance: ctx.opts.appliance as string }), ...(typeof ctx.opts.host === 'string' ? { host: ctx.opts.host } : {}), params: parseParams(ctx.opts.param) });
+      const req = instanceCreateParams({ name: ctx.args[0]!, ...(dep ? { deployment: dep } : { appliance: ctx.opts.appliance as string }), ...(typeof ctx.opts.host === 'string' ? { host: ctx.opts.host } : {}), params: await parseParams(ctx) });
       const created = await api.call<InstanceRecord>('instance.create', req);
       ctx.progress(`${created.name}: created on ${created.host}`);
       const data = ctx.wait ? await waitSettled(ctx, created.name) : created;
