@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { fetchSmall } from './http.ts';
+import { fetchSmall, netError } from './http.ts';
 
 test('kept-alive sockets the server drops as they are reused: the request is asked again once, on a connection of its own; a refused one is an error', async (t) => {
   let phase = 1;
@@ -33,4 +33,13 @@ test('kept-alive sockets the server drops as they are reused: the request is ask
   for (const s of sockets) s.destroy();
   await new Promise((r) => srv.close(r));
   await assert.rejects(fetchSmall(url, 100), (e: Error & { code?: string }) => e.code === 'unreachable' && /ECONNREFUSED/.test(e.message));
+});
+
+test('network failures read as words, naming the URL and the code once', () => {
+  const e = (code: string, message: string) => Object.assign(new Error(message), { code });
+  assert.equal(netError('http://x/feed.xml', e('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:1')).message, 'http://x/feed.xml: connection refused (connect ECONNREFUSED 127.0.0.1:1)');
+  assert.equal(netError('http://x/feed.xml', e('ENOTFOUND', 'getaddrinfo ENOTFOUND x')).message, 'http://x/feed.xml: no such host (getaddrinfo ENOTFOUND x)');
+  assert.equal(netError('http://x/feed.xml', e('EWHATEVER', 'odd failure')).message, 'http://x/feed.xml: EWHATEVER (odd failure)');
+  assert.equal(netError('http://x/feed.xml', new Error('socket hang up')).message, 'http://x/feed.xml: socket hang up');
+  assert.equal(netError('http://x/feed.xml', e('ECONNREFUSED', 'x')).code, 'unreachable');
 });

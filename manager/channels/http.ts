@@ -131,8 +131,22 @@ function attempt(u: URL, opts: OpenOptions, pooled: boolean): Promise<IncomingMe
 export function netError(url: string, e: unknown): StormError {
   if (e instanceof StormError) return e;
   const err = e as NodeJS.ErrnoException;
-  return unreachable(`${url}: ${err.code ?? ''}${err.code ? ' ' : ''}${err.message}`.trim(), { hint: 'is the channel server up and reachable from the manager?' });
+  const what = (err.code && NET_ERRORS[err.code]) ?? err.code;
+  // Node's message usually names the code already ("connect ECONNREFUSED 127.0.0.1:1"): say it once.
+  const detail = what && !err.message.includes(what) ? `${what} (${err.message})` : err.message;
+  return unreachable(`${url}: ${detail}`.trim(), { hint: 'is the channel server up and reachable from the manager?' });
 }
+
+/** The network errors an admin meets, in words. */
+const NET_ERRORS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'the name could not be resolved now',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+  ECONNRESET: 'connection reset by the server',
+};
 
 /** GET a small document, refusing bodies over `maxBytes` and truncated bodies. */
 export async function fetchSmall(url: string, maxBytes: number, opts: OpenOptions = {}): Promise<{ body: Buffer; url: string; etag?: string }> {
