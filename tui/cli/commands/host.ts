@@ -1,6 +1,7 @@
 import type { HostAddResult, HostRecord } from '../../../manager/hosts/hosts.ts';
 import type { IssuedCert } from '../../../manager/pki/pki.ts';
 import { certRows, hostRows } from '../../render/hosts.ts';
+import { bytes } from '../../../lib/format.ts';
 import type { CommandDef } from '../command.ts';
 
 export const hostCommands: CommandDef[] = [
@@ -57,7 +58,7 @@ export const hostCommands: CommandDef[] = [
     args: ['NAME'],
     run: async (ctx) => {
       const data = await (await ctx.api()).call<{ host: string; removed: string[]; freedBytes: number }>('host.gc', { name: ctx.args[0] });
-      const text = [`${data.host}: removed ${data.removed.length} layers (${data.freedBytes} bytes)`, ...data.removed.map((d) => `  ${d}`), ''].join('\n');
+      const text = [`${data.host}: removed ${data.removed.length} layers (${bytes(data.freedBytes)})`, ...data.removed.map((d) => `  ${d}`), ''].join('\n');
       return { data, text, rows: { name: (r: { host: string }) => r.host, columns: [] } };
     },
   },
