@@ -75,6 +75,20 @@ test('the manager serves the console and the CLI over SSH to the OpenSSH client'
   assert.equal(host.code, 6);
   assert.match(host.stderr, /runs on the manager's host only/);
 
+  // Following events over SSH: each new one arrives as it happens; closing the client ends it there.
+  const follow = spawn('ssh', ['-o', 'BatchMode=yes', ...sshArgs(port, admin.key, 'storm', 'event', 'list', '-f', '--kind', 'operation', '-o', 'json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => follow.kill('SIGKILL'));
+  let streamed = '';
+  follow.stdout.on('data', (d: Buffer) => (streamed += d));
+  const added = await sshRun(port, admin.key, 'storm', 'dns', 'record', 'add', 'follow-me', 'A', '10.77.0.9');
+  assert.equal(added.code, 0, added.stderr);
+  const t0 = Date.now();
+  while (!streamed.includes('follow-me') && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
+  assert.match(streamed, /"message":"ssh:admin \(admin@test\): dns\.record\.add follow-me"/);
+  follow.kill('SIGTERM');
+  await new Promise((r) => follow.on('close', r));
+  assert.equal((await sshRun(port, admin.key, 'storm', 'manager', 'status', '-o', 'name')).stdout.trim(), state, 'the manager serves on');
+
   // The console, in tmux, by keys only.
   const tm = tmux(t, ['ssh', ...sshArgs(port, admin.key)], { cols: 100, rows: 30 });
   await tm.see(/STORM\s+Dashboard/);
