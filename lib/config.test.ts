@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tempDir } from '../test/helpers/tmp.ts';
 import { loadConfig, parseHostPort, type Schema } from './config.ts';
 import { StormError } from './errors.ts';
 
@@ -13,8 +13,8 @@ const schema: Schema<C> = {
   debug: { type: 'bool', default: false, doc: 'debug' },
 };
 
-test('defaults < file < env < flags, and the result is frozen', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+test('defaults < file < env < flags, and the result is frozen', (t) => {
+  const dir = tempDir(t);
   const file = join(dir, 'c.json');
   writeFileSync(file, JSON.stringify({ state: '/from/file', port: 10, debug: true }));
   const c = loadConfig(schema, { file, env: { STORM_PORT: '20' }, flags: { state: '/from/flag' } });
@@ -22,10 +22,10 @@ test('defaults < file < env < flags, and the result is frozen', () => {
   assert.ok(Object.isFrozen(c));
 });
 
-test('bad values name their source', () => {
+test('bad values name their source', (t) => {
   assert.throws(() => loadConfig(schema, { env: { STORM_PORT: 'abc' } }), (e: StormError) => e.code === 'invalid' && /STORM_PORT/.test(e.message));
   assert.throws(() => loadConfig(schema, { flags: { port: '70000' } }), /1\.\.65535/);
-  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const dir = tempDir(t);
   writeFileSync(join(dir, 'c.json'), '{"prot": 3}');
   assert.throws(() => loadConfig(schema, { file: join(dir, 'c.json') }), /unknown key "prot"/);
   writeFileSync(join(dir, 'd.json'), '{nope');
