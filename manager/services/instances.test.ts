@@ -43,3 +43,27 @@ test("a secret parameter's value never leaves the manager but for the guest: cre
   // A bad secret is refused without echoing it.
   await assert.rejects(reg.call('instance.create', { name: 'db2', appliance: 'db', params: { password: 'x'.repeat(5000) } }, ctx), (e: Error) => /parameter password: expected at most 4096 characters$/.test(e.message));
 });
+
+test('instance.list filters by host, state and appliance (ID, ID@VERSION); a state that is none is invalid', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'svc-inst-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await Store.open(join(dir, 'db'));
+  t.after(() => store.close());
+  const agents = new Map([['h1', new MemoryHostAgent('h1')], ['h2', new MemoryHostAgent('h2')]]);
+  const plain: ApplianceSpec = { ...APP, parameters: [] };
+  const svc = new InstanceService(store, { list: async () => [...agents.keys()].map((name) => ({ name, online: true })), agent: (n) => agents.get(n)! }, { resolve: async () => plain }, new EventBus(), silentLogger);
+  const reg = new Registry();
+  registerInstances(reg, svc, silentLogger);
+  const ctx = { actor: 'test', readOnly: false };
+  for (const [name, host] of [['b1', 'h2'], ['a1', 'h1'], ['a2', 'h1']]) await svc.provision((await svc.create({ name: name!, appliance: 'db', host: host! })).id);
+  await svc.stop('a2');
+  const names = async (p: Record<string, unknown>) => ((await reg.call('instance.list', p, ctx)) as InstanceRecord[]).map((i) => i.name);
+  assert.deepEqual(await names({}), ['a1', 'a2', 'b1']);
+  assert.deepEqual(await names({ host: 'h1' }), ['a1', 'a2']);
+  assert.deepEqual(await names({ host: 'h1', state: 'running' }), ['a1']);
+  assert.deepEqual(await names({ appliance: 'db' }), ['a1', 'a2', 'b1']);
+  assert.deepEqual(await names({ appliance: 'db@1.0', state: 'stopped' }), ['a2']);
+  assert.deepEqual(await names({ appliance: 'db@2.0' }), []);
+  assert.deepEqual(await names({ host: 'nohost' }), []);
+  await assert.rejects(reg.call('instance.list', { state: 'runing' }, ctx), (e: Error & { code?: string }) => e.code === 'invalid' && /state "runing" is not one of pending, provisioning, running/.test(e.message));
+});

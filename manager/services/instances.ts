@@ -1,6 +1,6 @@
 import { invalid } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/logger.ts';
-import { shown, type InstanceRecord } from '../instances/model.ts';
+import { INSTANCE_STATES, shown, type InstanceRecord } from '../instances/model.ts';
 import { deploymentRef } from '../deployments/model.ts';
 import type { InstanceService } from '../instances/service.ts';
 import { optStr, str, type Registry } from './registry.ts';
@@ -42,7 +42,19 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
       return shown(inst);
     },
   });
-  reg.add({ name: 'instance.list', mutates: false, summary: 'all instances', handler: async () => (await svc.list()).map(shown) });
+  reg.add({
+    name: 'instance.list',
+    mutates: false,
+    summary: 'instances by name; optionally only those on a host, in a state, or of an appliance (ID, ID@VERSION or deployment:NAME)',
+    handler: async (p) => {
+      const host = optStr(p, 'host', 'instance.list');
+      const state = optStr(p, 'state', 'instance.list');
+      const appliance = optStr(p, 'appliance', 'instance.list');
+      if (state !== undefined && !(INSTANCE_STATES as readonly string[]).includes(state)) throw invalid(`instance.list: state "${state}" is not one of ${INSTANCE_STATES.join(', ')}`);
+      const keep = (i: InstanceRecord) => (!host || i.host === host) && (!state || i.state === state) && (!appliance || i.appliance === appliance || `${i.appliance}@${i.version}` === appliance);
+      return (await svc.list()).filter(keep).map(shown);
+    },
+  });
   reg.add<Record<string, unknown>, InstanceRecord>({ name: 'instance.show', mutates: false, summary: 'one instance', handler: async (p) => shown(await svc.get(str(p, 'name', 'instance.show'))) });
   for (const verb of ['start', 'stop', 'reboot', 'poweroff'] as const) {
     reg.add<Record<string, unknown>, InstanceRecord>({ name: `instance.${verb}`, mutates: true, summary: `${verb} an instance`, handler: async (p) => shown(await svc[verb](str(p, 'name', `instance.${verb}`))) });

@@ -73,7 +73,8 @@ export function fixture(opts: { instances?: number; services?: boolean; state?: 
     { name: 'staging', appliance: 'nginx', applianceVersion: '1.2', base: 'cc'.repeat(32), version: 1, versions: [ver(1, 'create')], createdAt: '2026-11-26T08:00:00Z', updatedAt: '2026-11-26T08:00:00Z' },
   ];
   if (opts.services !== false) {
-    list('instance.list', () => instances);
+    // As the service does: a drill-down's `host` keeps that host's.
+    reg.add<Obj, Obj[]>({ name: 'instance.list', mutates: false, summary: 'fixture instance.list', handler: async (p, ctx) => (calls.push({ method: 'instance.list', params: p, ctx }), instances.filter((i) => typeof p.host !== 'string' || i.host === p.host)) });
     if (opts.deployments !== false) {
       list('deployment.list', () => deployments);
       reg.add<Obj, Obj>({

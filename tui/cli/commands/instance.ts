@@ -75,7 +75,21 @@ export const instanceCommands: CommandDef[] = [
       return { data, rows: instanceRows };
     },
   },
-  { noun: 'instance', verb: 'list', summary: 'list instances', run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord[]>('instance.list'), rows: instanceRows }) },
+  {
+    noun: 'instance', verb: 'list', summary: 'list instances (by name)',
+    options: {
+      host: { type: 'string', doc: 'only those on this host' },
+      state: { type: 'string', doc: 'only those in this state (pending, provisioning, running, stopped, failed, deleting)' },
+      appliance: { type: 'string', short: 'a', doc: 'only those of this appliance: ID or ID@VERSION' },
+      deployment: { type: 'string', short: 'd', doc: "only those of this deployment (NAME)" },
+    },
+    run: async (ctx) => {
+      if (typeof ctx.opts.appliance === 'string' && typeof ctx.opts.deployment === 'string') throw invalid('give --appliance or --deployment, not both');
+      const appliance = typeof ctx.opts.deployment === 'string' ? deploymentRef(ctx.opts.deployment) : ctx.opts.appliance;
+      const filter = Object.fromEntries(Object.entries({ host: ctx.opts.host, state: ctx.opts.state, appliance }).filter(([, v]) => typeof v === 'string'));
+      return { data: await (await ctx.api()).call<InstanceRecord[]>('instance.list', filter), rows: instanceRows };
+    },
+  },
   { noun: 'instance', verb: 'show', summary: 'show one instance', args: ['NAME'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('instance.show', { name: ctx.args[0] }), rows: instanceRows }) },
   {
     noun: 'instance',

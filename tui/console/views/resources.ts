@@ -18,12 +18,8 @@ type Obj = Record<string, unknown>;
 const CONSOLE_BYTES = 2000;
 
 export const instancesView: TableView = {
+  // A host's instances (the hosts view's drill-down): the service filters by its `host` param.
   kind: 'table', id: 'instances', title: 'Instances', rows: instanceRows, method: METHODS.instances,
-  // A host's instances: the service lists all, the view keeps that host's.
-  load: async (api, p) => {
-    const all = await api.call<{ host?: string }[]>(METHODS.instances);
-    return typeof p.host === 'string' ? all.filter((i) => i.host === p.host) : all;
-  },
   // Layers with their versions, addresses, snapshots and the console log tail; what the manager does not offer is said, not fatal.
   detail: async (api, name, row) => {
     const inst = (row ?? {}) as Obj;
