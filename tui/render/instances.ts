@@ -24,3 +24,26 @@ export const instanceRows: RowSpec<InstanceRecord> = {
     { header: 'ERROR', get: (i) => i.error ?? '', wide: true },
   ],
 };
+
+/** `storm instance show NAME`: everything the record says, one fact per line (-o json for the data). */
+export function instanceDetail(i: InstanceRecord, now = Date.now()): string {
+  const when = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} (${age(iso, now)} ago)`;
+  const params = Object.entries(i.params ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
+  const layers = Object.entries(i.layers ?? {}).map(([role, sha]) => `${role} ${String(sha).slice(0, 12)}`).join(', ');
+  const lines: [string, string][] = [
+    ['name', i.name],
+    ['state', i.state],
+    ['appliance', `${i.appliance}@${i.version}${i.previous ? ` (before: ${i.previous.version}; storm update rollback ${i.name} returns to it)` : ''}`],
+    ['host', i.host],
+    ['id', i.id],
+    ['mac', i.mac],
+    ['resources', `${i.memoryMiB} MiB, ${i.vcpus} vCPU${i.vcpus === 1 ? '' : 's'}`],
+    ['parameters', params || '(none)'],
+    ['layers', layers || '(none)'],
+    ['created', `${when(i.createdAt)} by ${i.createdBy ?? 'admin'}`],
+    ['updated', when(i.updatedAt)],
+  ];
+  if (i.error) lines.push(['error', `${i.error}${i.errorCode ? ` (${i.errorCode})` : ''}`]);
+  const w = Math.max(...lines.map(([k]) => k.length)) + 1;
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(w)} ${v}`).join('\n') + '\n';
+}

@@ -1,6 +1,6 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
-import { instanceRows } from '../../render/instances.ts';
+import { instanceDetail, instanceRows } from '../../render/instances.ts';
 import { readValueArg } from '../value-arg.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
@@ -90,7 +90,13 @@ export const instanceCommands: CommandDef[] = [
       return { data: await (await ctx.api()).call<InstanceRecord[]>('instance.list', filter), rows: instanceRows };
     },
   },
-  { noun: 'instance', verb: 'show', summary: 'show one instance', args: ['NAME'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('instance.show', { name: ctx.args[0] }), rows: instanceRows }) },
+  {
+    noun: 'instance', verb: 'show', summary: 'show one instance: state, appliance, host, parameters, layers, error', args: ['NAME'],
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<InstanceRecord>('instance.show', { name: ctx.args[0] });
+      return { data, rows: instanceRows, text: instanceDetail(data) };
+    },
+  },
   {
     noun: 'instance',
     verb: 'console',

@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { InstanceRecord } from '../../manager/instances/model.ts';
+import { instanceDetail } from './instances.ts';
+
+test('instance show: one fact per line, secrets as the service shows them, the error with its code, the version a rollback returns to', () => {
+  const now = Date.parse('2026-11-26T12:10:00.000Z');
+  const i: InstanceRecord = {
+    id: 'e05166ca8b9b', name: 'w1', appliance: 'deployment:corp', version: '2', host: 'local', state: 'failed',
+    layers: { substrate: 'a'.repeat(64), deployment: 'b'.repeat(64) }, mac: '52:54:00:e0:51:66', memoryMiB: 128, vcpus: 1,
+    params: { title: 'Our wiki', 'db-password': '(secret)' }, secretParams: ['db-password'],
+    createdAt: '2026-11-26T12:00:00.000Z', updatedAt: '2026-11-26T12:09:00.000Z', error: 'update failed: host unreachable', errorCode: 'unreachable',
+    previous: { version: '1', layers: {} },
+  };
+  assert.equal(instanceDetail(i, now), [
+    'name:       w1',
+    'state:      failed',
+    'appliance:  deployment:corp@2 (before: 1; storm update rollback w1 returns to it)',
+    'host:       local',
+    'id:         e05166ca8b9b',
+    'mac:        52:54:00:e0:51:66',
+    'resources:  128 MiB, 1 vCPU',
+    'parameters: title=Our wiki db-password=(secret)',
+    `layers:     substrate ${'a'.repeat(12)}, deployment ${'b'.repeat(12)}`,
+    'created:    2026-11-26 12:00:00 (10m ago) by admin',
+    'updated:    2026-11-26 12:09:00 (60s ago)',
+    'error:      update failed: host unreachable (unreachable)',
+    '',
+  ].join('\n'));
+});
