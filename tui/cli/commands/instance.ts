@@ -79,14 +79,14 @@ export const instanceCommands: CommandDef[] = [
     noun: 'instance', verb: 'list', summary: 'list instances (by name)',
     options: {
       host: { type: 'string', doc: 'only those on this host' },
-      state: { type: 'string', doc: 'only those in this state (pending, provisioning, running, stopped, failed, deleting)' },
+      only: { type: 'string', doc: 'only those in this state: pending, provisioning, running, stopped, failed, deleting (--state is the state directory)' },
       appliance: { type: 'string', short: 'a', doc: 'only those of this appliance: ID or ID@VERSION' },
       deployment: { type: 'string', short: 'd', doc: "only those of this deployment (NAME)" },
     },
     run: async (ctx) => {
       if (typeof ctx.opts.appliance === 'string' && typeof ctx.opts.deployment === 'string') throw invalid('give --appliance or --deployment, not both');
       const appliance = typeof ctx.opts.deployment === 'string' ? deploymentRef(ctx.opts.deployment) : ctx.opts.appliance;
-      const filter = Object.fromEntries(Object.entries({ host: ctx.opts.host, state: ctx.opts.state, appliance }).filter(([, v]) => typeof v === 'string'));
+      const filter = Object.fromEntries(Object.entries({ host: ctx.opts.host, state: ctx.opts.only, appliance }).filter(([, v]) => typeof v === 'string'));
       return { data: await (await ctx.api()).call<InstanceRecord[]>('instance.list', filter), rows: instanceRows };
     },
   },
