@@ -88,6 +88,10 @@ test('storm instance create boots the wiki on an enrolled stormd; console, stop,
   // Graceful stop (ACPI power button → the guest powers off), then start again.
   assert.equal(json<{ state: string }>(['instance', 'stop', 'web1'], env).state, 'stopped');
   assert.equal(virsh('domstate', dom).stdout.trim(), 'shut off');
+  // Filters, through the control socket: by state, host and appliance; the detail names the version.
+  assert.equal(storm(['instance', 'list', '--only', 'stopped', '--host', 'hv1', '-a', 'wiki', '-o', 'name'], { env }).stdout, 'web1\n');
+  assert.equal(storm(['instance', 'list', '--only', 'running', '-o', 'name'], { env }).stdout, '');
+  assert.match(storm(['instance', 'show', 'web1'], { env }).stdout, /^name:\s+web1\nstate:\s+stopped\nappliance:\s+wiki@1\.0\n/);
   // Its instance layer (built by stormd from what the manager sent): the hostname, the manager's
   // address and its own certificate from the CA, in the layer format the guest mounts as its upper layer.
   const raw = join(root, 'instance.raw');
