@@ -28,3 +28,10 @@ test('instance show: one fact per line, secrets as the service shows them, the e
     '',
   ].join('\n'));
 });
+
+test('instance show: the address line, when the leases were asked', () => {
+  const i = { id: 'x', name: 'w1', appliance: 'wiki', version: '1.0', host: 'h', state: 'running', layers: {}, mac: 'm', memoryMiB: 1, vcpus: 2, params: {}, createdAt: '2026-11-26T12:00:00.000Z', updatedAt: '2026-11-26T12:00:00.000Z' } as InstanceRecord;
+  const text = instanceDetail(i, Date.parse('2026-11-26T12:00:00.000Z'), { ip: '10.77.0.5', dns: ['w1.storm.internal A'] });
+  assert.match(text, /\nmac:\s+m\naddress:\s+10\.77\.0\.5 \(w1\.storm\.internal A\)\nresources:\s+1 MiB, 2 vCPUs\n/);
+  assert.doesNotMatch(instanceDetail(i), /address:/);
+});

@@ -25,8 +25,8 @@ export const instanceRows: RowSpec<InstanceRecord> = {
   ],
 };
 
-/** `storm instance show NAME`: everything the record says, one fact per line (-o json for the data). */
-export function instanceDetail(i: InstanceRecord, now = Date.now()): string {
+/** `storm instance show NAME`: everything the record says, one fact per line (-o json for the data); `address` from the DHCP leases and DNS (instanceAddresses). */
+export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { ip: string; dns: string[] }): string {
   const when = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} (${age(iso, now)} ago)`;
   const params = Object.entries(i.params ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
   const layers = Object.entries(i.layers ?? {}).map(([role, sha]) => `${role} ${String(sha).slice(0, 12)}`).join(', ');
@@ -37,6 +37,7 @@ export function instanceDetail(i: InstanceRecord, now = Date.now()): string {
     ['host', i.host],
     ['id', i.id],
     ['mac', i.mac],
+    ...(address ? ([['address', `${address.ip}${address.dns.length ? ` (${address.dns.join(', ')})` : ''}`]] as [string, string][]) : []),
     ['resources', `${i.memoryMiB} MiB, ${i.vcpus} vCPU${i.vcpus === 1 ? '' : 's'}`],
     ['parameters', params || '(none)'],
     ['layers', layers || '(none)'],

@@ -1,6 +1,8 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
 import { instanceDetail, instanceRows } from '../../render/instances.ts';
+import { instanceAddresses } from '../../render/resources.ts';
+import { dnsListRows } from '../../render/netsvc.ts';
 import { readValueArg } from '../value-arg.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
@@ -93,8 +95,12 @@ export const instanceCommands: CommandDef[] = [
   {
     noun: 'instance', verb: 'show', summary: 'show one instance: state, appliance, host, parameters, layers, error', args: ['NAME'],
     run: async (ctx) => {
-      const data = await (await ctx.api()).call<InstanceRecord>('instance.show', { name: ctx.args[0] });
-      return { data, rows: instanceRows, text: instanceDetail(data) };
+      const api = await ctx.api();
+      const data = await api.call<InstanceRecord>('instance.show', { name: ctx.args[0] });
+      // Its address, as the console's detail finds it; a network service that does not answer leaves it out.
+      const [leases, dns] = await Promise.all([api.call<unknown[]>('dhcp.lease.list').catch(() => undefined), api.call<unknown>('dns.record.list').catch(() => [])]);
+      const address = Array.isArray(leases) ? instanceAddresses(data.name, data.mac, leases, dnsListRows(dns)) : undefined;
+      return { data, rows: instanceRows, text: instanceDetail(data, Date.now(), address) };
     },
   },
   {
