@@ -8,10 +8,15 @@ import { lstat, readFile } from 'node:fs/promises';
 import { StormError, invalid } from '../../lib/errors.ts';
 import type { CommandContext } from './command.ts';
 
+/** Invocations whose stdin a value has taken: there is one stdin, so one `@-`. */
+const stdinTaken = new WeakSet<CommandContext>();
+
 /** `flag` names the argument in messages (`--set /etc/x`); `pipe` is the command to suggest over SSH. */
 export async function readValueArg(ctx: CommandContext, v: string, flag: string, pipe: string): Promise<{ content: Buffer; mode?: number }> {
   if (v === '@-') {
     if (!ctx.io.readStdin) throw invalid(`${flag}=@-: there is no stdin to read here`);
+    if (stdinTaken.has(ctx)) throw invalid(`${flag}=@-: stdin is already read for another value`, { hint: 'give the others as @FILE' });
+    stdinTaken.add(ctx);
     return { content: Buffer.from(await ctx.io.readStdin()) };
   }
   if (!v.startsWith('@')) return { content: Buffer.from(v) };

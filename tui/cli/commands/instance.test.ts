@@ -34,6 +34,9 @@ test('storm instance create --param: KEY=VALUE, KEY=@FILE and KEY=@- (stdin, one
   assert.equal((await run(['instance', 'create', 'db1', '-a', 'db', '--no-wait', '--param', 'user=app', '--param', `password=@${dir}/pw`])).code, 0);
   assert.equal((await run(['instance', 'create', 'db1', '-a', 'db', '--no-wait', '--param', 'password=@-'], { stdin: 'from-stdin\n' })).code, 0);
   assert.deepEqual(sent.map((p) => p.params), [{ user: 'app', password: 'from-file' }, { password: 'from-stdin' }]);
+  const twice = await run(['instance', 'create', 'db1', '-a', 'db', '--param', 'a=@-', '--param', 'b=@-'], { stdin: 'x' });
+  assert.equal(twice.code, 2);
+  assert.match(twice.err, /--param b=@-: stdin is already read for another value/);
   const ssh = await run(['instance', 'create', 'db1', '-a', 'db', '--param', `password=@${dir}/pw`], { remote: true });
   assert.equal(ssh.code, 6);
   assert.match(ssh.err, /over SSH the file would be read on the manager's machine[\s\S]*--param password=@- < FILE/);
