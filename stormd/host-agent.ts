@@ -20,6 +20,7 @@ import type { TlsCreds } from './layers/fetch.ts';
 import { InstanceLayers, checkInstanceId } from './layers/instance.ts';
 import { checkLimit, listInstanceLayerFiles } from './layers/instance-files.ts';
 import { MAINTENANCE_CHUNK_MAX, type AgentCapacity, type AgentChunk, type AgentDomainRequest, type AgentDomainState, type AgentHostInfo, type AgentInstanceLayerSpec, type AgentLayerFiles, type AgentLayerRef, type AgentLayerRole, type AgentTransferRef } from './api/methods.ts';
+import type { ConsoleChunk, ConsoleReadOptions } from '../lib/console-window.ts';
 
 export type { AgentLayerRole, AgentLayerRef, AgentCapacity, AgentInstanceLayerSpec, AgentDomainRequest, AgentDomainState, AgentHostInfo, AgentTransferRef };
 
@@ -334,8 +335,8 @@ export class LocalHostAgent {
     return (await this.#o.driver.list()).filter((d) => d.name.startsWith(prefix)).map((d) => ({ name: d.name.slice(prefix.length), state: agentState(d) }));
   }
 
-  consoleTail(name: string, bytes: number): Promise<string> {
-    return this.#o.driver.consoleTail(this.#dom(name), bytes);
+  consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk> {
+    return this.#o.driver.consoleRead(this.#dom(name), opts);
   }
 
   async snapshot(id: string, snap: string): Promise<void> {

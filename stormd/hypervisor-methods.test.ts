@@ -40,7 +40,10 @@ test('hypervisor methods through a method table: structs in, data out, codes on 
   assert.deepEqual(await call(M.domainState, { name: 'storm-hv-rpc' }), { state: 'stopped' });
   await call(M.domainStart, { name: 'storm-hv-rpc' });
   assert.ok(((await call(M.domainList)) as { name: string; state: string }[]).some((d) => d.name === 'storm-hv-rpc' && d.state === 'running'));
-  assert.deepEqual(await call(M.domainConsoleTail, { name: 'storm-hv-rpc', bytes: 100 }), { text: '' });
+  const tail = (await call(M.domainConsoleTail, { name: 'storm-hv-rpc', bytes: 100 })) as { boot?: string };
+  assert.deepEqual(tail, { text: '', from: 0, next: 0, boot: tail.boot });
+  assert.match(tail.boot ?? '', /^\d+$/, 'a running domain names its run');
+  assert.deepEqual(await call(M.domainConsoleTail, { name: 'storm-hv-rpc', bytes: 100, from: 0, boot: tail.boot }), tail);
   await code(call(M.domainUndefine, { name: 'storm-hv-rpc' }), 'conflict');
   await call(M.domainPoweroff, { name: 'storm-hv-rpc' });
   await call(M.domainUndefine, { name: 'storm-hv-rpc' });
@@ -58,6 +61,7 @@ test('hypervisor methods through a method table: structs in, data out, codes on 
   await code(call(M.domainStart, {}), 'invalid');
   await code(call(M.domainStart, { name: 'storm-hv-ghost' }), 'not_found');
   await code(call(M.domainConsoleTail, { name: 'x', bytes: 0 }), 'invalid');
+  await code(call(M.domainConsoleTail, { name: 'storm-hv-rpc', bytes: 10, from: -1 }), 'invalid');
   await code(call(M.layerEnsure, { url: 'ftp://x', sha256: sha, size: 1 }), 'invalid');
   await code(call(M.layerEnsure, { url: 'http://127.0.0.1/', sha256: 'nope', size: 1 }), 'invalid');
   await code(call(M.domainDefine, { request: '<domain/>' }), 'invalid');

@@ -8,6 +8,7 @@ import { invalid } from '../lib/errors.ts';
 import { HYPERVISOR_METHODS, MAINTENANCE_CHUNK_MAX, type AgentDomainRequest, type AgentLayerRef, type AgentTransferRef, type AgentInstanceLayerSpec } from './api/methods.ts';
 import type { LocalHostAgent } from './host-agent.ts';
 import { reqString, type StormdMethod } from './server/methods.ts';
+import { CONSOLE_MAX_READ, checkConsoleRead } from '../lib/console-window.ts';
 
 export { HYPERVISOR_METHODS };
 
@@ -128,8 +129,12 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
     { name: M.domainList, summary: 'domains on this hypervisor with their states', handler: () => agent.domains() },
     {
       name: M.domainConsoleTail,
-      summary: "the end of a domain's serial console log",
-      handler: async (p: P) => ({ text: await agent.consoleTail(name(p, M.domainConsoleTail), reqInt(p, 'bytes', M.domainConsoleTail, 1, 1024 * 1024)) }),
+      summary: "a domain's serial console log: its end, or from byte `from` (answers {text, from, next})",
+      handler: async (p: P) => {
+        const bytes = reqInt(p, 'bytes', M.domainConsoleTail, 1, CONSOLE_MAX_READ);
+        const from = p.from === undefined ? undefined : reqInt(p, 'from', M.domainConsoleTail, 0, Number.MAX_SAFE_INTEGER);
+        return agent.consoleRead(name(p, M.domainConsoleTail), checkConsoleRead({ bytes, from, boot: p.boot as string | undefined }));
+      },
     },
   ];
 }

@@ -4,7 +4,8 @@
  * as StormErrors with their codes (the client rebuilds them), so a
  * `not_found` on the hypervisor is a `not_found` here.
  */
-import { invalid } from '../../lib/errors.ts';
+import { invalid, unavailable } from '../../lib/errors.ts';
+import { checkConsoleRead, type ConsoleChunk, type ConsoleReadOptions } from '../../lib/console-window.ts';
 import { HYPERVISOR_METHODS as M } from '../../stormd/api/methods.ts';
 import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFiles, LayerRef, TransferRef } from '../instances/host-agent.ts';
 import type { StormdClient } from './client.ts';
@@ -63,10 +64,12 @@ export class StormdHostAgent implements HostAgent {
   domains(): Promise<{ name: string; state: DomainState }[]> {
     return this.#call<{ name: string; state: DomainState }[]>(M.domainList, {});
   }
-  async consoleTail(name: string, bytes: number): Promise<string> {
-    if (!Number.isInteger(bytes) || bytes < 1) throw invalid(`console tail: bytes must be a positive integer, got ${bytes}`);
-    const r = await this.#call<{ text: string }>(M.domainConsoleTail, { name, bytes: Math.min(bytes, 1024 * 1024) });
-    return r.text;
+  async consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk> {
+    const o = checkConsoleRead(opts);
+    const r = await this.#call<Partial<ConsoleChunk>>(M.domainConsoleTail, { name, ...o });
+    // A stormd from before offsets answers {text} alone: it cannot be followed.
+    if (typeof r.next !== 'number' || typeof r.from !== 'number') throw unavailable(`stormd on ${this.host} cannot read its console by offset; upgrade it to follow the console`);
+    return { text: String(r.text ?? ''), from: r.from, next: r.next, ...(typeof r.boot === 'string' ? { boot: r.boot } : {}) };
   }
   async snapshot(id: string, snap: string): Promise<void> {
     await this.#call(M.instanceLayerSnapshot, { id, snapshot: snap }, TIMEOUT.build);

@@ -5,6 +5,7 @@
  * test/conformance/host-agent.case.ts.
  */
 import type { AgentCapacity, AgentDomainRequest, AgentDomainState, AgentInstanceLayerSpec, AgentLayerFile, AgentLayerFileKind, AgentLayerFiles, AgentLayerRole, AgentTransferRef } from '../../stormd/api/methods.ts';
+import type { ConsoleChunk, ConsoleReadOptions } from '../../lib/console-window.ts';
 
 /** Roles of the disks a domain gets from shared layers (`disk`: a traditional appliance's one image). */
 export type DiskRole = AgentLayerRole;
@@ -57,7 +58,8 @@ export interface HostAgent {
   undefine(name: string): Promise<void>;
   state(name: string): Promise<DomainState>;
   domains(): Promise<{ name: string; state: DomainState }[]>;
-  consoleTail(name: string, bytes: number): Promise<string>;
+  /** The domain's serial console log: its last `bytes`, or from byte `from` (a log shorter than `from` started again: from 0). */
+  consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk>;
   /** Snapshots of one instance layer (the instance's own state, cheap). */
   snapshot(id: string, snap: string): Promise<void>;
   restore(id: string, snap: string): Promise<void>;

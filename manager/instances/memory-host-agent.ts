@@ -1,6 +1,7 @@
 import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { createHash } from 'node:crypto';
 import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFile, LayerFileKind, LayerFiles, LayerRef, TransferRef } from './host-agent.ts';
+import { checkConsoleRead, consoleWindow, type ConsoleChunk, type ConsoleReadOptions } from '../../lib/console-window.ts';
 
 /** Exported instance layers, by URL: stands in for the network between memory hosts. */
 const transfers = new Map<string, InstanceLayerSpec>();
@@ -13,7 +14,8 @@ export class MemoryHostAgent implements HostAgent {
   readonly cache = new Set<string>();
   readonly instanceLayers = new Map<string, InstanceLayerSpec>();
   readonly snaps = new Map<string, Map<string, { spec: InstanceLayerSpec; createdAt: string }>>();
-  readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string }>();
+  readonly doms = new Map<string, { req: DomainRequest; state: DomainState; console: string; boot?: number }>();
+  #boots = 0;
   /** What the guest did to its instance layer (path → kind), e.g. a whiteout over a deleted lower file. */
   readonly guestEdits = new Map<string, Map<string, LayerFileKind>>();
   /** The deployment layer a maintenance domain wrote (tests put the edited image here). */
@@ -74,7 +76,9 @@ export class MemoryHostAgent implements HostAgent {
     const d = this.#dom(name);
     if (d.state === 'running') throw conflict(`domain ${name} is already running`);
     d.state = 'running';
-    d.console += `boot ${name}\n`;
+    // As libvirt: each run is numbered, and its start begins a new log.
+    d.boot = ++this.#boots;
+    d.console = `boot ${name}\n`;
   }
   async shutdown(name: string): Promise<void> {
     this.#dom(name).state = 'stopped';
@@ -94,8 +98,14 @@ export class MemoryHostAgent implements HostAgent {
   async domains(): Promise<{ name: string; state: DomainState }[]> {
     return [...this.doms].map(([name, d]) => ({ name, state: d.state })).sort((a, b) => a.name.localeCompare(b.name));
   }
-  async consoleTail(name: string, bytes: number): Promise<string> {
-    return this.#dom(name).console.slice(-bytes);
+  async consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk> {
+    const { bytes, from, boot: asked } = checkConsoleRead(opts);
+    const d = this.#dom(name);
+    const boot = d.state === 'running' && d.boot !== undefined ? String(d.boot) : undefined;
+    // The console as bytes, as a log file holds it.
+    const log = Buffer.from(d.console);
+    const { start, n } = consoleWindow(log.length, bytes, from, asked !== undefined && boot !== undefined && asked !== boot);
+    return { text: log.subarray(start, start + n).toString('utf8'), from: start, next: start + n, ...(boot ? { boot } : {}) };
   }
 
   #layer(id: string): InstanceLayerSpec {

@@ -199,8 +199,20 @@ test('console: the end of the instance domain\'s serial log, from its host', asy
   const { svc } = await setup(t);
   const inst = await svc.create({ name: 'web7', appliance: 'wiki', host: 'h2' });
   await svc.provision('web7');
-  assert.deepEqual(await svc.console('web7'), { instance: 'web7', host: 'h2', text: `boot ${domainName(inst.id)}\n` });
+  const boot = `boot ${domainName(inst.id)}\n`;
+  const first = await svc.console('web7');
+  assert.deepEqual(first, { instance: 'web7', host: 'h2', text: boot, from: 0, next: boot.length, boot: first.boot });
+  // Following: from the last answer's next, only what came since.
+  assert.deepEqual(await svc.console('web7', 100, boot.length, first.boot), { instance: 'web7', host: 'h2', text: '', from: boot.length, next: boot.length, boot: first.boot });
+  assert.deepEqual(await svc.console('web7', 4, 5), { instance: 'web7', host: 'h2', text: boot.slice(5, 9), from: 5, next: 9, boot: first.boot });
+  // Stopped and started: another run, a new log; asked from the old run's end, it answers from 0.
+  await svc.stop('web7');
+  await svc.start('web7');
+  const again = await svc.console('web7', 100, 4, first.boot);
+  assert.notEqual(again.boot, first.boot);
+  assert.deepEqual([again.from, again.text], [0, boot]);
   await assert.rejects(svc.console('web7', 0), (e: StormError) => e.code === 'invalid');
+  await assert.rejects(svc.console('web7', 10, -1), (e: StormError) => e.code === 'invalid');
 });
 
 test('each instance layer carries its own certificate and the manager address; destroy revokes the certificate', async (t) => {

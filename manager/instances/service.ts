@@ -12,6 +12,7 @@ import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type Appli
 import { place, type Candidate } from './placement.ts';
 import { resolveParams } from './params.ts';
 import type { RoleChange, ShadowFinder, ShadowedFile } from './shadowed.ts';
+import { checkConsoleRead, type ConsoleChunk } from '../../lib/console-window.ts';
 
 /** Where hosts come from (the hosts service) and how to reach each one. */
 export interface HostDirectory {
@@ -383,12 +384,15 @@ export class InstanceService {
     });
   }
 
-  /** The end of the instance's serial console log (what its guest printed). */
-  async console(ref: string, bytes = 16384): Promise<{ instance: string; host: string; text: string }> {
+  /**
+   * The instance's serial console log (what its guest printed): its end, or from
+   * byte `from` of run `boot` (`next` and `boot` of the last answer: following it);
+   * `from` and `next` are offsets in the log on its host.
+   */
+  async console(ref: string, bytes = 16384, from?: number, boot?: string): Promise<{ instance: string; host: string } & ConsoleChunk> {
     const inst = await this.get(ref);
-    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024 * 1024) throw invalid(`console: bytes must be 1..1048576, got ${bytes}`);
-    const text = await this.hosts.agent(inst.host).consoleTail(domainName(inst.id), bytes);
-    return { instance: inst.name, host: inst.host, text };
+    const chunk = await this.hosts.agent(inst.host).consoleRead(domainName(inst.id), checkConsoleRead({ bytes, from, boot }));
+    return { instance: inst.name, host: inst.host, ...chunk };
   }
 
   /** Snapshots of the instance layer: take, list, restore (instance stopped), delete. */

@@ -62,8 +62,8 @@ export function registerInstances(reg: Registry, svc: InstanceService, log: Logg
   reg.add({
     name: 'instance.console',
     mutates: false,
-    summary: "the end of an instance's serial console",
-    handler: (p) => svc.console(str(p, 'name', 'instance.console'), p.bytes === undefined ? undefined : Number(p.bytes)),
+    summary: "an instance's serial console: its end, or from byte `from` (the `next` of the last answer)",
+    handler: (p) => svc.console(str(p, 'name', 'instance.console'), p.bytes === undefined ? undefined : Number(p.bytes), p.from === undefined ? undefined : Number(p.from), optStr(p, 'boot', 'instance.console')),
   });
   reg.add<Record<string, unknown>, { destroyed: string }>({
     name: 'instance.destroy',

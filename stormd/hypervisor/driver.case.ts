@@ -119,7 +119,7 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
       assert.equal(back.cmdline, spec.cmdline);
       assert.equal(back.memoryMiB, 128);
       assert.equal(back.consoleLog, spec.consoleLog);
-      assert.equal(await drv.consoleTail(name, 1024), '', 'no console before the first boot');
+      assert.deepEqual(await drv.consoleRead(name, { bytes: 1024 }), { text: '', from: 0, next: 0 }, 'no console before the first boot');
 
       assert.ok((await drv.list({ prefix: 'storm-hv-' })).some((d) => d.name === name && d.state === 'shut_off'));
       assert.ok((await drv.list({ prefix: name })).every((d) => d.name.startsWith(name)));
@@ -147,7 +147,7 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
       await rejectsWith(drv.state(ghost), 'not_found');
       await rejectsWith(drv.start(ghost), 'not_found');
       await rejectsWith(drv.undefine(ghost), 'not_found');
-      await rejectsWith(drv.consoleTail(ghost, 10), 'not_found');
+      await rejectsWith(drv.consoleRead(ghost, { bytes: 10 }), 'not_found');
       await drv.undefine(name);
       created.delete(name);
     });
@@ -254,6 +254,7 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
       await drv.define(layered(name));
       assert.equal((await drv.start(name)).state, 'running');
       const console = await waitForConsole(drv, name, boot.markers.disksDone, boot.waitMs);
+      assert.match((await drv.consoleRead(name, { bytes: 16 })).boot ?? '', /^\d+$/, 'a running domain names its run');
       assert.ok(console.includes(boot.markers.booted), 'boot marker on the console');
       const seen = boot.parseDisks(console);
       // What the host controls: SCSI target N carries layer N (sda..sdd in the article's order).
@@ -265,7 +266,15 @@ export function driverConformance(label: string, opts: ConformanceOptions): void
       // The kernel's names usually follow targets but are not guaranteed to (sd probes asynchronously).
       t.diagnostic(`guest names by target: ${seen.map((d) => `${d.target}=${d.name}`).join(' ')}`);
       assert.equal((await drv.shutdown(name, { timeoutMs: boot.waitMs })).state, 'shut_off');
-      assert.ok((await drv.consoleTail(name, 4096)).includes(boot.markers.poweroff), 'the guest saw the ACPI power button');
+      assert.ok((await drv.consoleRead(name, { bytes: 4096 })).text.includes(boot.markers.poweroff), 'the guest saw the ACPI power button');
+      // Reading by offset (following the console): all of it from 0, nothing new at its end, a
+      // piece from inside it, and from 0 again when asked past its end (a log started again).
+      const all = await drv.consoleRead(name, { bytes: 1024 * 1024, from: 0 });
+      assert.ok(all.next > 0 && all.from === 0 && Buffer.byteLength(all.text) === all.next, 'the whole log, next = its size');
+      assert.deepEqual(await drv.consoleRead(name, { bytes: 100, from: all.next }), { text: '', from: all.next, next: all.next });
+      const end = Buffer.from(all.text);
+      assert.deepEqual(await drv.consoleRead(name, { bytes: 10, from: all.next - 20 }), { text: end.subarray(-20, -10).toString('utf8'), from: all.next - 20, next: all.next - 10 });
+      assert.equal((await drv.consoleRead(name, { bytes: 16, from: all.next + 1000 })).from, 0);
       await drv.undefine(name);
       created.delete(name);
       await rejectsWith(drv.state(name), 'not_found');
@@ -278,7 +287,7 @@ export async function waitForConsole(drv: HypervisorDriver, name: string, marker
   const limit = Date.now() + waitMs;
   let last = '';
   while (Date.now() < limit) {
-    last = await drv.consoleTail(name, 64 * 1024);
+    last = (await drv.consoleRead(name, { bytes: 64 * 1024 })).text;
     if (last.includes(marker)) return last;
     const st = await drv.state(name);
     if (st.state !== 'running') assert.fail(`domain ${name} is ${st.state} before printing ${marker}; console:\n${last}`);

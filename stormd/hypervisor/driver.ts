@@ -7,6 +7,8 @@
  */
 import type { Health } from '../../lib/health.ts';
 import { invalid } from '../../lib/errors.ts';
+import type { ConsoleChunk, ConsoleReadOptions } from '../../lib/console-window.ts';
+export type { ConsoleChunk, ConsoleReadOptions };
 
 /** The roles a disk can play, in the order the guest sees them (sda, sdb, ...). */
 export const LAYER_ROLES = ['substrate', 'deployment', 'appliance', 'instance'] as const;
@@ -101,8 +103,12 @@ export interface HypervisorDriver {
    * interfaces it attached again ([] when all were in place or there are none).
    */
   reattachNetwork(name: string): Promise<string[]>;
-  /** The last `bytes` bytes of the serial console log ('' before first boot). */
-  consoleTail(name: string, bytes: number): Promise<string>;
+  /**
+   * The serial console log: at most `bytes` bytes from byte `from`, or its last
+   * `bytes` when `from` is absent ('' before the first boot). A log of another
+   * run than `boot`, or shorter than `from`, was started again: read from its beginning.
+   */
+  consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk>;
   health(): Promise<Health>;
   /** Release sessions and processes the driver holds. */
   close(): Promise<void>;

@@ -36,6 +36,12 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     await a.start(name);
     assert.equal(await a.state(name), 'running');
     assert.ok((await a.domains()).some((d) => d.name === name && d.state === 'running'));
+    // Its console by offset: a read from where the last ended gives what came since (here: nothing yet, or the same end).
+    const tail = await a.consoleRead(name, { bytes: 4096 });
+    assert.ok(typeof tail.text === 'string' && tail.from >= 0 && tail.next >= tail.from, JSON.stringify(tail));
+    const again = await a.consoleRead(name, { bytes: 4096, from: tail.next });
+    assert.ok(again.from === tail.next && again.next >= again.from, JSON.stringify(again));
+    await assert.rejects(a.consoleRead(name, { bytes: 0 }), (e: StormError) => e.code === 'invalid');
     await assert.rejects(a.undefine(name), (e: StormError) => e.code === 'conflict');
     await a.poweroff(name);
     assert.equal(await a.state(name), 'stopped');
@@ -102,7 +108,7 @@ export function hostAgentConformance(label: string, make: () => Promise<AgentFix
     const f = await make();
     t.after(() => f.cleanup?.());
     await assert.rejects(f.agent.start('storm-does-not-exist'), (e: StormError) => e.code === 'not_found');
-    await assert.rejects(f.agent.consoleTail('storm-does-not-exist', 100), (e: StormError) => e.code === 'not_found');
+    await assert.rejects(f.agent.consoleRead('storm-does-not-exist', { bytes: 100 }), (e: StormError) => e.code === 'not_found');
     await assert.rejects(
       f.agent.define({ name: 'storm-nolayer', memoryMiB: 64, vcpus: 1, kernel: f.kernel, initrd: f.initrd, cmdline: '', layers: { substrate: sha('not cached') }, instanceLayer: 'none', mac: '52:54:00:00:00:02' }),
       (e: StormError) => e.code === 'not_found',

@@ -81,7 +81,7 @@ test("a domain STORM did not define: its console is not read (it could name any 
   const drv = new LibvirtDriver({ uri: 'test:///default' });
   try {
     // test:///default ships a domain called "test" that is not ours.
-    await assert.rejects(drv.consoleTail('test', 100), (e: unknown) => e instanceof StormError && e.code === 'invalid');
+    await assert.rejects(drv.consoleRead('test', { bytes: 100 }), (e: unknown) => e instanceof StormError && e.code === 'invalid');
   } finally {
     await drv.close();
   }

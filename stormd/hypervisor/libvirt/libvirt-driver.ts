@@ -11,7 +11,8 @@ import { basename, join } from 'node:path';
 import { StormError, conflict, internal, invalid, notFound, unreachable } from '../../../lib/errors.ts';
 import { run } from '../../../lib/exec.ts';
 import { healthy, unhealthy, undetected, type Health } from '../../../lib/health.ts';
-import { validateDomainSpec, validateName, type AttachedDisk, type DomainInfo, type DomainSpec, type HypervisorDriver } from '../driver.ts';
+import { checkConsoleRead, consoleWindow } from '../../../lib/console-window.ts';
+import { validateDomainSpec, validateName, type AttachedDisk, type ConsoleChunk, type ConsoleReadOptions, type DomainInfo, type DomainSpec, type HypervisorDriver } from '../driver.ts';
 import { buildDomainXml, parseDomainXml, parseState, type VirtType } from './domain-xml.ts';
 import { checkReachable, lookupQemuUser, type QemuUser } from './reach.ts';
 import { VirshSession, type VirshResult } from './virsh.ts';
@@ -245,27 +246,31 @@ export class LibvirtDriver implements HypervisorDriver {
     return spec;
   }
 
-  async consoleTail(name: string, bytes: number): Promise<string> {
-    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 1024 * 1024) throw invalid('bytes must be an integer from 1 to 1048576');
+  async consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk> {
+    const { bytes, from, boot: asked } = checkConsoleRead(opts);
     validateName(name);
-    const { consoleLog, storm } = parseDomainXml(await this.#virsh(['dumpxml', name], `read ${name}`));
+    const xml = await this.#virsh(['dumpxml', name], `read ${name}`);
+    const { consoleLog, storm } = parseDomainXml(xml);
+    // libvirt numbers each run of a domain (<domain id='N'>, only while it runs); a start truncates the log.
+    const boot = /^<domain\b[^>]*\sid='(\d+)'/m.exec(xml)?.[1];
     // Only our domains: another domain's "console" could name any file on the host.
     if (!storm) throw invalid(`domain ${name} was not defined by STORM; its console is not ours to read`);
-    if (!consoleLog) return '';
+    const none: ConsoleChunk = { text: '', from: 0, next: 0, ...(boot ? { boot } : {}) };
+    if (!consoleLog) return none;
     let fh;
     try {
       fh = await open(consoleLog, 'r');
     } catch {
-      return ''; // not booted yet
+      return none; // not booted yet
     }
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw invalid(`console log of ${name} is not a regular file`);
-      const size = st.size;
-      const n = Math.min(bytes, size);
+      // One stat, one read: the chunk and `next` describe the same moment of the log.
+      const { start, n } = consoleWindow(st.size, bytes, from, asked !== undefined && boot !== undefined && asked !== boot);
       const buf = Buffer.alloc(n);
-      await fh.read(buf, 0, n, size - n);
-      return buf.toString('utf8');
+      const { bytesRead } = await fh.read(buf, 0, n, start);
+      return { text: buf.subarray(0, bytesRead).toString('utf8'), from: start, next: start + bytesRead, ...(boot ? { boot } : {}) };
     } finally {
       await fh.close();
     }

@@ -42,3 +42,31 @@ test('storm instance create --param: KEY=VALUE, KEY=@FILE and KEY=@- (stdin, one
   assert.match(ssh.err, /over SSH the file would be read on the manager's machine[\s\S]*--param password=@- < FILE/);
   assert.equal(sent.length, 2);
 });
+
+test('storm instance console -f: the end, then each new piece from where the last ended; a log started again is said; ends when the reader goes', async () => {
+  const log = ['boot 1\n', 'ready\n'];
+  const asked: unknown[] = [];
+  let close!: () => void;
+  const closed = new Promise<void>((r) => (close = r));
+  const answers = [
+    { text: 'boot 1\n', from: 0, next: 7 },
+    { text: '', from: 7, next: 7 },
+    { text: log[1]!, from: 7, next: 13 },
+    { text: 'boot 2\n', from: 0, next: 7 }, // stopped and started: the log is new
+  ];
+  const api: StormApi = {
+    call: async <R>(_m: string, p: Record<string, unknown> = {}) => {
+      asked.push(p.from);
+      const a = answers.shift();
+      if (!a) close();
+      return { instance: 'w1', host: 'h1', ...(a ?? { text: '', from: 7, next: 7 }) } as R;
+    },
+    subscribe: () => () => {},
+    close: () => {},
+  };
+  let out = '';
+  const code = await runCli(['instance', 'console', 'w1', '-f'], { stdout: (s) => (out += s), stderr: (s) => (out += s), stdinIsTty: false, env: {}, closed }, { api: async () => api });
+  assert.equal(code, 0, out);
+  assert.equal(out, 'boot 1\nready\n\n-- w1: the console log started again --\nboot 2\n');
+  assert.deepEqual(asked.slice(0, 5), [undefined, 7, 7, 13, 7]);
+});

@@ -53,6 +53,32 @@ const one = (verb: 'start' | 'stop' | 'reboot' | 'poweroff', summary: string): C
   run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>(`instance.${verb}`, { name: ctx.args[0] }), rows: instanceRows }),
 });
 
+/** What instance.console answers: a piece of the log on its host, and where the next read starts. */
+type ConsoleAnswer = { instance: string; host: string; text: string; from: number; next: number; boot?: string };
+/** How often a followed console is read (each read is a manager → stormd call). */
+const FOLLOW_MS = 500;
+
+/** Print `first`, then each new piece of the log, until the reader goes (SSH) or the process is interrupted. */
+async function followConsole(ctx: CommandContext, name: string, first: ConsoleAnswer): Promise<void> {
+  const api = await ctx.api();
+  const print = (c: ConsoleAnswer) => ctx.io.stdout(ctx.format === 'json' ? `${JSON.stringify(c)}\n` : c.text);
+  let stop = false;
+  void ctx.io.closed?.then(() => (stop = true));
+  print(first);
+  let { next, boot } = first;
+  while (!stop) {
+    await Promise.race([new Promise((r) => setTimeout(r, FOLLOW_MS)), ctx.io.closed].filter(Boolean));
+    if (stop) break;
+    const c = await api.call<ConsoleAnswer>('instance.console', { name, bytes: 64 * 1024, from: next, ...(boot ? { boot } : {}) });
+    // Read from 0: another run of the instance (or a log shorter than where we were) started it again.
+    const again = c.from !== next;
+    if (again && ctx.format !== 'json') ctx.io.stdout(`\n-- ${name}: the console log started again --\n`);
+    if (c.text || again) print(c);
+    next = c.next;
+    boot = c.boot ?? boot;
+  }
+}
+
 export const instanceCommands: CommandDef[] = [
   {
     noun: 'instance',
@@ -106,14 +132,20 @@ export const instanceCommands: CommandDef[] = [
   {
     noun: 'instance',
     verb: 'console',
-    summary: "print the end of an instance's serial console",
+    summary: "print the end of an instance's serial console; --follow keeps printing what the guest prints",
     args: ['NAME'],
-    options: { bytes: { type: 'string', doc: 'how much of the end to show (default 16384 bytes)' } },
+    options: {
+      bytes: { type: 'string', doc: 'how much of the end to show (default 16384 bytes)' },
+      follow: { type: 'boolean', short: 'f', doc: 'then print what the guest prints as it prints it, until interrupted (-o json: one chunk per line)' },
+    },
     run: async (ctx) => {
       const bytes = ctx.opts.bytes === undefined ? undefined : Number(ctx.opts.bytes);
       if (bytes !== undefined && !Number.isInteger(bytes)) throw invalid(`--bytes: expected a number, got "${ctx.opts.bytes}"`);
-      const data = await (await ctx.api()).call<{ instance: string; host: string; text: string }>('instance.console', { name: ctx.args[0], ...(bytes ? { bytes } : {}) });
-      return { data, text: data.text.endsWith('\n') || !data.text ? data.text : data.text + '\n' };
+      const api = await ctx.api();
+      const name = ctx.args[0]!;
+      const data = await api.call<ConsoleAnswer>('instance.console', { name, ...(bytes ? { bytes } : {}) });
+      if (!ctx.opts.follow) return { data, text: data.text.endsWith('\n') || !data.text ? data.text : data.text + '\n' };
+      await followConsole(ctx, name, data);
     },
   },
   one('start', 'start a stopped instance'),

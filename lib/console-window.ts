@@ -1,0 +1,43 @@
+/**
+ * Reading a serial console log by offset (`storm instance console -f`): which
+ * bytes a read returns, the same rule for every hypervisor driver and agent.
+ */
+import { invalid } from './errors.ts';
+
+/** A piece of a console log: `text` starts at byte `from`; the next read starts at `next` (its size then). */
+export interface ConsoleChunk {
+  text: string;
+  from: number;
+  next: number;
+  /** Which run of the domain the log is from (absent while it is off): another one next time means it started again. */
+  boot?: string;
+}
+
+/** The largest read (1 MiB): the log is the guest's to grow. */
+export const CONSOLE_MAX_READ = 1024 * 1024;
+
+/** What a read asks: at most `bytes`, from byte `from` of the run `boot` (both from the last chunk), or the end. */
+export interface ConsoleReadOptions {
+  bytes: number;
+  from?: number;
+  boot?: string;
+}
+
+/** Validate a read's options: `bytes` 1..1 MiB, `from` (when given) a byte offset, `boot` a short token. */
+export function checkConsoleRead(opts: { bytes: number; from?: number | undefined; boot?: string | undefined }): ConsoleReadOptions {
+  const { bytes, from, boot } = opts ?? ({} as never);
+  if (!Number.isInteger(bytes) || bytes < 1 || bytes > CONSOLE_MAX_READ) throw invalid(`bytes must be an integer from 1 to ${CONSOLE_MAX_READ}`);
+  if (from !== undefined && (!Number.isSafeInteger(from) || from < 0)) throw invalid('from must be a byte offset (an integer, 0 or more)');
+  if (boot !== undefined && (typeof boot !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(boot))) throw invalid('boot must be the token a console read returned');
+  return { bytes, ...(from !== undefined ? { from } : {}), ...(boot !== undefined ? { boot } : {}) };
+}
+
+/**
+ * Which bytes of a log of `size` bytes to return: its last `bytes` without
+ * `from`; else from `from`, or from 0 when it was started again (`restarted`:
+ * another boot than the caller's; or shorter than `from`: a new boot truncates it).
+ */
+export function consoleWindow(size: number, bytes: number, from?: number, restarted = false): { start: number; n: number } {
+  const start = from === undefined ? Math.max(0, size - bytes) : restarted || from > size ? 0 : from;
+  return { start, n: Math.max(0, Math.min(bytes, size - start)) };
+}
