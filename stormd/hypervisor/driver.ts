@@ -55,7 +55,7 @@ export interface DomainSpec {
    */
   disks: DiskSpec[];
   network?: NetworkSpec;
-  /** Serial console (ttyS0) is written to this file; consoleTail reads it. */
+  /** Serial console (ttyS0) is written to this file; consoleRead reads it. */
   consoleLog: string;
 }
 
