@@ -4,7 +4,7 @@
  * as StormErrors with their codes (the client rebuilds them), so a
  * `not_found` on the hypervisor is a `not_found` here.
  */
-import { invalid, unavailable } from '../../lib/errors.ts';
+import { unavailable } from '../../lib/errors.ts';
 import { checkConsoleRead, type ConsoleChunk, type ConsoleReadOptions } from '../../lib/console-window.ts';
 import { HYPERVISOR_METHODS as M } from '../../stormd/api/methods.ts';
 import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFiles, LayerRef, TransferRef } from '../instances/host-agent.ts';

@@ -3,7 +3,6 @@
  * Objects come from services that may not exist yet, so every getter is
  * tolerant: a missing field shows as empty, a wrong type as its text.
  */
-import type { Column, RowSpec } from './table.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -35,19 +34,6 @@ const pick = (o: unknown, ...paths: string[]) => {
   return undefined;
 };
 
-/** A column reading the first present of several fields (paths split once, not per cell). */
-const col = (header: string, paths: string[], extra: Partial<Column<Obj>> = {}): Column<Obj> => {
-  const split = paths.map((p) => p.split('.'));
-  const get = (o: Obj) => {
-    for (const p of split) {
-      const v = p.length === 1 ? o?.[p[0]!] : field(o, p);
-      if (v !== undefined && v !== null && v !== '') return text(v);
-    }
-    return '';
-  };
-  return { header, get, ...extra };
-};
-const nameOf = (o: Obj) => text(pick(o, 'name', 'id', 'uid', 'principal', 'mac'));
 
 /** Human bytes: 1536 → "1.5K". */
 export function bytes(v: unknown): string {
@@ -74,11 +60,6 @@ export function percent(o: unknown, what: 'cpu' | 'mem' | 'disk'): number | unde
   if (typeof tv === 'number' && typeof fv === 'number' && tv > 0) return Math.max(0, Math.min(100, ((tv - fv) / tv) * 100));
   return undefined;
 }
-
-const pct = (what: 'cpu' | 'mem' | 'disk') => (o: Obj) => {
-  const p = percent(o, what);
-  return p === undefined ? '' : `${Math.round(p)}%`;
-};
 
 /** Instance counts by state, for the dashboard: [["running", 3], ...] most first. */
 export function countByState(rows: readonly unknown[]): [string, number][] {
