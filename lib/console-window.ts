@@ -33,11 +33,14 @@ export function checkConsoleRead(opts: { bytes: number; from?: number | undefine
 }
 
 /**
- * Which bytes of a log of `size` bytes to return: its last `bytes` without
- * `from`; else from `from`, or from 0 when it was started again (`restarted`:
- * another boot than the caller's; or shorter than `from`: a new boot truncates it).
+ * Which bytes of a log of `size` bytes, from the run `boot`, a read asks: its
+ * last `bytes` without `from`; else from `from`, or from 0 when the log was
+ * started again (another run than the caller's `boot`, or shorter than `from`:
+ * a new run truncates it).
  */
-export function consoleWindow(size: number, bytes: number, from?: number, restarted = false): { start: number; n: number } {
+export function consoleWindow(size: number, read: ConsoleReadOptions, boot?: string): { start: number; n: number } {
+  const { bytes, from } = read;
+  const restarted = read.boot !== undefined && boot !== undefined && read.boot !== boot;
   const start = from === undefined ? Math.max(0, size - bytes) : restarted || from > size ? 0 : from;
   return { start, n: Math.max(0, Math.min(bytes, size - start)) };
 }

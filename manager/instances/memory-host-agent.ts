@@ -99,12 +99,12 @@ export class MemoryHostAgent implements HostAgent {
     return [...this.doms].map(([name, d]) => ({ name, state: d.state })).sort((a, b) => a.name.localeCompare(b.name));
   }
   async consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk> {
-    const { bytes, from, boot: asked } = checkConsoleRead(opts);
+    const read = checkConsoleRead(opts);
     const d = this.#dom(name);
     const boot = d.state === 'running' && d.boot !== undefined ? String(d.boot) : undefined;
     // The console as bytes, as a log file holds it.
     const log = Buffer.from(d.console);
-    const { start, n } = consoleWindow(log.length, bytes, from, asked !== undefined && boot !== undefined && asked !== boot);
+    const { start, n } = consoleWindow(log.length, read, boot);
     return { text: log.subarray(start, start + n).toString('utf8'), from: start, next: start + n, ...(boot ? { boot } : {}) };
   }
 

@@ -247,7 +247,7 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 
   async consoleRead(name: string, opts: ConsoleReadOptions): Promise<ConsoleChunk> {
-    const { bytes, from, boot: asked } = checkConsoleRead(opts);
+    const read = checkConsoleRead(opts);
     validateName(name);
     const xml = await this.#virsh(['dumpxml', name], `read ${name}`);
     const { consoleLog, storm } = parseDomainXml(xml);
@@ -267,7 +267,7 @@ export class LibvirtDriver implements HypervisorDriver {
       const st = await fh.stat();
       if (!st.isFile()) throw invalid(`console log of ${name} is not a regular file`);
       // One stat, one read: the chunk and `next` describe the same moment of the log.
-      const { start, n } = consoleWindow(st.size, bytes, from, asked !== undefined && boot !== undefined && asked !== boot);
+      const { start, n } = consoleWindow(st.size, read, boot);
       const buf = Buffer.alloc(n);
       const { bytesRead } = await fh.read(buf, 0, n, start);
       return { text: buf.subarray(0, bytesRead).toString('utf8'), from: start, next: start + bytesRead, ...(boot ? { boot } : {}) };
@@ -305,7 +305,6 @@ export class LibvirtDriver implements HypervisorDriver {
   }
 }
 
-/** libvirt's error text → our codes (the one place that reads libvirt's messages). */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /** `virsh domiflist` rows (Interface, Type, Source, Model, MAC); rows whose names could not be interfaces are dropped. */
@@ -319,6 +318,7 @@ export function parseIfList(out: string): { iface: string; type: string; source:
   return rows;
 }
 
+/** libvirt's error text → our codes (the one place that reads libvirt's messages). */
 export function mapLibvirtError(errors: string[], what: string, uri: string): StormError {
   const text = errors.join('; ');
   const msg = `${what} failed on ${uri}: ${text}`;

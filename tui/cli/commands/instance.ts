@@ -4,6 +4,7 @@ import { instanceDetail, instanceRows } from '../../render/instances.ts';
 import { instanceAddresses } from '../../render/resources.ts';
 import { dnsListRows } from '../../render/netsvc.ts';
 import { readValueArg } from '../value-arg.ts';
+import type { ConsoleChunk } from '../../../lib/console-window.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
 import type { UpdatePlanEntry } from '../../../manager/instances/service.ts';
@@ -54,7 +55,7 @@ const one = (verb: 'start' | 'stop' | 'reboot' | 'poweroff', summary: string): C
 });
 
 /** What instance.console answers: a piece of the log on its host, and where the next read starts. */
-type ConsoleAnswer = { instance: string; host: string; text: string; from: number; next: number; boot?: string };
+type ConsoleAnswer = { instance: string; host: string } & ConsoleChunk;
 /** How often a followed console is read (each read is a manager → stormd call). */
 const FOLLOW_MS = 500;
 
