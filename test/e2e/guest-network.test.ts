@@ -110,6 +110,12 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   // The lease is the instance's reservation, in the manager's store.
   const leases = await api.call<{ ip: string; state: string }[]>('dhcp.lease.list');
   assert.ok(leases.some((l) => l.ip === lease[1] && l.state === 'bound'), `lease of ${lease[1]} stored: ${JSON.stringify(leases)}`);
+  // The admin sees that address: in the wide list's ADDRESS column and in show.
+  const wide = (await storm(['instance', 'list', '-o', 'wide'], cli)).stdout.split('\n');
+  const col = wide[0]!.indexOf('ADDRESS');
+  assert.ok(col > 0, `an ADDRESS column:\n${wide.join('\n')}`);
+  assert.equal(wide.find((l) => l.startsWith(`${NAME} `))?.slice(col).split(/\s+/)[0], lease[1], wide.join('\n'));
+  assert.match((await storm(['instance', 'show', NAME], cli)).stdout, new RegExp(`^address: +${lease[1]!.replace(/\./g, '\\.')} `, 'm'));
 
   // dig sees the MX: through the relay as a guest asks (UDP, and TCP), and on the manager's loopback port.
   const inNs = (...a: string[]) => runAsync('ip', ['netns', 'exec', net.name, 'dig', '+short', '+time=2', '+tries=2', '@10.77.0.1', ...a]);

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InstanceRecord } from '../../manager/instances/model.ts';
-import { instanceDetail } from './instances.ts';
+import { boundLeases } from './resources.ts';
+import { instanceDetail, instanceRows, instanceRowsWith } from './instances.ts';
+import { toCells } from './table.ts';
 
 test('instance show: one fact per line, secrets as the service shows them, the error with its code, the version a rollback returns to', () => {
   const now = Date.parse('2026-11-26T12:10:00.000Z');
@@ -34,4 +36,15 @@ test('instance show: the address line, when the leases were asked', () => {
   const text = instanceDetail(i, Date.parse('2026-11-26T12:00:00.000Z'), { ip: '10.77.0.5', dns: ['w1.storm.internal A'] });
   assert.match(text, /\nmac:\s+m\naddress:\s+10\.77\.0\.5 \(w1\.storm\.internal A\)\nresources:\s+1 MiB, 2 vCPUs\n/);
   assert.doesNotMatch(instanceDetail(i), /address:/);
+});
+
+test('instance list -o wide: the address of each instance from one lease map, blank without a lease; no ADDRESS column without leases', () => {
+  const rec = (name: string, mac: string) => ({ id: name, name, appliance: 'wiki', version: '1.0', host: 'local', state: 'running', layers: {}, mac, memoryMiB: 128, vcpus: 1, params: {}, createdAt: '2026-11-26T12:00:00.000Z', updatedAt: '2026-11-26T12:00:00.000Z' }) as InstanceRecord;
+  const rows = [rec('w1', '52:54:00:AA:00:01'), rec('w2', '52:54:00:aa:00:02')];
+  const wide = toCells(instanceRowsWith(boundLeases([{ mac: '52:54:00:aa:00:01', ip: '10.0.0.7', state: 'bound' }, { mac: '52:54:00:aa:00:02', ip: '10.0.0.8', state: 'released' }])), rows, true);
+  const col = wide[0]!.indexOf('ADDRESS');
+  assert.equal(col, 5, 'after AGE, before MAC');
+  assert.deepEqual(wide.slice(1).map((r) => r[col]), ['10.0.0.7', '']);
+  assert.equal(toCells(instanceRowsWith(new Map()), rows, false)[0]!.includes('ADDRESS'), false, 'wide only');
+  assert.equal(toCells(instanceRows, rows, true)[0]!.includes('ADDRESS'), false);
 });

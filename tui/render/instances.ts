@@ -10,20 +10,29 @@ export function age(iso: string, now = Date.now()): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-export const instanceRows: RowSpec<InstanceRecord> = {
-  name: (i) => i.name,
-  columns: [
-    { header: 'NAME', get: (i) => i.name },
-    { header: 'STATE', get: (i) => i.state },
-    { header: 'APPLIANCE', get: (i) => `${i.appliance}@${i.version}` },
-    { header: 'HOST', get: (i) => i.host },
-    { header: 'AGE', get: (i) => age(i.createdAt) },
-    { header: 'MAC', get: (i) => i.mac, wide: true },
-    { header: 'ID', get: (i) => i.id, wide: true },
-    { header: 'CREATED BY', get: (i) => i.createdBy ?? 'admin', wide: true },
-    { header: 'ERROR', get: (i) => i.error ?? '', wide: true },
-  ],
-};
+export const instanceRows: RowSpec<InstanceRecord> = instanceRowsWith();
+
+/**
+ * The instance table; given the DHCP leases (`boundLeases`), `-o wide` also shows each
+ * instance's address: one lease list for the whole table, not one lookup per instance.
+ */
+export function instanceRowsWith(addresses?: ReadonlyMap<string, string>): RowSpec<InstanceRecord> {
+  return {
+    name: (i) => i.name,
+    columns: [
+      { header: 'NAME', get: (i) => i.name },
+      { header: 'STATE', get: (i) => i.state },
+      { header: 'APPLIANCE', get: (i) => `${i.appliance}@${i.version}` },
+      { header: 'HOST', get: (i) => i.host },
+      { header: 'AGE', get: (i) => age(i.createdAt) },
+      ...(addresses ? [{ header: 'ADDRESS', get: (i: InstanceRecord) => addresses.get(i.mac.toLowerCase()) ?? '', wide: true }] : []),
+      { header: 'MAC', get: (i) => i.mac, wide: true },
+      { header: 'ID', get: (i) => i.id, wide: true },
+      { header: 'CREATED BY', get: (i) => i.createdBy ?? 'admin', wide: true },
+      { header: 'ERROR', get: (i) => i.error ?? '', wide: true },
+    ],
+  };
+}
 
 /** `storm instance show NAME`: everything the record says, one fact per line (-o json for the data); `address` from the DHCP leases and DNS (instanceAddresses). */
 export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { ip: string; dns: string[] }): string {

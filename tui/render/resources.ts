@@ -89,11 +89,19 @@ export function layerVersions(layers: unknown, entry: unknown): Record<string, s
   return out;
 }
 
+/** MAC (lower case) → the address its bound lease holds: one pass over the leases, for a whole list. */
+export function boundLeases(leases: readonly unknown[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const l of leases) {
+    const mac = text(field(l, 'mac')).toLowerCase();
+    if (mac !== '' && field(l, 'state') === 'bound' && field(l, 'active') !== false) out.set(mac, text(field(l, 'ip')));
+  }
+  return out;
+}
+
 /** An instance's addresses: its MAC, the address its lease holds, and the DNS names that point at it or are its own. */
 export function instanceAddresses(name: string, mac: unknown, leases: readonly unknown[], dns: readonly unknown[]): { mac: string; ip: string; dns: string[] } {
-  const m = text(mac).toLowerCase();
-  const lease = leases.find((l) => m !== '' && text(field(l, 'mac')).toLowerCase() === m && field(l, 'state') === 'bound' && field(l, 'active') !== false);
-  const ip = text(field(lease, 'ip'));
+  const ip = boundLeases(leases).get(text(mac).toLowerCase()) ?? '';
   const names = dns.filter((r) => text(field(r, 'owner')) === `instance:${name}` || (ip !== '' && text(field(r, 'value')) === ip)).map((r) => `${text(field(r, 'name'))} ${text(field(r, 'type'))}`);
   return { mac: text(mac), ip: ip || '(no lease)', dns: [...new Set(names)] };
 }

@@ -1,7 +1,7 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { InstanceRecord } from '../../../manager/instances/model.ts';
-import { instanceDetail, instanceRows } from '../../render/instances.ts';
-import { instanceAddresses } from '../../render/resources.ts';
+import { instanceDetail, instanceRows, instanceRowsWith } from '../../render/instances.ts';
+import { boundLeases, instanceAddresses } from '../../render/resources.ts';
 import { dnsListRows } from '../../render/netsvc.ts';
 import { readValueArg } from '../value-arg.ts';
 import type { ConsoleChunk } from '../../../lib/console-window.ts';
@@ -116,7 +116,12 @@ export const instanceCommands: CommandDef[] = [
       if (typeof ctx.opts.appliance === 'string' && typeof ctx.opts.deployment === 'string') throw invalid('give --appliance or --deployment, not both');
       const appliance = typeof ctx.opts.deployment === 'string' ? deploymentRef(ctx.opts.deployment) : ctx.opts.appliance;
       const filter = Object.fromEntries(Object.entries({ host: ctx.opts.host, state: ctx.opts.only, appliance }).filter(([, v]) => typeof v === 'string'));
-      return { data: await (await ctx.api()).call<InstanceRecord[]>('instance.list', filter), rows: instanceRows };
+      const api = await ctx.api();
+      const data = await api.call<InstanceRecord[]>('instance.list', filter);
+      if (ctx.format !== 'wide') return { data, rows: instanceRows };
+      // Addresses for -o wide: one lease list; a DHCP service that does not answer leaves the column empty.
+      const leases = await api.call<unknown[]>('dhcp.lease.list').catch(() => []);
+      return { data, rows: instanceRowsWith(boundLeases(Array.isArray(leases) ? leases : [])) };
     },
   },
   {
