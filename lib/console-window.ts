@@ -44,3 +44,34 @@ export function consoleWindow(size: number, read: ConsoleReadOptions, boot?: str
   const start = from === undefined ? Math.max(0, size - bytes) : restarted || from > size ? 0 : from;
   return { start, n: Math.max(0, Math.min(bytes, size - start)) };
 }
+
+/** How many bytes the UTF-8 sequence a byte leads takes: 0 for a continuation byte, 1 for ASCII (or a byte no sequence begins with). */
+function sequenceLength(b: number): number {
+  if (b < 0x80) return 1;
+  if (b < 0xc0) return 0;
+  if (b < 0xe0) return 2;
+  if (b < 0xf0) return 3;
+  return b < 0xf8 ? 4 : 1;
+}
+
+/**
+ * The chunk for the bytes `buf` read at `start`, cut at UTF-8 character
+ * boundaries so that no character is split between two reads: a character the
+ * guest has not finished printing (or that the read's size cut) waits for the
+ * next read, and a read of the log's end that began inside one starts after it.
+ */
+export function consoleChunk(buf: Buffer, start: number, read: ConsoleReadOptions, boot?: string): ConsoleChunk {
+  let a = 0;
+  // Only a read of the end can start inside a character; a follower's `from` is where the last chunk ended.
+  if (read.from === undefined) while (a < Math.min(3, buf.length) && sequenceLength(buf[a]!) === 0) a++;
+  let b = buf.length;
+  for (let i = b - 1; i >= Math.max(a, b - 3); i--) {
+    const len = sequenceLength(buf[i]!);
+    if (len === 0) continue;
+    if (i + len > b) b = i;
+    break;
+  }
+  // Nothing whole in it (a read of a byte or two): decode what there is rather than never move on.
+  if (b === a) [a, b] = [0, buf.length];
+  return { text: buf.subarray(a, b).toString('utf8'), from: start + a, next: start + b, ...(boot ? { boot } : {}) };
+}

@@ -1,7 +1,7 @@
 import { conflict, invalid, notFound } from '../../lib/errors.ts';
 import { createHash } from 'node:crypto';
 import type { DomainRequest, DomainState, HostAgent, HostCapacity, InstanceLayerSpec, LayerFile, LayerFileKind, LayerFiles, LayerRef, TransferRef } from './host-agent.ts';
-import { checkConsoleRead, consoleWindow, type ConsoleChunk, type ConsoleReadOptions } from '../../lib/console-window.ts';
+import { checkConsoleRead, consoleChunk, consoleWindow, type ConsoleChunk, type ConsoleReadOptions } from '../../lib/console-window.ts';
 
 /** Exported instance layers, by URL: stands in for the network between memory hosts. */
 const transfers = new Map<string, InstanceLayerSpec>();
@@ -105,7 +105,7 @@ export class MemoryHostAgent implements HostAgent {
     // The console as bytes, as a log file holds it.
     const log = Buffer.from(d.console);
     const { start, n } = consoleWindow(log.length, read, boot);
-    return { text: log.subarray(start, start + n).toString('utf8'), from: start, next: start + n, ...(boot ? { boot } : {}) };
+    return consoleChunk(log.subarray(start, start + n), start, read, boot);
   }
 
   #layer(id: string): InstanceLayerSpec {

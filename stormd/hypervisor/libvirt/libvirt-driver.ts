@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import { StormError, conflict, internal, invalid, notFound, unreachable } from '../../../lib/errors.ts';
 import { run } from '../../../lib/exec.ts';
 import { healthy, unhealthy, undetected, type Health } from '../../../lib/health.ts';
-import { checkConsoleRead, consoleWindow } from '../../../lib/console-window.ts';
+import { checkConsoleRead, consoleChunk, consoleWindow } from '../../../lib/console-window.ts';
 import { validateDomainSpec, validateName, type AttachedDisk, type ConsoleChunk, type ConsoleReadOptions, type DomainInfo, type DomainSpec, type HypervisorDriver } from '../driver.ts';
 import { buildDomainXml, parseDomainXml, parseState, type VirtType } from './domain-xml.ts';
 import { checkReachable, lookupQemuUser, type QemuUser } from './reach.ts';
@@ -270,7 +270,7 @@ export class LibvirtDriver implements HypervisorDriver {
       const { start, n } = consoleWindow(st.size, read, boot);
       const buf = Buffer.alloc(n);
       const { bytesRead } = await fh.read(buf, 0, n, start);
-      return { text: buf.subarray(0, bytesRead).toString('utf8'), from: start, next: start + bytesRead, ...(boot ? { boot } : {}) };
+      return consoleChunk(buf.subarray(0, bytesRead), start, read, boot);
     } finally {
       await fh.close();
     }
