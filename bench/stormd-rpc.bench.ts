@@ -14,7 +14,7 @@ import { RpcServer } from '../lib/xmlrpc/server.ts';
 import { StormdClient } from '../manager/hosts/client.ts';
 import { Pki } from '../manager/pki/pki.ts';
 import { Store } from '../manager/store/store.ts';
-import { median, result, type BenchResult, medianMs } from './result.ts';
+import { result, type BenchResult, medianMs } from './result.ts';
 
 const N = 300;
 const FRESH = 40;

@@ -5,7 +5,6 @@ import { silentLogger } from '../../lib/logger.ts';
 import { makeTestChannel, sha256 } from '../../test/helpers/channel-fixture.ts';
 import { tempDir } from '../../test/helpers/tmp.ts';
 import { EventBus } from '../events.ts';
-import { ImageService } from '../images/service.ts';
 import { Store } from '../store/store.ts';
 import { catalogApplianceSource } from './appliance-source.ts';
 import { ChannelService } from './catalog.ts';
@@ -23,7 +22,6 @@ test('the catalog resolves appliances for provisioning: layers by digest with UR
   t.after(() => store.close());
   const bus = new EventBus();
   const channels = new ChannelService({ store, bus, log: silentLogger, refreshSeconds: 0 });
-  const images = new ImageService({ root: tempDir(t), channels, bus, parallel: 2, reserveBytes: 0 });
   await channels.add({ url: url + 'feed.xml', name: 'lab' });
   const src = catalogApplianceSource(channels);
   const web = await src.resolve('web');

@@ -118,8 +118,6 @@ export interface InstanceServiceOptions {
   shadows?: ShadowFinder;
 }
 
-const PROVISION_STEPS = ['layers', 'instance-layer', 'define', 'start'] as const;
-
 /**
  * The life of an instance: provisioning with undo and an intent journal,
  * lifecycle actions under a per-instance lock, and reconciliation.

@@ -7,12 +7,9 @@
  * destroyed. Every call is an event: who, what, when, and the outcome.
  */
 import { healthy, undetected, unhealthy, type Health } from '../../lib/health.ts';
-import type { Logger } from '../../lib/logger.ts';
 import { RPC_PATH, RpcServer } from '../../lib/xmlrpc/server.ts';
-import type { EventBus } from '../events.ts';
 import type { NetService } from '../netsvc/service.ts';
 import type { Pki } from '../pki/pki.ts';
-import type { Store } from '../store/store.ts';
 import { Credentials, type InstanceCredentials } from './credentials.ts';
 import { Grants } from './grants.ts';
 import { apiMethods, forgetInstance, printable, type ApiDeps, type DirectoryEndpoints, type KeytabProvider } from './methods.ts';

@@ -7,7 +7,7 @@
 // no grant left for one.
 // One stormd on qemu:///system serves every round; the guests are never
 // waited for (a domain started is all provisioning promises).
-import { before, test, type TestContext } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

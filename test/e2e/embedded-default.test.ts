@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { freePort, freeTcpUdpPort } from '../helpers/ports.ts';
 import { storm, STORM_BIN } from '../helpers/storm.ts';
 import { tempDir } from '../helpers/tmp.ts';

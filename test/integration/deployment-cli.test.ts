@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startManagerProcess, storm, stormAsync as cli, stormJson as json, stormOk as ok, managerEnv, loopbackAddress, serveChannel } from '../helpers/storm.ts';
+import { startManagerProcess, stormAsync as cli, stormJson as json, stormOk as ok, managerEnv, loopbackAddress, serveChannel } from '../helpers/storm.ts';
 import { enrolStormd } from '../helpers/stormd.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { until } from '../helpers/until.ts';

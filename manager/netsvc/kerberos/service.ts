@@ -25,13 +25,6 @@ export interface KerberosOptions extends RealmConfig {
   find?: (name: string) => Promise<string | undefined>;
 }
 
-interface Tools {
-  krb5kdc: string;
-  kadmind: string;
-  kdb5Util: string;
-  kadminLocal: string;
-}
-
 /** A child restarted whenever it exits while the service runs. */
 class Supervised {
   readonly name: string;
@@ -123,7 +116,6 @@ export class KerberosService implements NetService {
   readonly name = 'kerberos';
   readonly #o: KerberosOptions;
   readonly paths: RealmPaths;
-  #tools: Tools | undefined;
   #kadmin: Kadmin | undefined;
   #kdc: Supervised | undefined;
   #kadmind: Supervised | undefined;
@@ -154,7 +146,6 @@ export class KerberosService implements NetService {
       return;
     }
     this.#detected = true;
-    this.#tools = { krb5kdc, kadmind, kdb5Util, kadminLocal };
     const env = realmEnv(this.paths, this.#o.path);
     try {
       const created = await ensureRealm(this.#o, kdb5Util, this.#o.path);
