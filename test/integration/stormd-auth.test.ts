@@ -79,6 +79,14 @@ test('stormd enrols with a one-time token and obeys only the manager', async (t)
   assert.ok(['kvm', 'tcg'].includes(host.info.accel));
   assert.equal(host.info.libvirtVersion !== undefined, true);
   assert.ok(host.info.health.some((h: { component: string; status: string }) => h.component === 'libvirtd' && h.status === 'healthy'));
+  // For people: one fact per line, libvirt and its health among them.
+  const text = storm(['host', 'show', 'hv1'], { env });
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /^state: +online$/m);
+  assert.match(text.stdout, /^libvirt: +\S+ at test:\/\/\/default, (KVM|TCG)/m);
+  assert.match(text.stdout, /^instances: +0$/m);
+  assert.match(text.stdout, new RegExp(`^certificate: +${host.certSerial}, valid until `, 'm'));
+  assert.match(text.stdout, /^health: +healthy +libvirtd: /m);
 
   // Materials for the matrix.
   const pki = join(state, 'pki');

@@ -1,7 +1,7 @@
 import { bytes } from '../../lib/format.ts';
 import { deploymentRef, type DeploymentRecord, type DeploymentVersion } from '../../manager/deployments/model.ts';
 import type { UpdatePlanEntry } from '../../manager/instances/service.ts';
-import { age } from './instances.ts';
+import { age } from './detail.ts';
 import type { RowSpec } from './table.ts';
 
 export const deploymentRows: RowSpec<DeploymentRecord> = {

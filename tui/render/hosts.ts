@@ -1,5 +1,7 @@
 import type { HostRecord } from '../../manager/hosts/hosts.ts';
 import type { IssuedCert } from '../../manager/pki/pki.ts';
+import { bytes as formatBytes } from '../../lib/format.ts';
+import { factLines, when } from './detail.ts';
 import { field, percent, text } from './resources.ts';
 import type { RowSpec } from './table.ts';
 
@@ -22,6 +24,42 @@ export const hostRows: RowSpec<HostRecord> = {
     { header: 'ERROR', get: (h) => h.lastError?.message ?? (h.state === 'pending' ? `waiting for stormd join (token expires ${h.tokenExpiresAt ?? '?'})` : '') },
   ],
 };
+
+/**
+ * `storm host show NAME`: what the poll found, one fact per line: state and why, the machine,
+ * libvirt and acceleration, the certificate, and each component's health with its fix.
+ */
+export function hostDetail(h: HostRecord, now = Date.now(), instances?: number): string {
+  const i = h.info;
+  const lines: [string, string][] = [
+    ['name', h.name],
+    ['state', h.state],
+    ...(h.lastError ? ([['error', `${h.lastError.message}${h.lastError.code ? ` (${h.lastError.code})` : ''}`]] as [string, string][]) : []),
+    ...(h.state === 'pending' ? ([['join', `waiting for stormd join (token expires ${h.tokenExpiresAt ? when(h.tokenExpiresAt, now) : '?'})`]] as [string, string][]) : []),
+    ['address', h.address],
+  ];
+  if (i) {
+    const used = i.memoryBytes - i.freeMemoryBytes;
+    lines.push(
+      ['machine', `${i.hostname}: ${i.cpus} CPU${i.cpus === 1 ? '' : 's'} (${i.cpuModel})${typeof i.cpuPercent === 'number' ? `, ${Math.round(i.cpuPercent)}% busy` : ''}`],
+      ['memory', `${formatBytes(used)} used of ${formatBytes(i.memoryBytes)} (${formatBytes(i.freeMemoryBytes)} free)`],
+      ['disk', `${formatBytes(i.diskFreeBytes)} free of ${formatBytes(i.diskTotalBytes)} (state directory)`],
+      ['libvirt', `${i.libvirtVersion ?? '?'} at ${i.libvirtUri}, ${i.accel === 'kvm' ? 'KVM' : 'TCG (QEMU emulation, no KVM)'}`],
+      ['stormd', `${i.version}, CRL ${i.crlNumber}`],
+    );
+  }
+  if (instances !== undefined) lines.push(['instances', String(instances)]);
+  if (h.certSerial) lines.push(['certificate', `${h.certSerial}, valid until ${h.certNotAfter ? when(h.certNotAfter, now) : '?'}`]);
+  lines.push(['added', when(h.addedAt, now)]);
+  if (h.enrolledAt) lines.push(['enrolled', when(h.enrolledAt, now)]);
+  if (h.lastSeen) lines.push(['last seen', when(h.lastSeen, now)]);
+  // Each component on its line: STATUS component: reason, and the fix under it.
+  (i?.health ?? []).forEach((c, n) => {
+    lines.push([n === 0 ? 'health' : '', `${c.status.padEnd(10)} ${c.component}: ${c.reason}`]);
+    if (c.fix && c.status !== 'healthy') lines.push(['', `${''.padEnd(10)} fix: ${c.fix}`]);
+  });
+  return factLines(lines);
+}
 
 export const certRows: RowSpec<IssuedCert> = {
   name: (c) => c.serial,

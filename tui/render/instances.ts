@@ -1,14 +1,6 @@
 import type { InstanceRecord } from '../../manager/instances/model.ts';
+import { age, factLines, when } from './detail.ts';
 import type { RowSpec } from './table.ts';
-
-/** "3m", "2h", "5d": how long ago, as a console and `-o table` show it. */
-export function age(iso: string, now = Date.now()): string {
-  const s = Math.max(0, Math.floor((now - Date.parse(iso)) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.floor(s / 60)}m`;
-  if (s < 172800) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
-}
 
 export const instanceRows: RowSpec<InstanceRecord> = instanceRowsWith();
 
@@ -36,7 +28,6 @@ export function instanceRowsWith(addresses?: ReadonlyMap<string, string>): RowSp
 
 /** `storm instance show NAME`: everything the record says, one fact per line (-o json for the data); `address` from the DHCP leases and DNS (instanceAddresses). */
 export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { ip: string; dns: string[] }): string {
-  const when = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} (${age(iso, now)} ago)`;
   const params = Object.entries(i.params ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
   const layers = Object.entries(i.layers ?? {}).map(([role, sha]) => `${role} ${String(sha).slice(0, 12)}`).join(', ');
   const lines: [string, string][] = [
@@ -50,10 +41,9 @@ export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { 
     ['resources', `${i.memoryMiB} MiB, ${i.vcpus} vCPU${i.vcpus === 1 ? '' : 's'}`],
     ['parameters', params || '(none)'],
     ['layers', layers || '(none)'],
-    ['created', `${when(i.createdAt)} by ${i.createdBy ?? 'admin'}`],
-    ['updated', when(i.updatedAt)],
+    ['created', `${when(i.createdAt, now)} by ${i.createdBy ?? 'admin'}`],
+    ['updated', when(i.updatedAt, now)],
   ];
   if (i.error) lines.push(['error', `${i.error}${i.errorCode ? ` (${i.errorCode})` : ''}`]);
-  const w = Math.max(...lines.map(([k]) => k.length)) + 1;
-  return lines.map(([k, v]) => `${`${k}:`.padEnd(w)} ${v}`).join('\n') + '\n';
+  return factLines(lines);
 }

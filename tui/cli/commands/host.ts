@@ -1,6 +1,6 @@
 import type { HostAddResult, HostRecord } from '../../../manager/hosts/hosts.ts';
 import type { IssuedCert } from '../../../manager/pki/pki.ts';
-import { certRows, hostRows } from '../../render/hosts.ts';
+import { certRows, hostDetail, hostRows } from '../../render/hosts.ts';
 import { bytes } from '../../../lib/format.ts';
 import type { CommandDef } from '../command.ts';
 
@@ -37,7 +37,13 @@ export const hostCommands: CommandDef[] = [
     verb: 'show',
     summary: 'one hypervisor, polled now: health, libvirt, KVM or TCG, certificate',
     args: ['NAME'],
-    run: async (ctx) => ({ data: await (await ctx.api()).call<HostRecord>('host.show', { name: ctx.args[0] }), rows: hostRows }),
+    run: async (ctx) => {
+      const api = await ctx.api();
+      const data = await api.call<HostRecord>('host.show', { name: ctx.args[0] });
+      // How many instances it holds; a list that fails leaves the line out.
+      const on = await api.call<unknown[]>('instance.list', { host: data.name }).catch(() => undefined);
+      return { data, rows: hostRows, text: hostDetail(data, Date.now(), Array.isArray(on) ? on.length : undefined) };
+    },
   },
   {
     noun: 'host',
