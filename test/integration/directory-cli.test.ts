@@ -64,6 +64,10 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   assert.match(storm(['user', 'list'], { env }).stdout, /^NAME\s+UID\s+GID\s+FULL NAME\s+STATE\s+GROUPS\nalice\s+10000\s+10000\s+Alice Liddell\s+active/m);
   assert.equal(storm(['user', 'show', 'alice', '-o', 'name'], { env }).stdout, 'alice\n');
   assert.match(storm(['user', 'show', 'alice', '-o', 'yaml'], { env }).stdout, /principal: "?alice@CLI\.STORM"?$/m);
+  const shown = storm(['user', 'show', 'alice'], { env }).stdout;
+  assert.match(shown, /^state: +active$/m);
+  assert.match(shown, /^principal: +alice@CLI\.STORM$/m);
+  assert.match(shown, new RegExp(`^dn: +${aliceDn}$`, 'm'));
 
   // set: descriptive fields, visible over LDAP at once.
   const set = JSON.parse(storm(['user', 'set', 'alice', '--shell', '/bin/zsh', '--mail', '', '-o', 'json'], { env }).stdout);
@@ -79,6 +83,7 @@ test('storm user/group/principal drive LDAP and Kerberos together', async (t) =>
   const s = await run('ldapsearch', ['-x', '-LLL', '-H', `ldap://127.0.0.1:${ldapPort}`, '-D', aliceDn, '-w', 'wonderland-1', '-b', base, '(memberUid=alice)', 'cn'], { env: clientEnv });
   assert.match(s.stdout, /^cn: ops$/m);
   assert.deepEqual(JSON.parse(storm(['group', 'show', 'ops', '-o', 'json'], { env }).stdout).members, ['alice']);
+  assert.match(storm(['group', 'show', 'ops'], { env }).stdout, /^members: +alice\ndescription: +operators$/m);
   assert.deepEqual(JSON.parse(storm(['group', 'member', 'remove', 'ops', 'alice', '-o', 'json'], { env }).stdout).members, []);
   assert.equal(storm(['group', 'member', 'frob', 'ops', 'alice'], { env }).code, 2);
   assert.deepEqual(JSON.parse(storm(['group', 'list', '-o', 'json'], { env }).stdout).map((g: { name: string }) => g.name), ['ops', 'users']);

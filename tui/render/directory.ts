@@ -1,6 +1,9 @@
 import type { GroupView, HostView, UserView } from '../../manager/directory/model.ts';
 import type { PrincipalInfo } from '../../manager/netsvc/kerberos/kadmin.ts';
+import { factLines, when } from './detail.ts';
 import type { RowSpec } from './table.ts';
+
+const userState = (u: UserView) => (u.locked ? 'locked' : u.hasPassword ? 'active' : 'no password');
 
 export const userRows: RowSpec<UserView> = {
   name: (u) => u.name,
@@ -9,7 +12,7 @@ export const userRows: RowSpec<UserView> = {
     { header: 'UID', get: (u) => String(u.uidNumber) },
     { header: 'GID', get: (u) => String(u.gidNumber) },
     { header: 'FULL NAME', get: (u) => u.cn },
-    { header: 'STATE', get: (u) => (u.locked ? 'locked' : u.hasPassword ? 'active' : 'no password') },
+    { header: 'STATE', get: userState },
     { header: 'GROUPS', get: (u) => u.groups.join(',') },
     { header: 'MAIL', get: (u) => u.mail ?? '', wide: true },
     { header: 'HOME', get: (u) => u.home, wide: true },
@@ -18,6 +21,37 @@ export const userRows: RowSpec<UserView> = {
     { header: 'DN', get: (u) => u.dn, wide: true },
   ],
 };
+
+/** `storm user show NAME`: one fact per line, what the wide list spreads over columns and when it changed. */
+export function userDetail(u: UserView, now = Date.now()): string {
+  const state = u.locked ? 'locked (no LDAP bind, no Kerberos tickets; storm user unlock lets it in)' : u.hasPassword ? 'active' : 'no password (storm user passwd sets one)';
+  return factLines([
+    ['name', u.name],
+    ['full name', `${u.cn} (surname ${u.sn})`],
+    ['state', state],
+    ['uid', `${u.uidNumber}, gid ${u.gidNumber}`],
+    ['groups', u.groups.join(', ') || '(none)'],
+    ['mail', u.mail ?? '(none)'],
+    ['home', u.home],
+    ['shell', u.shell],
+    ['principal', u.principal ?? '(none: no Kerberos realm)'],
+    ['dn', u.dn],
+    ['created', when(u.createdAt, now)],
+    ...(u.passwordChangedAt ? ([['password set', when(u.passwordChangedAt, now)]] as [string, string][]) : []),
+  ]);
+}
+
+/** `storm group show NAME`: one fact per line. */
+export function groupDetail(g: GroupView, now = Date.now()): string {
+  return factLines([
+    ['name', g.name],
+    ['gid', String(g.gidNumber)],
+    ['members', g.members.join(', ') || '(none)'],
+    ...(g.description ? ([['description', g.description]] as [string, string][]) : []),
+    ['dn', g.dn],
+    ['created', when(g.createdAt, now)],
+  ]);
+}
 
 export const groupRows: RowSpec<GroupView> = {
   name: (g) => g.name,

@@ -1,6 +1,6 @@
 import { invalid } from '../../../lib/errors.ts';
 import type { GroupView } from '../../../manager/directory/model.ts';
-import { groupRows } from '../../render/directory.ts';
+import { groupDetail, groupRows } from '../../render/directory.ts';
 import type { CommandDef } from '../command.ts';
 
 export const groupCommands: CommandDef[] = [
@@ -15,7 +15,10 @@ export const groupCommands: CommandDef[] = [
     verb: 'show',
     summary: 'one directory group',
     args: ['NAME'],
-    run: async (ctx) => ({ data: await (await ctx.api()).call<GroupView>('group.show', { name: ctx.args[0] }), rows: groupRows }),
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<GroupView>('group.show', { name: ctx.args[0] });
+      return { data, rows: groupRows, text: groupDetail(data) };
+    },
   },
   {
     noun: 'group',

@@ -1,6 +1,6 @@
 import { invalid } from '../../../lib/errors.ts';
 import type { UserView } from '../../../manager/directory/model.ts';
-import { userRows } from '../../render/directory.ts';
+import { userDetail, userRows } from '../../render/directory.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 
 /** The password from stdin: one line, trailing newline dropped. Never from argv. */
@@ -26,7 +26,10 @@ export const userCommands: CommandDef[] = [
     verb: 'show',
     summary: 'one directory user',
     args: ['NAME'],
-    run: async (ctx) => ({ data: await (await ctx.api()).call<UserView>('user.show', { name: ctx.args[0] }), rows: userRows }),
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<UserView>('user.show', { name: ctx.args[0] });
+      return { data, rows: userRows, text: userDetail(data) };
+    },
   },
   {
     noun: 'user',
