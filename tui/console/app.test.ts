@@ -145,10 +145,10 @@ test('sort, filter, marks and drill-down by keys; esc goes back', async (t) => {
   await press(KEY.esc);
   assert.equal(c.state().view, 'hosts');
 
-  // Detail pane for objects without a drill-down: YAML of the object.
+  // Detail pane for objects without a drill-down: the facts as `storm instance show` prints them, then what the view adds.
   await press('i', KEY.enter);
   assert.equal(c.state().mode, 'detail');
-  assert.match(text(), /Instances: web-0[\s\S]*appliance: nginx/);
+  assert.match(text(), /Instances: web-0[\s\S]*name: +web-0 [\s\S]*state: +running [\s\S]*appliance: +nginx@1\.2 /);
   await until(() => /snapshots:[\s\S]*before-upgrade[\s\S]*events:/.test(text()), 'snapshots and events in the detail pane');
   // Its layers with their versions, its addresses, and the console log as lines (no control characters).
   assert.match(text(), /substrate: jeos 1\.0 \(aaaaaaaaaaaa\)[\s\S]*appliance: nginx 1\.2 \(bbbbbbbbbbbb\)/);

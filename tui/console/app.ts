@@ -400,7 +400,7 @@ export function createConsole(o: ConsoleOptions): Console {
     const name = f.model.selectedName();
     if (row === undefined || name === undefined) return;
     if (f.view.drill) return go(f.view.drill.view, f.view.drill.params(row, name), true);
-    const head = `${f.view.title}: ${name}\n\n${toYaml(row)}`;
+    const head = `${f.view.title}: ${name}\n\n${detailText(f.view, row)}`;
     showOverlay('detail', detail, head);
     if (f.view.id === 'events') return;
     // More about the object (its events, and what the view adds), fetched without blocking the pane.
@@ -435,6 +435,18 @@ export function createConsole(o: ConsoleOptions): Console {
         screen.render();
       }
     })();
+  }
+
+  /** The facts at the top of the detail pane: the view's show text, else (or for a malformed row) YAML. */
+  function detailText(v: TableView, row: unknown): string {
+    if (v.text && typeof row === 'object' && row !== null) {
+      try {
+        return v.text(row);
+      } catch {
+        /* a row the service sent malformed: its YAML */
+      }
+    }
+    return toYaml(row);
   }
 
   function showOverlay(m: Mode, box: blessed.Widgets.BoxElement, content: string): void {

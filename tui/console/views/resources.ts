@@ -1,10 +1,10 @@
 import * as R from '../../render/resources.ts';
-import { instanceRows } from '../../render/instances.ts';
+import { instanceDetail, instanceRows } from '../../render/instances.ts';
 import { hostRows } from '../../render/hosts.ts';
 import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../render/channels.ts';
 import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
 import { dnsListRows, dnsRecordRows, leaseRows } from '../../render/netsvc.ts';
-import { groupRows, principalRows, userRows } from '../../render/directory.ts';
+import { groupDetail, groupRows, principalRows, userDetail, userRows } from '../../render/directory.ts';
 import { deploymentListRows, deploymentUse, planRows, versionRows } from '../../render/deployments.ts';
 import { formatTable, toCells } from '../../render/table.ts';
 import { DEPLOYMENT_PREFIX, type DeploymentRecord } from '../../../manager/deployments/model.ts';
@@ -19,7 +19,7 @@ const CONSOLE_BYTES = 2000;
 
 export const instancesView: TableView = {
   // A host's instances (the hosts view's drill-down): the service filters by its `host` param.
-  kind: 'table', id: 'instances', title: 'Instances', rows: instanceRows, method: METHODS.instances,
+  kind: 'table', id: 'instances', title: 'Instances', rows: instanceRows, method: METHODS.instances, text: (r) => instanceDetail(r),
   // Layers with their versions, addresses, snapshots and the console log tail; what the manager does not offer is said, not fatal.
   detail: async (api, name, row) => {
     const inst = (row ?? {}) as Obj;
@@ -50,7 +50,7 @@ export const instancesView: TableView = {
       ask<unknown>(METHODS.instanceSnapshots, { name }),
       ask<{ text?: unknown } | string>(METHODS.instanceConsole, { name, bytes: CONSOLE_BYTES }),
     ]);
-    out.layers = R.layerVersions(inst.layers, typeof entry === 'object' ? entry : undefined);
+    out.versions = R.layerVersions(inst.layers, typeof entry === 'object' ? entry : undefined);
     out.addresses = R.instanceAddresses(name, inst.mac, Array.isArray(leases) ? leases : [], dnsListRows(typeof dns === 'string' ? [] : dns));
     out.snapshots = snapshots;
     // The log as lines (the detail prints multi-line text as a block), not the call's {instance, host, text}.
@@ -109,6 +109,6 @@ export const dnsView: TableView<Obj> = {
   load: async (api) => dnsListRows(await api.call(METHODS.dnsRecords)) as unknown as Obj[],
 };
 export const dhcpView: TableView<Obj> = { kind: 'table', id: 'dhcp', title: 'DHCP leases', rows: leaseRows as never, method: METHODS.dhcpLeases };
-export const usersView: TableView<Obj> = { kind: 'table', id: 'users', title: 'LDAP users', rows: userRows as never, method: METHODS.users };
-export const groupsView: TableView<Obj> = { kind: 'table', id: 'groups', title: 'LDAP groups', rows: groupRows as never, method: METHODS.groups };
+export const usersView: TableView<Obj> = { kind: 'table', id: 'users', title: 'LDAP users', rows: userRows as never, method: METHODS.users, text: (u) => userDetail(u as never) };
+export const groupsView: TableView<Obj> = { kind: 'table', id: 'groups', title: 'LDAP groups', rows: groupRows as never, method: METHODS.groups, text: (g) => groupDetail(g as never) };
 export const principalsView: TableView<Obj> = { kind: 'table', id: 'principals', title: 'Kerberos principals', rows: principalRows as never, method: METHODS.principals };

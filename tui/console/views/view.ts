@@ -11,6 +11,8 @@ export interface TableView<T = any> {
   method: string;
   /** Load the rows; default: call `method` with the drill-down params. */
   load?: (api: StormApi, params: Record<string, unknown>) => Promise<T[]>;
+  /** The detail pane's facts, as `storm NOUN show` prints them (default: the row as YAML; so is a row that is not an object). */
+  text?: (row: T) => string;
   /** More for the detail pane (fetched when it opens; failures are shown, not fatal). */
   detail?: (api: StormApi, name: string, row: T) => Promise<Record<string, unknown>>;
   /** One line about all the rows, shown beside the title (e.g. what the cache holds). */
