@@ -6,7 +6,7 @@ import { Registry } from '../../manager/services/registry.ts';
 import { EventBus } from '../../manager/events.ts';
 import { LocalApi } from '../../manager/api.ts';
 import { unavailable } from '../../lib/errors.ts';
-import { createConsole, blessedTerminal, type Console } from './app.ts';
+import { createConsole, blessedTerminal, paramsHint, wizardFacts, type Console } from './app.ts';
 import { VIEW_LIST } from './views/index.ts';
 
 const KEY = { esc: '\x1b', enter: '\r', tab: '\t', ctrlD: '\x04', ctrlR: '\x12', space: ' ' };
@@ -259,9 +259,9 @@ test('the new-instance wizard: appliance, deployment (empty: its own), name, par
   await until(() => /new instance › nginx \(deployment nginx-example 1\.0\) › name:/.test(text()), 'name prompt');
   await press('w', 'e', 'b', '9', KEY.enter);
   // Defaults filled in; the required one named.
-  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/);
+  assert.match(text(), /parameters \(key=value; required: admin; optional: title, tls, token\): title=Hello tls=off█/);
   await press(KEY.enter);
-  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/, 'asked again, the line kept');
+  assert.match(text(), /parameters \(key=value; required: admin; optional: title, tls, token\): title=Hello tls=off█/, 'asked again, the line kept');
   assert.match(c.state().flash, /required: admin/);
   await press(...' bogus=1', KEY.enter);
   assert.match(c.state().flash, /there is no parameter "bogus" \(it takes: title, tls, admin, token\)/);
@@ -306,7 +306,7 @@ test('the wizard on a site deployment: tab completes it, the confirm names it an
   await until(() => /new instance › nginx@1\.2 \(site deployment corp version 3\) › name:/.test(text()), 'name prompt');
   // Parameters are still the appliance's own (the deployment's edits are files, not parameters).
   await press(...'web7', KEY.enter);
-  assert.match(text(), /parameters \(key=value; required: admin\): title=Hello tls=off█/);
+  assert.match(text(), /parameters \(key=value; required: admin; optional: title, tls, token\): title=Hello tls=off█/);
   await press(...' admin=ops@example.org', KEY.enter);
   await press(KEY.enter);
   assert.equal(c.state().mode, 'confirm');
@@ -575,4 +575,13 @@ test('TERM mapping for blessed', () => {
   assert.equal(blessedTerminal('screen-256color'), 'xterm-256color');
   assert.equal(blessedTerminal(undefined), 'xterm-256color');
   assert.equal(blessedTerminal('xterm'), 'xterm');
+});
+
+test('the wizard names the parameters an appliance takes; one that declares none is not asked (params: [])', () => {
+  const entry = (parameters: unknown[]) => ({ appliance: { layers: [], parameters } });
+  const w = wizardFacts(entry([{ name: 'admin', type: 'email', required: true }, { name: 'title', default: 'Hi' }, { name: 'tls', required: true, default: 'off' }]));
+  assert.equal(paramsHint(w), 'key=value; required: admin; optional: title, tls');
+  assert.deepEqual(wizardFacts(entry([])).params, [], 'declares none: the step is skipped');
+  assert.equal(paramsHint(wizardFacts(undefined)), 'key=value', 'an entry not found: asked, without names');
+  assert.equal(wizardFacts(undefined).params, undefined);
 });

@@ -617,8 +617,31 @@ export function createConsole(o: ConsoleOptions): Console {
             const what = pickLabel(pick, appliance, facts.deployment);
             ask(`new instance › ${what} › name: `, '', (name) => {
               if (!name?.trim()) return cancel();
+              const askHost = (parsed: Record<string, string>) =>
+                ask(`new instance › ${name.trim()} › host (empty: automatic; tab completes): `, '', (host) => {
+                  if (host === undefined) return cancel();
+                  // The CLI's request: `--deployment NAME` instead of the appliance, no host = automatic placement.
+                  const req = instanceCreateParams({ name: name.trim(), ...(pick.kind === 'site' ? { deployment: pick.deployment.name } : { appliance }), host: host.trim(), params: parsed });
+                  confirmRun = () => {
+                    say(`creating ${req.name}…`);
+                    api.call(METHODS.instanceCreate, req).then(
+                      () => {
+                        if (frame().view.id !== 'instances') go('instances');
+                        else void refresh();
+                      },
+                      (e) => fail(`new instance ${req.name}`, e),
+                    );
+                  };
+                  mode = 'confirm';
+                  const secret = new Set((facts.params ?? []).filter((p) => p.type === 'secret').map((p) => p.name));
+                  const kv = Object.entries(parsed).map(([k, v]) => `${k}=${secret.has(k) ? SECRET_SHOWN : v}`).join(' ');
+                  dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
+                  dialog.show();
+                  dialog.setFront();
+                  draw();
+                }, undefined, () => hosts);
               const askParams = (initial: string) =>
-                ask(`new instance › ${name.trim()} › parameters (key=value${facts.required.length ? `; required: ${facts.required.join(', ')}` : ''}): `, initial, (line) => {
+                ask(`new instance › ${name.trim()} › parameters (${paramsHint(facts)}): `, initial, (line) => {
                   if (line === undefined) return cancel();
                   const parsed = checkParams(line, facts);
                   if (typeof parsed === 'string') {
@@ -626,30 +649,11 @@ export function createConsole(o: ConsoleOptions): Console {
                     say(`new instance: ${parsed}`);
                     return askParams(line);
                   }
-                  ask(`new instance › ${name.trim()} › host (empty: automatic; tab completes): `, '', (host) => {
-                    if (host === undefined) return cancel();
-                    // The CLI's request: `--deployment NAME` instead of the appliance, no host = automatic placement.
-                    const req = instanceCreateParams({ name: name.trim(), ...(pick.kind === 'site' ? { deployment: pick.deployment.name } : { appliance }), host: host.trim(), params: parsed });
-                    confirmRun = () => {
-                      say(`creating ${req.name}…`);
-                      api.call(METHODS.instanceCreate, req).then(
-                        () => {
-                          if (frame().view.id !== 'instances') go('instances');
-                          else void refresh();
-                        },
-                        (e) => fail(`new instance ${req.name}`, e),
-                      );
-                    };
-                    mode = 'confirm';
-                    const secret = new Set((facts.params ?? []).filter((p) => p.type === 'secret').map((p) => p.name));
-                    const kv = Object.entries(parsed).map(([k, v]) => `${k}=${secret.has(k) ? SECRET_SHOWN : v}`).join(' ');
-                    dialog.setContent(clean(` create instance ${req.name} of ${what} on ${req.host ?? 'a host chosen automatically'}${kv ? ` with ${kv}` : ''}?\n y: yes, any other key: no`));
-                    dialog.show();
-                    dialog.setFront();
-                    draw();
-                  }, undefined, () => hosts);
+                  askHost(parsed);
                 });
-              askParams(facts.defaults);
+              // An appliance that declares no parameters is not asked for any.
+              if (facts.params?.length === 0) askHost({});
+              else askParams(facts.defaults);
             });
           }
         },
@@ -921,6 +925,12 @@ export function wizardFacts(entry: unknown): WizardFacts {
     required: params.filter((p) => p.required && p.default === undefined).map((p) => p.name),
     defaults: params.filter((p) => p.default !== undefined).map((p) => `${p.name}=${p.default}`).join(' '),
   };
+}
+
+/** What the parameters prompt says: the form, the required names, then the optional ones. */
+export function paramsHint(w: WizardFacts): string {
+  const optional = (w.params ?? []).map((p) => p.name).filter((n) => !w.required.includes(n));
+  return ['key=value', ...(w.required.length ? [`required: ${w.required.join(', ')}`] : []), ...(optional.length ? [`optional: ${optional.join(', ')}`] : [])].join('; ');
 }
 
 /** Parse "k=v k=v" against the declared parameters: the map, or what is wrong in one sentence. */
