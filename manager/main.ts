@@ -37,6 +37,7 @@ import { startReconciler } from './instances/reconciler.ts';
 import { crashAt } from './instances/crash-points.ts';
 import { registerHosts, registerPki } from './services/hosts.ts';
 import { ApplianceApi } from './rpc/api.ts';
+import { statusReports } from './rpc/methods.ts';
 import { registerApi } from './services/api.ts';
 import { LayerServer } from './deployments/layer-server.ts';
 import { DeploymentService, deploymentAwareSource } from './deployments/service.ts';
@@ -149,6 +150,8 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     // The API URL the instance calls (written after identity's files, so /etc/storm/manager names the API).
     instanceFiles: async (): Promise<Record<string, string>> => (applianceApi ? { '/etc/storm/manager': `${applianceApi.url}\n` } : {}),
     shadows: new ShadowFinder({ image: (ref) => storedImage(ref), changed: changedPaths }),
+    // What instances say of themselves over the API: an update's canary must report ready again.
+    reports: { last: (id) => statusReports(store).get(id) },
   });
   registerInstances(registry, instances, log);
   deployments = new DeploymentService({

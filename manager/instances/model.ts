@@ -103,3 +103,18 @@ export function macFor(id: string): string {
   const hex = id.replace(/[^0-9a-f]/g, '').padEnd(6, '0').slice(0, 6);
   return `52:54:00:${hex.slice(0, 2)}:${hex.slice(2, 4)}:${hex.slice(4, 6)}`;
 }
+
+/** What an instance last reported about itself (status.report over the appliance API). */
+export interface InstanceReport {
+  instance: string;
+  id: string;
+  /** A lower-case word: ready, starting, degraded, failed … */
+  status: string;
+  message: string;
+  at: string;
+}
+
+/** How serious a reported status is: fail/error/down are errors, degraded/warn warnings, the rest (ready, starting …) news. */
+export function reportLevel(status: string): 'error' | 'warn' | 'info' {
+  return /fail|error|down/.test(status) ? 'error' : /degrad|warn/.test(status) ? 'warn' : 'info';
+}

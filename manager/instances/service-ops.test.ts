@@ -9,7 +9,7 @@ import { silentLogger } from '../../lib/logger.ts';
 import { StormError } from '../../lib/errors.ts';
 import { MemoryHostAgent } from './memory-host-agent.ts';
 import { InstanceService, type HostDirectory } from './service.ts';
-import { domainName, type ApplianceSpec } from './model.ts';
+import { domainName, type ApplianceSpec, type InstanceReport } from './model.ts';
 import { sha } from '../../test/conformance/host-agent.case.ts';
 
 const app = (version: string, substrate: string): ApplianceSpec => ({
@@ -174,4 +174,42 @@ test('update plan without a ref: an appliance the catalog no longer has gives no
   cat.latest = '1.1';
   assert.deepEqual((await svc.updatePlan()).map((e) => [e.instance, e.appliance, e.to]), [['c1', 'wiki', '1.1']]);
   await assert.rejects(svc.updatePlan('gone'), (e: StormError) => e.code === 'not_found');
+});
+
+test("an update's health check: an instance that reports its status must report ready again; failing, or silent past the timeout, stops the rollout", async (t) => {
+  const { store, hosts, apps, bus, cat } = await setup(t);
+  // The guests' reports as the API stores them; each updated guest "boots" and says what `says` tells it to.
+  const reports = new Map<string, InstanceReport>();
+  const says = new Map<string, { status: string; message?: string } | 'nothing'>();
+  bus.subscribe((e) => {
+    if (e.kind !== 'instance.updated') return;
+    const name = String(e.object).replace('instance/', '');
+    const what = says.get(name) ?? { status: 'ready' };
+    const id = [...reports.values()].find((r) => r.instance === name)?.id;
+    if (what !== 'nothing' && id) setTimeout(() => reports.set(id, { instance: name, id, status: what.status, message: what.message ?? '', at: new Date().toISOString() }), 20);
+  });
+  const svc = new InstanceService(store, hosts, apps, bus, silentLogger, { domain: 'd', reports: { last: async (id) => reports.get(id) }, readyTimeoutMs: 300, reportPollMs: 5 });
+  for (const n of ['r1', 'r2', 'r3', 'z-quiet']) {
+    const i = await svc.create({ name: n, appliance: 'wiki', host: 'h1' });
+    await svc.provision(n);
+    // All but one have a guest agent that reported at boot.
+    if (n !== 'z-quiet') reports.set(i.id, { instance: n, id: i.id, status: 'ready', message: '', at: '2026-01-01T00:00:00.000Z' });
+  }
+  cat.latest = '1.1';
+  // Each reports ready after its update: all go; the one that never reports is judged by its domain.
+  const rep = await svc.updateApply('wiki');
+  assert.deepEqual(rep.updated.sort(), ['r1', 'r2', 'r3', 'z-quiet']);
+
+  // The canary reports failed: the rollout stops, the canary goes back, the rest stay.
+  cat.latest = '1.0';
+  const order = (await svc.updatePlan('wiki')).map((p) => p.instance);
+  says.set(order[0]!, { status: 'failed', message: 'wiki database did not start' });
+  await assert.rejects(svc.updateApply('wiki'), (e: StormError) => e.code === 'conflict' && e.message.includes(`canary ${order[0]} failed`) && e.message.includes('reported failed after the update: wiki database did not start'));
+  assert.equal((await svc.get(order[0]!)).version, '1.1', 'the canary is back on its version');
+  for (const n of order.slice(1)) assert.equal((await svc.get(n)).version, '1.1', `${n} untouched`);
+
+  // A canary that reports nothing within the timeout fails too, saying so.
+  says.set(order[0]!, 'nothing');
+  await new Promise((r) => setTimeout(r, 50)); // the rolled-back canary's own boot report lands first
+  await assert.rejects(svc.updateApply('wiki'), (e: StormError) => e.code === 'conflict' && e.message.includes(`${order[0]} did not report ready within 0 s of the update`));
 });

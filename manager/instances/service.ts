@@ -8,7 +8,7 @@ import type { Batch, Collection, Store } from '../store/store.ts';
 import type { Checkpoint } from './crash-points.ts';
 import type { DomainRequest, HostAgent, LayerRef } from './host-agent.ts';
 import { Journal, type JournalEntry } from './journal.ts';
-import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, validName, type ApplianceSpec, type InstanceRecord, type InstanceState } from './model.ts';
+import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, reportLevel, validName, type ApplianceSpec, type InstanceRecord, type InstanceReport, type InstanceState } from './model.ts';
 import { place, type Candidate } from './placement.ts';
 import { resolveParams } from './params.ts';
 import type { RoleChange, ShadowFinder, ShadowedFile } from './shadowed.ts';
@@ -116,6 +116,15 @@ export interface InstanceServiceOptions {
   };
   /** Reports which files in each instance layer an update would hide (`update plan`). */
   shadows?: ShadowFinder;
+  /**
+   * The instances' own reports (status.report over the appliance API). An update's health check
+   * then waits for a fresh `ready` from an instance that reports, rather than trusting a running domain.
+   */
+  reports?: { last(id: string): Promise<InstanceReport | undefined> };
+  /** How long an update waits for a reporting instance to say `ready` (default 180 s: a TCG boot). */
+  readyTimeoutMs?: number;
+  /** How often it looks for that report (default 1 s). */
+  reportPollMs?: number;
 }
 
 /**
@@ -568,15 +577,16 @@ export class InstanceService {
    * Roll a new appliance version out: a canary first, checked healthy, then the
    * rest with bounded concurrency. Each instance keeps its instance layer.
    */
-  async updateApply(applianceRef: string, opts: { concurrency?: number; healthy?: (i: InstanceRecord) => Promise<boolean> } = {}): Promise<UpdateReport> {
+  async updateApply(applianceRef: string, opts: { concurrency?: number } = {}): Promise<UpdateReport> {
     const app = await this.appliances.resolve(applianceRef);
     const plan = await this.updatePlan(applianceRef, { shadowed: false });
     const rep: UpdateReport = { appliance: app.id, to: app.version, updated: [], failed: [] };
-    const healthy = opts.healthy ?? (async (i: InstanceRecord) => i.state !== 'running' || (await this.hosts.agent(i.host).state(domainName(i.id))) === 'running');
     const one = async (name: string) => {
       try {
+        const since = new Date().toISOString();
         const inst = await this.#relayer(name, app.version, Object.fromEntries(app.layers.map((l) => [l.role, l.sha256])), app);
-        if (!(await healthy(inst))) throw unavailable(`${name} is not healthy after the update`);
+        const sick = await this.#unhealthyAfterUpdate(inst, since);
+        if (sick) throw unavailable(sick, { hint: `storm instance console ${name} shows its boot; storm update rollback ${name} returns it to ${inst.previous?.version ?? 'its previous version'}` });
         rep.updated.push(name);
       } catch (e) {
         rep.failed.push({ instance: name, error: (e as Error).message });
@@ -598,6 +608,29 @@ export class InstanceService {
     await Promise.all(workers);
     this.bus.emit({ kind: 'update.applied', message: `${app.id}@${app.version}: ${rep.updated.length} updated, ${rep.failed.length} failed` });
     return rep;
+  }
+
+  /**
+   * Why an instance is not healthy after its update (undefined: it is). One that was running must
+   * run; one that reports its own status (it reported before) must report `ready` after `since`.
+   */
+  async #unhealthyAfterUpdate(inst: InstanceRecord, since: string): Promise<string | undefined> {
+    if (inst.state !== 'running') return undefined;
+    if ((await this.hosts.agent(inst.host).state(domainName(inst.id))) !== 'running') return `${inst.name} is not running after the update`;
+    const reports = this.opts.reports;
+    // An appliance that never reported (no guest agent, no network) is judged by its domain alone.
+    if (!reports || !(await reports.last(inst.id))) return undefined;
+    const timeoutMs = this.opts.readyTimeoutMs ?? 180_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await reports.last(inst.id);
+      if (r && r.at > since) {
+        if (r.status === 'ready') return undefined;
+        if (reportLevel(r.status) !== 'info') return `${inst.name} reported ${r.status} after the update${r.message ? `: ${r.message}` : ''}`;
+      }
+      if (Date.now() >= deadline) return `${inst.name} did not report ready within ${Math.round(timeoutMs / 1000)} s of the update${r && r.at > since ? ` (it reported ${r.status})` : ''}`;
+      await new Promise((res) => setTimeout(res, this.opts.reportPollMs ?? 1000));
+    }
   }
 
   /** Put an instance back on the layers it had before its last update. */

@@ -9,7 +9,7 @@ import { invalid, StormError, unauthorized, unavailable } from '../../lib/errors
 import type { Logger } from '../../lib/logger.ts';
 import { MethodTable, type MethodContext, type RpcMethod } from '../../lib/xmlrpc/methods.ts';
 import type { EventBus } from '../events.ts';
-import type { InstanceRecord } from '../instances/model.ts';
+import { reportLevel, type InstanceRecord, type InstanceReport } from '../instances/model.ts';
 import type { CreateRequest } from '../instances/service.ts';
 import type { DnsRecord } from '../netsvc/dns/zone.ts';
 import type { Collection, Store } from '../store/store.ts';
@@ -29,13 +29,10 @@ export interface KeytabProvider {
 }
 
 /** What an instance reported last (status.report). */
-export interface StatusReport {
-  instance: string;
-  id: string;
-  status: string;
-  message: string;
-  at: string;
-}
+export type StatusReport = InstanceReport;
+
+/** The reports, one per instance id (the newest): the API writes them, `storm api reports` and update health checks read them. */
+export const statusReports = (store: Store): Collection<StatusReport> => store.collection<StatusReport>('api.status');
 
 /** The parts of the manager the API reaches. */
 export interface ApiDeps {
@@ -122,7 +119,7 @@ function certInfo(r: { serial: string; cert: string; notAfter: string } | undefi
 const dnsName = (s: string) => s.trim().toLowerCase().replace(/\.$/, '');
 
 export function apiMethods(d: ApiDeps): MethodTable {
-  const statuses: Collection<StatusReport> = d.store.collection<StatusReport>('api.status');
+  const statuses = statusReports(d.store);
 
   /** The calling instance, from its certificate serial only. */
   const caller = async (ctx: MethodContext): Promise<InstanceRecord> => {
@@ -180,7 +177,7 @@ export function apiMethods(d: ApiDeps): MethodTable {
         const inst = await caller(ctx);
         const rep: StatusReport = { instance: inst.name, id: inst.id, status, message, at: new Date().toISOString() };
         await statuses.put(inst.id, rep);
-        const level = /fail|error|down/.test(status) ? 'error' : /degrad|warn/.test(status) ? 'warn' : 'info';
+        const level = reportLevel(status);
         d.bus.emit({ kind: 'instance.report', level, object: `instance/${inst.name}`, message: `${inst.name} reports ${status}${message ? `: ${printable(message)}` : ''}`, data: { ...rep } });
         return rep;
       },
@@ -296,5 +293,5 @@ export function apiMethods(d: ApiDeps): MethodTable {
 /** Forget everything an instance had through the API (its MX records, last status). */
 export async function forgetInstance(d: Pick<ApiDeps, 'dns' | 'store'>, name: string, id: string | undefined): Promise<void> {
   for (const r of (await d.dns.listRecords()).filter((r) => r.owner === `instance:${name}`)) await d.dns.removeRecord({ name: `${r.name}.`, type: r.type, value: r.value, owner: r.owner }).catch(() => undefined);
-  if (id) await d.store.collection<StatusReport>('api.status').del(id);
+  if (id) await statusReports(d.store).del(id);
 }

@@ -3,7 +3,7 @@ import type { EventBus } from '../events.ts';
 import type { InstanceRecord } from '../instances/model.ts';
 import type { ApplianceApi } from '../rpc/api.ts';
 import type { Grant } from '../rpc/grants.ts';
-import type { StatusReport } from '../rpc/methods.ts';
+import { statusReports, type StatusReport } from '../rpc/methods.ts';
 import type { Store } from '../store/store.ts';
 import { optStr, str, type Registry } from './registry.ts';
 
@@ -45,6 +45,6 @@ export function registerApi(reg: Registry, deps: { api: ApplianceApi; bus: Event
     name: 'api.reports',
     mutates: false,
     summary: 'the last status each instance reported over the API',
-    handler: async () => (await deps.store.collection<StatusReport>('api.status').values()).sort((a, b) => a.instance.localeCompare(b.instance)),
+    handler: async () => (await statusReports(deps.store).values()).sort((a, b) => a.instance.localeCompare(b.instance)),
   });
 }

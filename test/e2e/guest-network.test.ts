@@ -54,7 +54,7 @@ function runAsync(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the API with its certificate, an MX that dig sees', { timeout: 240_000 }, async (t) => {
+test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the API with its certificate, an MX that dig sees', { timeout: 300_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('namespaces, bridges and libvirt guests need root');
   // One hook, registered first so it runs before the namespace and the state directory go.
   const undo: (() => unknown)[] = [];
@@ -91,13 +91,16 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
       virsh('undefine', `storm-${i.id}`);
     }
   });
-  const created = await storm(['instance', 'create', NAME, '--appliance', 'wiki', '--timeout', '110', '-o', 'json'], cli);
+  // Of a site deployment of the wiki, so that the end of the test can roll a new version of it out.
+  const dep = await storm(['deployment', 'create', 'gst', '--appliance', 'wiki'], cli);
+  assert.equal(dep.code, 0, dep.stderr);
+  const created = await storm(['instance', 'create', NAME, '--deployment', 'gst', '--timeout', '110', '-o', 'json'], cli);
   assert.equal(created.code, 0, created.stderr);
   const inst = JSON.parse(created.stdout) as { id: string; state: string; mac?: string };
   assert.equal(inst.state, 'running');
 
   // Each step on the guest's console, through manager → stormd.
-  const done = /STORM-GUEST: (mx regist|config fetch failed|storm\.local did not resolve|agent:|ready)/;
+  const done = /STORM-GUEST: (reported ready|report \S+ failed|mx register failed|config fetch failed|storm\.local did not resolve|agent:)/;
   const boot = await until('the agent finished', async () => (await storm(['instance', 'console', NAME], cli)).stdout, (s) => done.test(s), 150);
   const lines = boot.split(/\r?\n/).filter((l) => /STORM-GUEST/.test(l)).join('\n');
   t.diagnostic(lines);
@@ -105,8 +108,12 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   assert.ok(lease, `the guest has an address from STORM's DHCP:\n${lines}`);
   assert.match(lines, /STORM-GUEST: resolved storm\.local = 10\.77\.0\.1/);
   const fqdn = `${NAME}.${config.dnsDomain}`;
-  assert.match(lines, new RegExp(`STORM-GUEST: config fetched: name ${NAME}, fqdn ${fqdn.replace(/\./g, '\\.')}, appliance wiki`));
+  assert.match(lines, new RegExp(`STORM-GUEST: config fetched: name ${NAME}, fqdn ${fqdn.replace(/\./g, '\\.')}, appliance deployment:gst`));
   assert.match(lines, new RegExp(`STORM-GUEST: mx registered: ${fqdn.replace(/\./g, '\\.')}\\.? MX 10 ${fqdn.replace(/\./g, '\\.')}`));
+  // Its services up, it told the manager so over the API (status.report): what an update's canary check waits for.
+  assert.match(lines, /STORM-GUEST: reported ready/);
+  const readyAt = (await api.call<{ instance: string; status: string; at: string }[]>('api.reports')).find((r) => r.instance === NAME);
+  assert.equal(readyAt?.status, 'ready', JSON.stringify(readyAt));
   // The lease is the instance's reservation, in the manager's store.
   const leases = await api.call<{ ip: string; state: string }[]>('dhcp.lease.list');
   assert.ok(leases.some((l) => l.ip === lease[1] && l.state === 'bound'), `lease of ${lease[1]} stored: ${JSON.stringify(leases)}`);
@@ -160,6 +167,18 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   const ping = await runAsync('ip', ['netns', 'exec', net.name, 'busybox', 'ping', '-c', '1', '-W', '5', lease[1]!]);
   assert.match(ping, /1 packets received/, ping);
   assert.equal((await inNs('MX', fqdn)).trim(), want);
+
+  // A new version of its deployment, rolled out: the canary (the only instance) restarts on it, and the
+  // rollout waits for its fresh ready report before it calls the update done.
+  const edit = await storm(['deployment', 'edit', 'gst', '--set', '/etc/motd=version 2'], cli);
+  assert.equal(edit.code, 0, edit.stderr);
+  const rollout = await storm(['update', 'apply', '--deployment', 'gst', '-o', 'json'], cli);
+  assert.equal(rollout.code, 0, rollout.stderr);
+  assert.deepEqual(JSON.parse(rollout.stdout), { appliance: 'deployment:gst', to: '2', canary: NAME, updated: [NAME], failed: [] });
+  const again = (await api.call<{ instance: string; status: string; at: string }[]>('api.reports')).find((r) => r.instance === NAME);
+  assert.equal(again?.status, 'ready');
+  assert.ok(again!.at > readyAt!.at, `a ready report after the update: ${again!.at} > ${readyAt!.at}`);
+  assert.match((await storm(['instance', 'console', NAME], cli)).stdout, /STORM-GUEST: reported ready/);
 
   // Destroy: the domain goes, its MX with it.
   const destroyed = await storm(['instance', 'destroy', NAME, '--yes'], cli);

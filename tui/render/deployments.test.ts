@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeploymentRecord } from '../../manager/deployments/model.ts';
 import { formatTable, toCells } from './table.ts';
-import { deploymentListRows, deploymentUse } from './deployments.ts';
+import { deploymentListRows, deploymentUse, updateReportText } from './deployments.ts';
 
 const now = new Date().toISOString();
 const dep = (name: string, versions: number, maintenance = false): DeploymentRecord => ({
@@ -33,4 +33,10 @@ test('deploymentListRows: name, appliance, version, versions kept, instances usi
   assert.match(table, /^test\s+wiki@1\.0\s+1\s+1\s+0\s+111111111111\s+\d+s\s+-$/m);
   assert.match(formatTable(toCells(deploymentListRows, rows, true)), /USED BY[\s\S]*web1,web2/);
   assert.equal(deploymentListRows.name(rows[0]!), 'corp');
+});
+
+test('updateReportText: the version, the counts and the canary, then who was updated and why any failed', () => {
+  assert.equal(updateReportText({ appliance: 'deployment:corp', to: '2', canary: 'w1', updated: ['w1', 'w2'], failed: [{ instance: 'w3', error: 'w3 reported failed after the update: db down' }] }),
+    'deployment:corp → 2: 2 updated, 1 failed (canary w1)\n  updated: w1, w2\n  failed:  w3: w3 reported failed after the update: db down\n');
+  assert.equal(updateReportText({ appliance: 'wiki', to: '1.1', updated: [], failed: [] }), 'wiki@1.1: nothing to update (every instance has it)\n');
 });

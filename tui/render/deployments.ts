@@ -1,6 +1,6 @@
 import { bytes } from '../../lib/format.ts';
 import { deploymentRef, type DeploymentRecord, type DeploymentVersion } from '../../manager/deployments/model.ts';
-import type { UpdatePlanEntry } from '../../manager/instances/service.ts';
+import type { UpdatePlanEntry, UpdateReport } from '../../manager/instances/service.ts';
 import { age } from './detail.ts';
 import type { RowSpec } from './table.ts';
 
@@ -68,3 +68,12 @@ export const planRows: RowSpec<UpdatePlanEntry> = {
     { header: 'SHADOWED FILES', get: (p) => p.shadowedError ?? (p.shadowed ?? []).map((s) => `${s.path}(${s.kind})`).join(' '), wide: true },
   ],
 };
+
+/** `storm update apply`'s answer for people: what went to which version, the canary first, and why any failed. */
+export function updateReportText(r: UpdateReport): string {
+  if (!r.canary) return `${r.appliance}@${r.to}: nothing to update (every instance has it)\n`;
+  const lines = [`${r.appliance} → ${r.to}: ${r.updated.length} updated, ${r.failed.length} failed (canary ${r.canary})`];
+  if (r.updated.length) lines.push(`  updated: ${r.updated.join(', ')}`);
+  for (const f of r.failed) lines.push(`  failed:  ${f.instance}: ${f.error}`);
+  return lines.join('\n') + '\n';
+}

@@ -7,8 +7,8 @@ import { readValueArg } from '../value-arg.ts';
 import type { ConsoleChunk } from '../../../lib/console-window.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
-import type { UpdatePlanEntry } from '../../../manager/instances/service.ts';
-import { planRows } from '../../render/deployments.ts';
+import type { UpdatePlanEntry, UpdateReport } from '../../../manager/instances/service.ts';
+import { planRows, updateReportText } from '../../render/deployments.ts';
 import { instanceCreateParams } from '../../../manager/services/instances.ts';
 
 const SETTLED = new Set(['running', 'stopped', 'failed']);
@@ -217,7 +217,8 @@ export const instanceOpsCommands: CommandDef[] = [
       // A rollout is per appliance (its own canary): never everything at once.
       const target = updateTarget(ctx);
       if (!target) throw invalid('missing APPLIANCE[@VERSION] (or --deployment NAME[@VERSION])', { hint: 'storm update plan lists every pending update with its appliance' });
-      return { data: await (await ctx.api()).call('update.apply', { appliance: target, concurrency: Number(ctx.opts.concurrency ?? 2) }) };
+      const data = await (await ctx.api()).call<UpdateReport>('update.apply', { appliance: target, concurrency: Number(ctx.opts.concurrency ?? 2) });
+      return { data, text: updateReportText(data) };
     },
   },
   { noun: 'update', verb: 'rollback', summary: 'put an instance back on its previous layer version', args: ['INSTANCE'], run: async (ctx) => ({ data: await (await ctx.api()).call<InstanceRecord>('update.rollback', { name: ctx.args[0] }), rows: instanceRows }) },
