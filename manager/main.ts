@@ -134,9 +134,13 @@ export async function startManager({ config, log, path, instanceBackends }: Mana
     },
     // By instance id too: what the API issued for it even if provisioning died before saving the serial
     // (the API forgets the key itself on instance.destroyed, or at its next start if that event was lost).
-    revoke: async ({ id, serial }: { id: string; serial?: string }) => {
+    revoke: async ({ id, serial, name, createdAt }: { id: string; serial?: string; name?: string; createdAt?: string }) => {
       const rec = (await applianceApi?.creds.list())?.find((c) => c.id === id);
-      for (const s of new Set([serial, rec?.serial, rec?.previousSerial])) {
+      // And what the CA issued under its name since it was created: a manager killed between the CA's
+      // issue and the API's record of it leaves a live serial nothing else names. Names are unique
+      // among instances, so no other instance holds one of these.
+      const unrecorded = name && createdAt && caForInstances ? (await caForInstances.list()).filter((c) => c.role === 'instance' && c.commonName === name && c.issuedAt >= createdAt && !c.revokedAt).map((c) => c.serial) : [];
+      for (const s of new Set([serial, rec?.serial, rec?.previousSerial, ...unrecorded])) {
         if (s && caForInstances && !caForInstances.isRevoked(s)) await caForInstances.revoke(s, 'instance destroyed');
       }
     },

@@ -111,8 +111,12 @@ export interface InstanceServiceOptions {
   /** The CA: each instance gets its own certificate in its layer; it is revoked at destroy. */
   identity?: {
     issue(inst: { id: string; name: string }): Promise<{ key: string; cert: string; ca: string; serial: string }>;
-    /** Revoke whatever was issued for the instance id (and `serial`, if known); nothing issued, or already revoked, is fine. */
-    revoke(inst: { id: string; serial?: string }): Promise<unknown>;
+    /**
+     * Revoke whatever was issued for the instance id (and `serial`, if known; with `name` and
+     * `createdAt`, whatever was issued under its name since it was created); nothing issued, or
+     * already revoked, is fine.
+     */
+    revoke(inst: { id: string; serial?: string; name?: string; createdAt?: string }): Promise<unknown>;
   };
   /** Reports which files in each instance layer an update would hide (`update plan`). */
   shadows?: ShadowFinder;
@@ -717,7 +721,7 @@ export class InstanceService {
   /** Revoke what the CA issued for the instance (already revoked, or nothing issued, is fine). */
   async #revoke(inst: InstanceRecord): Promise<void> {
     if (!this.opts.identity) return;
-    await this.opts.identity.revoke({ id: inst.id, ...(inst.certSerial ? { serial: inst.certSerial } : {}) });
+    await this.opts.identity.revoke({ id: inst.id, name: inst.name, createdAt: inst.createdAt, ...(inst.certSerial ? { serial: inst.certSerial } : {}) });
   }
 
   /** Finish or undo one interrupted operation (the caller holds the instance's lock). */

@@ -210,10 +210,14 @@ test('no, foreign, stormd, manager, revoked and destroyed-instance certificates 
   ok(await pyCall({ ...as(etc2), method: 'mx.register' }));
   assert.equal((await stormAsync(['grant', 'add', 'web2', 'mail'], lab.env)).code, 0);
   const serial2 = (await lab.m.applianceApi.creds.list()).find((c) => c.name === 'web2')!.serial;
+  // One the CA issued for web2 that nothing recorded (a manager killed between the CA's issue and the API's record).
+  const unrecorded = await pki.issueInstance('web2');
   const d = await stormAsync(['instance', 'destroy', 'web2', '--yes'], lab.env);
   assert.equal(d.code, 0, d.stderr);
   await lab.m.applianceApi.idle();
   assert.ok(pki.isRevoked(serial2));
+  assert.ok(pki.isRevoked(unrecorded.serial), 'what the CA issued under its name since it was created goes with it');
+  assert.ok(!pki.isRevoked((await pki.list()).find((c) => c.commonName === 'web1' && c.serial !== serial1 && c.role === 'instance')!.serial), "another instance's certificates stay");
   // Its MX records and grants went with it.
   assert.deepEqual((await lab.m.dns.listRecords()).filter((r) => r.owner === 'instance:web2'), []);
   assert.equal((await stormAsync(['grant', 'list', '-o', 'json'], lab.env)).stdout.trim(), '[]');
