@@ -122,7 +122,9 @@ test('a booted wiki on the bridge: DHCP lease, storm.local, its config over the 
   const col = wide[0]!.indexOf('ADDRESS');
   assert.ok(col > 0, `an ADDRESS column:\n${wide.join('\n')}`);
   assert.equal(wide.find((l) => l.startsWith(`${NAME} `))?.slice(col).split(/\s+/)[0], lease[1], wide.join('\n'));
-  assert.match((await storm(['instance', 'show', NAME], cli)).stdout, new RegExp(`^address: +${lease[1]!.replace(/\./g, '\\.')} `, 'm'));
+  const shown = (await storm(['instance', 'show', NAME], cli)).stdout;
+  assert.match(shown, new RegExp(`^address: +${lease[1]!.replace(/\./g, '\\.')} `, 'm'));
+  assert.match(shown, /^reported: +ready: services started \(\d+s ago\)$/m, 'what the guest said of itself');
 
   // dig sees the MX: through the relay as a guest asks (UDP, and TCP), and on the manager's loopback port.
   const inNs = (...a: string[]) => runAsync('ip', ['netns', 'exec', net.name, 'dig', '+short', '+time=2', '+tries=2', '@10.77.0.1', ...a]);

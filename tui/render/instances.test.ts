@@ -29,6 +29,9 @@ test('instance show: one fact per line, secrets as the service shows them, the e
     'error:      update failed: host unreachable (unreachable)',
     '',
   ].join('\n'));
+  // With its address and the guest's own last report.
+  const more = instanceDetail(i, now, { ip: '10.0.0.7', dns: ['w1.storm.internal A'] }, { instance: 'w1', id: i.id, status: 'degraded', message: 'failed to start: 50-wiki', at: '2026-11-26T12:08:00.000Z' });
+  assert.match(more, /^mac: +52:54:00:e0:51:66\naddress: +10\.0\.0\.7 \(w1\.storm\.internal A\)\nreported: +degraded: failed to start: 50-wiki \(2m ago\)\nresources:/m);
 });
 
 test('instance show: the address line, when the leases were asked', () => {

@@ -1,4 +1,4 @@
-import type { InstanceRecord } from '../../manager/instances/model.ts';
+import type { InstanceRecord, InstanceReport } from '../../manager/instances/model.ts';
 import { age, factLines, when } from './detail.ts';
 import type { RowSpec } from './table.ts';
 
@@ -27,7 +27,7 @@ export function instanceRowsWith(addresses?: ReadonlyMap<string, string>): RowSp
 }
 
 /** `storm instance show NAME`: everything the record says, one fact per line (-o json for the data); `address` from the DHCP leases and DNS (instanceAddresses). */
-export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { ip: string; dns: string[] }): string {
+export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { ip: string; dns: string[] }, report?: InstanceReport): string {
   const params = Object.entries(i.params ?? {}).map(([k, v]) => `${k}=${v}`).join(' ');
   const layers = Object.entries(i.layers ?? {}).map(([role, sha]) => `${role} ${String(sha).slice(0, 12)}`).join(', ');
   const lines: [string, string][] = [
@@ -38,6 +38,8 @@ export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { 
     ['id', i.id],
     ['mac', i.mac],
     ...(address ? ([['address', `${address.ip}${address.dns.length ? ` (${address.dns.join(', ')})` : ''}`]] as [string, string][]) : []),
+    // What the guest itself last said over the appliance API (an update's canary must say ready again).
+    ...(report ? ([['reported', `${report.status}${report.message ? `: ${report.message}` : ''} (${age(report.at, now)} ago)`]] as [string, string][]) : []),
     ['resources', `${i.memoryMiB} MiB, ${i.vcpus} vCPU${i.vcpus === 1 ? '' : 's'}`],
     ['parameters', params || '(none)'],
     ['layers', layers || '(none)'],

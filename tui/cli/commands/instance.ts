@@ -1,5 +1,5 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
-import type { InstanceRecord } from '../../../manager/instances/model.ts';
+import type { InstanceRecord, InstanceReport } from '../../../manager/instances/model.ts';
 import { instanceDetail, instanceRows, instanceRowsWith } from '../../render/instances.ts';
 import { boundLeases, instanceAddresses } from '../../render/resources.ts';
 import { dnsListRows } from '../../render/netsvc.ts';
@@ -130,9 +130,14 @@ export const instanceCommands: CommandDef[] = [
       const api = await ctx.api();
       const data = await api.call<InstanceRecord>('instance.show', { name: ctx.args[0] });
       // Its address, as the console's detail finds it; a network service that does not answer leaves it out.
-      const [leases, dns] = await Promise.all([api.call<unknown[]>('dhcp.lease.list').catch(() => undefined), api.call<unknown>('dns.record.list').catch(() => [])]);
+      const [leases, dns, reports] = await Promise.all([
+        api.call<unknown[]>('dhcp.lease.list').catch(() => undefined),
+        api.call<unknown>('dns.record.list').catch(() => []),
+        api.call<InstanceReport[]>('api.reports').catch(() => []),
+      ]);
       const address = Array.isArray(leases) ? instanceAddresses(data.name, data.mac, leases, dnsListRows(dns)) : undefined;
-      return { data, rows: instanceRows, text: instanceDetail(data, Date.now(), address) };
+      const report = Array.isArray(reports) ? reports.find((r) => r.id === data.id) : undefined;
+      return { data, rows: instanceRows, text: instanceDetail(data, Date.now(), address, report) };
     },
   },
   {
