@@ -133,7 +133,7 @@ test('a failing canary stops the rollout and is rolled back', async (t) => {
   agents.get('h1')!.failNext.add('start');
   const failed: StormEvent[] = [];
   bus.subscribe((e) => e.level === 'error' && failed.push(e));
-  await assert.rejects(svc.updateApply('wiki'), (e: StormError) => e.code === 'conflict' && /canary b1 failed/.test(e.message) && /1 instance\(s\) untouched/.test(e.message));
+  await assert.rejects(svc.updateApply('wiki'), (e: StormError) => e.code === 'conflict' && /canary b1 failed/.test(e.message) && /1 instance\(s\) untouched/.test(e.message) && /storm instance console b1/.test(e.hint ?? ''));
   // The failure's event says why.
   assert.match(failed[0]?.message ?? '', /^b1 failed: update to wiki@1\.1 failed: /);
   assert.equal((await svc.get('b2')).version, '1.0');

@@ -603,7 +603,7 @@ export class InstanceService {
     await one(canary);
     if (rep.failed.length) {
       await this.rollback(canary, wasRunning.get(canary)).catch(() => {});
-      throw conflict(`canary ${canary} failed the update to ${app.id}@${app.version}: ${rep.failed[0]!.error}; rolled back, ${rest.length} instance(s) untouched`);
+      throw conflict(`canary ${canary} failed the update to ${app.id}@${app.version}: ${rep.failed[0]!.error}; rolled back, ${rest.length} instance(s) untouched`, { hint: `storm instance console ${canary} shows what its boot said; fix the version and apply again` });
     }
     const queue = [...rest];
     const workers = Array.from({ length: Math.max(1, opts.concurrency ?? 2) }, async () => {
