@@ -25,6 +25,11 @@ export interface Ext4Source {
   label: string;
   /** The string debugfs opens. */
   spec: string;
+  /**
+   * A copy of a filesystem in use (a running guest's): its allocation bitmaps may not match
+   * their checksums yet, so debugfs reads it without them (-c); listing needs none.
+   */
+  live?: boolean;
 }
 
 async function readAt(file: string, pos: number, len: number): Promise<Buffer> {
@@ -70,7 +75,7 @@ async function debugfs(src: Ext4Source, cmds: string[]): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'storm-debugfs-'));
   try {
     await writeFile(join(dir, 'cmds'), cmds.join('\n') + '\n');
-    const r = await run('debugfs', ['-f', join(dir, 'cmds'), src.spec], { timeoutMs: 300_000 });
+    const r = await run('debugfs', [...(src.live ? ['-c'] : []), '-f', join(dir, 'cmds'), src.spec], { timeoutMs: 300_000 });
     if (r.spawnError) throw unavailable('debugfs is not installed', { hint: 'apt-get install e2fsprogs' });
     if (r.code !== 0) throw internal(`debugfs ${src.spec}: ${r.stderr.trim()}`);
     return r.stdout;

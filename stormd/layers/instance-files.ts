@@ -1,7 +1,8 @@
 /**
  * What an instance layer holds, read without mounting or root: the qcow2 is
  * converted to a sparse raw copy (`qemu-img convert -U`, so a running guest's
- * image can be read; what the guest has not flushed yet is not seen), and
+ * image can be read; what the guest has not flushed, or its journal not yet
+ * written home, is not seen; its bitmaps are not read), and
  * partition 1's ext4 is listed with debugfs under root/ (the overlay's upper
  * tree). Whiteouts and opaque directories are reported as such, so the
  * manager can tell which updated lower files this instance hides.
@@ -40,7 +41,8 @@ export async function listInstanceLayerFiles(qcow2: string, limit: number = FILE
     const r = await run('qemu-img', ['convert', '-U', '-q', '-f', 'qcow2', '-O', 'raw', qcow2, raw], { timeoutMs: 300_000 });
     if (r.spawnError) throw new StormError('unavailable', 'qemu-img is not installed (needed to read an instance layer)', { hint: 'install qemu-utils (scripts/setup)' });
     if (r.code !== 0) throw new StormError('internal', `reading instance layer ${qcow2} failed: ${r.stderr.trim()}`);
-    const src = await openExt4(raw);
+    // The guest may have it mounted: what its journal has not written home is not seen either.
+    const src = { ...(await openExt4(raw)), live: true };
     const tree = await listTree(src, '/root');
     const dirs = [...tree].filter(([, e]) => e.type === 'dir').map(([p]) => p);
     const opaque = await opaqueDirs(src, '/root', dirs);
