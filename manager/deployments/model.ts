@@ -12,8 +12,10 @@ export interface DeploymentVersion {
   sha256: string;
   size: number;
   createdAt: string;
-  /** How it was made: `create` (from the appliance's own deployment layer), `files` (a file set), `maintenance`. */
-  via: 'create' | 'files' | 'maintenance';
+  /** How it was made: `create` (from the appliance's own deployment layer), `files` (a file set), `maintenance`, `revert` (an earlier version's layer again). */
+  via: 'create' | 'files' | 'maintenance' | 'revert';
+  /** With `revert`: the version whose layer it is. */
+  from?: number;
   note?: string;
   /** Paths that differ from the version before (at most 1,000 listed; `changedCount` counts all). */
   changed: { path: string; change: PathChange }[];

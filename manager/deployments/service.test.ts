@@ -158,3 +158,18 @@ test('maintenance: a writable boot of the newest version; finish keeps what the 
   await assert.rejects(svc.startMaintenance('corp'), (e: StormError) => e.code === 'unavailable');
   assert.equal((await svc.get('corp')).maintenance, undefined);
 });
+
+test("revert: an earlier version's layer as a new version, with what it changes; refused for a version that is not there or already current", async (t) => {
+  const { svc, source } = await setup(t);
+  const d1 = await svc.create({ name: 'corp', appliance: 'wiki' });
+  await svc.edit('corp', { edits: { files: [{ path: '/etc/motd', base64: b64('broken\n') }] }, note: 'bad' });
+  const d3 = await svc.revert('corp', 1);
+  assert.equal(d3.version, 3);
+  const v3 = d3.versions[2]!;
+  assert.deepEqual([v3.via, v3.from, v3.note, v3.sha256, v3.changed], ['revert', 1, 'version 1 again', d1.versions[0]!.sha256, [{ path: '/etc/motd', change: 'removed' }]]);
+  assert.equal((await source.resolve('deployment:corp')).layers.find((l) => l.role === 'deployment')!.sha256, d1.versions[0]!.sha256, 'new instances and update apply get it');
+  await assert.rejects(svc.revert('corp', 1), (e: StormError) => e.code === 'invalid' && /already has version 1's layer/.test(e.message));
+  await assert.rejects(svc.revert('corp', 9), (e: StormError) => e.code === 'not_found' && /no version 9/.test(e.message) && /1, 2, 3/.test(e.hint ?? ''));
+  await assert.rejects(svc.revert('nope', 1), (e: StormError) => e.code === 'not_found');
+  assert.equal((await svc.revert('corp', 2, { note: 'once more' })).versions[3]!.note, 'once more');
+});

@@ -155,6 +155,25 @@ export class DeploymentService {
     });
   }
 
+  /**
+   * Make an earlier version's layer the newest again, as a new version (history only grows:
+   * instances on the bad version show in `storm update plan` and move with `update apply`).
+   */
+  async revert(name: string, to: number, opts: { note?: string } = {}): Promise<DeploymentRecord> {
+    return this.#locks.run(name, 'revert', async () => {
+      const rec = await this.get(name);
+      if (rec.maintenance) throw conflict(`deployment ${name} is in maintenance (${rec.maintenance.instance})`, { hint: `storm deployment edit ${name} --finish (or --abort) first` });
+      const target = rec.versions.find((v) => v.version === to);
+      if (!target) throw notFound(`deployment ${name} has no version ${to}`, { hint: `storm deployment show ${name} lists its versions (${rec.versions.map((v) => v.version).join(', ')})` });
+      const cur = rec.versions.find((v) => v.version === rec.version)!;
+      if (target.sha256 === cur.sha256) throw invalid(`version ${rec.version} of deployment ${name} already has version ${to}'s layer`, { hint: 'nothing to revert' });
+      // Its image is kept while the deployment lists it (image gc spares every version's layer).
+      if (!(await this.#o.images.has(target.sha256))) throw notFound(`the layer of version ${to} of deployment ${name} is no longer stored`);
+      const changes = await this.#changes(cur.sha256, target.sha256);
+      return this.#addVersion(rec, { version: rec.version + 1, sha256: target.sha256, size: target.size, createdAt: new Date().toISOString(), via: 'revert', from: to, note: opts.note ?? `version ${to} again`, ...changes });
+    });
+  }
+
   async #addVersion(rec: DeploymentRecord, v: DeploymentVersion): Promise<DeploymentRecord> {
     rec.versions.push(v);
     rec.version = v.version;

@@ -55,5 +55,17 @@ export function registerDeployments(reg: Registry, svc: DeploymentService): void
     },
   });
   reg.add<Record<string, unknown>, DeploymentRecord>({ name: 'deployment.maintenance.abort', mutates: true, summary: 'destroy the maintenance instance; the deployment keeps its version', handler: (p) => svc.abortMaintenance(str(p, 'name', 'deployment.maintenance.abort')) });
+  reg.add<Record<string, unknown>, DeploymentRecord>({
+    name: 'deployment.revert',
+    mutates: true,
+    summary: "make an earlier version's layer the newest again, as a new version",
+    handler: (p) => {
+      const m = 'deployment.revert';
+      const note = optStr(p, 'note', m);
+      const to = p.version;
+      if (typeof to !== 'number' || !Number.isInteger(to) || to < 1) throw invalid(`${m}: "version" must be a version number (1 or more)`);
+      return svc.revert(str(p, 'name', m), to, note ? { note } : {});
+    },
+  });
   reg.add({ name: 'deployment.remove', mutates: true, summary: 'forget a deployment no instance uses', handler: (p) => svc.remove(str(p, 'name', 'deployment.remove')) });
 }

@@ -128,6 +128,19 @@ test('storm deployment create/edit makes layer versions; update plan --deploymen
   assert.equal(back.version, '1');
   assert.equal(back.layers.deployment, d1.versions[0]!.sha256);
 
+  // Version 2 was a mistake: version 3 is version 1's layer again; the plan moves web1 (on 1) nowhere new.
+  const reverted = await cli(['deployment', 'revert', 'corp', '1'], env);
+  assert.equal(reverted.code, 0, reverted.stderr);
+  assert.match(reverted.stderr, /^corp: version 3 is version 1's layer again \(\d+ path\(s\) changed\); storm update apply --deployment corp$/m);
+  assert.match(reverted.stdout, /^3\*\s+revert\s+\d+\s+\S+ \S+\s+[0-9a-f]{12}\s+\S+\s+version 1 again$/m);
+  const d3 = await json<{ version: number; versions: { sha256: string }[] }>(['deployment', 'show', 'corp'], env);
+  assert.equal(d3.versions[2]!.sha256, d1.versions[0]!.sha256);
+  assert.deepEqual((await json<Plan[]>(['update', 'plan', '--deployment', 'corp'], env)).map((p) => [p.instance, p.from, p.to, p.changes.length]), [['web1', '1', '3', 0]]);
+  assert.match(await ok(['update', 'plan', '--deployment', 'corp'], env), /^web1\s+deployment:corp\s+hv1\s+1\s+3\s+\(same\)\s/m);
+  const again = await cli(['deployment', 'revert', 'corp', '1'], env);
+  assert.equal(again.code, 2, again.stderr);
+  assert.match(again.stderr, /already has version 1's layer/);
+
   // Removal is refused while an instance uses it.
   const busy = await cli(['deployment', 'remove', 'corp', '--yes'], env);
   assert.equal(busy.code, 4, busy.stderr);

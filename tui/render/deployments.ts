@@ -63,7 +63,8 @@ export const planRows: RowSpec<UpdatePlanEntry> = {
     { header: 'HOST', get: (p) => p.host },
     { header: 'FROM', get: (p) => p.from },
     { header: 'TO', get: (p) => p.to },
-    { header: 'LAYERS', get: (p) => p.changes.map((c) => c.role).join(',') },
+    // No layer changes (a revert to the layers it runs): the update only restarts it under the new version number.
+    { header: 'LAYERS', get: (p) => p.changes.map((c) => c.role).join(',') || '(same)' },
     { header: 'SHADOWED', get: (p) => (p.shadowedError ? '?' : p.shadowed === undefined ? '-' : `${p.shadowed.length}${p.shadowedTruncated ? '+' : ''}`) },
     { header: 'SHADOWED FILES', get: (p) => p.shadowedError ?? (p.shadowed ?? []).map((s) => `${s.path}(${s.kind})`).join(' '), wide: true },
   ],

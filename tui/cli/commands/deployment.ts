@@ -141,6 +141,21 @@ export const deploymentCommands: CommandDef[] = [
   },
   {
     noun: 'deployment',
+    verb: 'revert',
+    summary: "make an earlier version's layer the newest again (a new version; then storm update apply --deployment NAME)",
+    args: ['NAME', 'VERSION'],
+    options: { note: { type: 'string', doc: 'a note kept with the new version (default: "version N again")' } },
+    run: async (ctx) => {
+      const to = Number(ctx.args[1]);
+      if (!Number.isInteger(to) || to < 1) throw invalid(`VERSION: expected a version number, got "${ctx.args[1]}"`, { hint: `storm deployment show ${ctx.args[0]} lists its versions` });
+      const data = await (await ctx.api()).call<DeploymentRecord>('deployment.revert', { name: ctx.args[0], version: to, ...(ctx.opts.note ? { note: ctx.opts.note } : {}) });
+      const v = data.versions.find((x) => x.version === data.version)!;
+      ctx.progress(`${data.name}: version ${v.version} is version ${to}'s layer again (${v.changedCount} path(s) changed); storm update apply --deployment ${data.name}`);
+      return { data, rows: deploymentRows, text: showText(data) };
+    },
+  },
+  {
+    noun: 'deployment',
     verb: 'remove',
     summary: 'forget a deployment that no instance uses (its layers go at the next storm image gc)',
     args: ['NAME'],
