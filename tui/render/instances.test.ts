@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { InstanceRecord } from '../../manager/instances/model.ts';
 import { boundLeases } from './resources.ts';
-import { instanceDetail, instanceRows, instanceRowsWith } from './instances.ts';
+import { instanceDetail, instanceRows, instanceRowsWith, migrationText } from './instances.ts';
 import { toCells } from './table.ts';
 
 test('instance show: one fact per line, secrets as the service shows them, the error with its code, the version a rollback returns to', () => {
@@ -50,4 +50,9 @@ test('instance list -o wide: the address of each instance from one lease map, bl
   assert.deepEqual(wide.slice(1).map((r) => r[col]), ['10.0.0.7', '']);
   assert.equal(toCells(instanceRowsWith(new Map()), rows, false)[0]!.includes('ADDRESS'), false, 'wide only');
   assert.equal(toCells(instanceRows, rows, true)[0]!.includes('ADDRESS'), false);
+});
+
+test('instance migrate: where it went and what travelled', () => {
+  assert.equal(migrationText({ instance: 'w1', from: 'hv1', to: 'hv2', instanceLayerBytes: 4 * 1024 ** 2, layerBytes: 0, bytesMoved: 4 * 1024 ** 2 }), 'w1: moved from hv1 to hv2; 4.0 MiB travelled: its instance layer 4.0 MiB (hv2 held every shared layer)\n');
+  assert.equal(migrationText({ instance: 'w1', from: 'hv1', to: 'hv2', instanceLayerBytes: 1024 ** 2, layerBytes: 3 * 1024 ** 2, bytesMoved: 4 * 1024 ** 2 }), 'w1: moved from hv1 to hv2; 4.0 MiB travelled: its instance layer 1.0 MiB, and 3.0 MiB of shared layers hv2 lacked\n');
 });

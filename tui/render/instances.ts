@@ -1,4 +1,6 @@
 import type { InstanceRecord, InstanceReport } from '../../manager/instances/model.ts';
+import { bytes } from '../../lib/format.ts';
+import type { MigrationReport } from '../../manager/instances/service.ts';
 import { age, factLines, when } from './detail.ts';
 import type { RowSpec } from './table.ts';
 
@@ -48,4 +50,10 @@ export function instanceDetail(i: InstanceRecord, now = Date.now(), address?: { 
   ];
   if (i.error) lines.push(['error', `${i.error}${i.errorCode ? ` (${i.errorCode})` : ''}`]);
   return factLines(lines);
+}
+
+/** `storm instance migrate`'s answer for people: where it went and what travelled. */
+export function migrationText(m: MigrationReport): string {
+  const shared = m.layerBytes ? `, and ${bytes(m.layerBytes)} of shared layers ${m.to} lacked` : ` (${m.to} held every shared layer)`;
+  return `${m.instance}: moved from ${m.from} to ${m.to}; ${bytes(m.bytesMoved)} travelled: its instance layer ${bytes(m.instanceLayerBytes)}${shared}\n`;
 }

@@ -1,13 +1,13 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import type { InstanceRecord, InstanceReport } from '../../../manager/instances/model.ts';
-import { instanceDetail, instanceRows, instanceRowsWith } from '../../render/instances.ts';
+import { instanceDetail, instanceRows, instanceRowsWith, migrationText } from '../../render/instances.ts';
 import { boundLeases, instanceAddresses } from '../../render/resources.ts';
 import { dnsListRows } from '../../render/netsvc.ts';
 import { readValueArg } from '../value-arg.ts';
 import type { ConsoleChunk } from '../../../lib/console-window.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
 import { deploymentRef } from '../../../manager/deployments/model.ts';
-import type { UpdatePlanEntry, UpdateReport } from '../../../manager/instances/service.ts';
+import type { MigrationReport, UpdatePlanEntry, UpdateReport } from '../../../manager/instances/service.ts';
 import { planRows, updateReportText } from '../../render/deployments.ts';
 import { instanceCreateParams } from '../../../manager/services/instances.ts';
 
@@ -206,7 +206,13 @@ export const instanceOpsCommands: CommandDef[] = [
   snapshotOp('take', 'snapshot an instance layer (instance stopped)', 'taken'),
   { ...snapshotOp('restore', 'restore an instance layer (instance stopped)', 'restored'), dangerous: true },
   { ...snapshotOp('delete', 'delete a snapshot (instance stopped)', 'deleted'), dangerous: true },
-  { noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'], run: async (ctx) => ({ data: await (await ctx.api()).call('instance.migrate', { name: ctx.args[0], host: ctx.args[1] }) }) },
+  {
+    noun: 'instance', verb: 'migrate', summary: 'move an instance to another host (only its own layer travels)', args: ['NAME', 'HOST'],
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<MigrationReport>('instance.migrate', { name: ctx.args[0], host: ctx.args[1] });
+      return { data, text: migrationText(data) };
+    },
+  },
   {
     noun: 'update', verb: 'plan', summary: 'which instances a version would update (none given: every appliance and deployment with instances, to its newest version), which layers change, and which files in their instance layers would hide updated files',
     args: ['[APPLIANCE[@VERSION]]'], options: { deployment: deploymentOption },
