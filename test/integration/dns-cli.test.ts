@@ -52,6 +52,8 @@ test('DNS and DHCP are off by default, and say how to turn them on', async (t) =
   assert.match(dns.fix, /dnsListen/);
   const dhcp = JSON.parse(storm(['dhcp', 'status', '-o', 'json'], { env }).stdout);
   assert.equal(dhcp.status, 'undetected');
+  // For people: the state and why, then the fix.
+  assert.match(storm(['dns', 'status'], { env }).stdout, /^dns: +undetected: .+\nfix: +.*dnsListen/);
   // Settings and reservations are managed even while the server is off.
   assert.match(storm(['dhcp', 'pool', 'show'], { env }).stdout, /10\.77\.0\.0\/16\s+10\.77\.128\.1-10\.77\.255\.254/);
   assert.equal(storm(['dhcp', 'reservation', 'add', '52:54:00:aa:bb:cc', '10.77.1.10', '--hostname', 'web'], { env }).code, 0);

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { healthDetail } from './health.ts';
 import assert from 'node:assert/strict';
 import { cacheSummary, instanceAddresses, layerVersions, percent } from './resources.ts';
 
@@ -37,4 +38,9 @@ test('cacheSummary: files, bytes stored, and what no appliance uses', () => {
   assert.equal(cacheSummary([{ size: 1024, usedBy: ['a'] }, { size: 2048, usedBy: [] }, { size: 'x', usedBy: 'y' }]), '3 files, 3.0K stored, 2.0K in 1 unreferenced');
   assert.equal(cacheSummary([]), '0 files, 0B stored');
   assert.equal(cacheSummary([{ size: 1, usedBy: ['a'] }]), '1 file, 1B stored');
+});
+
+test('healthDetail: the state and why, the fix, then each fact on its line', () => {
+  assert.equal(healthDetail({ component: 'dns', status: 'healthy', reason: 'answering', facts: { queries: 3, upstream: null, zones: ['a', 'b'] } }), 'dns:      healthy: answering\nqueries:  3\nupstream: -\nzones:    ["a","b"]\n');
+  assert.equal(healthDetail({ component: 'dhcp', status: 'undetected', reason: 'off', fix: 'set dhcpInterface' }), 'dhcp: undetected: off\nfix:  set dhcpInterface\n');
 });

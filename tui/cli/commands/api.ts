@@ -1,6 +1,8 @@
 import type { StatusReport } from '../../../manager/rpc/methods.ts';
 import type { RowSpec } from '../../render/table.ts';
 import type { CommandDef } from '../command.ts';
+import type { Health } from '../../../lib/health.ts';
+import { healthDetail } from '../../render/health.ts';
 
 const reportRows: RowSpec<StatusReport> = {
   name: (r) => r.instance,
@@ -18,7 +20,10 @@ export const apiCommands: CommandDef[] = [
     noun: 'api',
     verb: 'status',
     summary: "is the appliances' XML-RPC API serving, where, how many calls",
-    run: async (ctx) => ({ data: await (await ctx.api()).call('api.status') }),
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<Health>('api.status');
+      return { data, text: healthDetail(data) };
+    },
   },
   {
     noun: 'api',

@@ -1,6 +1,8 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import { leaseRows, poolRows, reservationRows, type LeaseRow, type PoolRow, type ReservationRow } from '../../render/netsvc.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
+import type { Health } from '../../../lib/health.ts';
+import { healthDetail } from '../../render/health.ts';
 
 const usage = (u: string, got?: string) => invalid(got === undefined ? 'missing arguments' : `unknown action "${got}"`, { hint: `usage: ${u}` });
 
@@ -75,7 +77,10 @@ export const dhcpCommands: CommandDef[] = [
     noun: 'dhcp',
     verb: 'status',
     summary: 'is the DHCP server serving, on which interface',
-    run: async (ctx) => ({ data: await (await ctx.api()).call('dhcp.status') }),
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<Health>('dhcp.status');
+      return { data, text: healthDetail(data) };
+    },
   },
 ];
 

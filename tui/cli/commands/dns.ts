@@ -2,6 +2,8 @@ import { StormError, invalid } from '../../../lib/errors.ts';
 import type { DnsRow } from '../../render/netsvc.ts';
 import { dnsListRows, dnsRecordRows } from '../../render/netsvc.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
+import type { Health } from '../../../lib/health.ts';
+import { healthDetail } from '../../render/health.ts';
 
 interface RecordList {
   zones: string[];
@@ -46,7 +48,10 @@ export const dnsCommands: CommandDef[] = [
     noun: 'dns',
     verb: 'status',
     summary: 'is the DNS server answering, where, for which zones',
-    run: async (ctx) => ({ data: await (await ctx.api()).call('dns.status') }),
+    run: async (ctx) => {
+      const data = await (await ctx.api()).call<Health>('dns.status');
+      return { data, text: healthDetail(data) };
+    },
   },
 ];
 
