@@ -1,8 +1,7 @@
 import type { StatusReport } from '../../../manager/rpc/methods.ts';
 import type { RowSpec } from '../../render/table.ts';
 import type { CommandDef } from '../command.ts';
-import type { Health } from '../../../lib/health.ts';
-import { healthDetail } from '../../render/health.ts';
+import { statusCommand } from './status.ts';
 
 const reportRows: RowSpec<StatusReport> = {
   name: (r) => r.instance,
@@ -16,15 +15,7 @@ const reportRows: RowSpec<StatusReport> = {
 
 /** `storm api status|reports`: the appliances' XML-RPC API. */
 export const apiCommands: CommandDef[] = [
-  {
-    noun: 'api',
-    verb: 'status',
-    summary: "is the appliances' XML-RPC API serving, where, how many calls",
-    run: async (ctx) => {
-      const data = await (await ctx.api()).call<Health>('api.status');
-      return { data, text: healthDetail(data) };
-    },
-  },
+  statusCommand('api', "is the appliances' XML-RPC API serving, where, how many calls"),
   {
     noun: 'api',
     verb: 'reports',

@@ -1,8 +1,7 @@
 import { StormError, invalid } from '../../../lib/errors.ts';
 import { leaseRows, poolRows, reservationRows, type LeaseRow, type PoolRow, type ReservationRow } from '../../render/netsvc.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
-import type { Health } from '../../../lib/health.ts';
-import { healthDetail } from '../../render/health.ts';
+import { statusCommand } from './status.ts';
 
 const usage = (u: string, got?: string) => invalid(got === undefined ? 'missing arguments' : `unknown action "${got}"`, { hint: `usage: ${u}` });
 
@@ -73,15 +72,7 @@ export const dhcpCommands: CommandDef[] = [
       throw usage('storm dhcp reservation list|add|remove ...', action);
     },
   },
-  {
-    noun: 'dhcp',
-    verb: 'status',
-    summary: 'is the DHCP server serving, on which interface',
-    run: async (ctx) => {
-      const data = await (await ctx.api()).call<Health>('dhcp.status');
-      return { data, text: healthDetail(data) };
-    },
-  },
+  statusCommand('dhcp', 'is the DHCP server serving, on which interface'),
 ];
 
 /** Removing is destructive: like `dangerous` commands, it needs --yes when stdin is not a terminal. */

@@ -2,8 +2,7 @@ import { StormError, invalid } from '../../../lib/errors.ts';
 import type { DnsRow } from '../../render/netsvc.ts';
 import { dnsListRows, dnsRecordRows } from '../../render/netsvc.ts';
 import type { CommandContext, CommandDef } from '../command.ts';
-import type { Health } from '../../../lib/health.ts';
-import { healthDetail } from '../../render/health.ts';
+import { statusCommand } from './status.ts';
 
 interface RecordList {
   zones: string[];
@@ -44,15 +43,7 @@ export const dnsCommands: CommandDef[] = [
       throw usage('storm dns record list|add|remove ...', action);
     },
   },
-  {
-    noun: 'dns',
-    verb: 'status',
-    summary: 'is the DNS server answering, where, for which zones',
-    run: async (ctx) => {
-      const data = await (await ctx.api()).call<Health>('dns.status');
-      return { data, text: healthDetail(data) };
-    },
-  },
+  statusCommand('dns', 'is the DNS server answering, where, for which zones'),
 ];
 
 function usage(u: string, got?: string): Error {
