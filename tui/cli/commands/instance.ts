@@ -10,6 +10,7 @@ import { deploymentRef } from '../../../manager/deployments/model.ts';
 import type { MigrationReport, UpdatePlanEntry, UpdateReport } from '../../../manager/instances/service.ts';
 import { planRows, updateReportText } from '../../render/deployments.ts';
 import { instanceCreateParams } from '../../../manager/services/instances.ts';
+import { when } from '../../render/detail.ts';
 
 const SETTLED = new Set(['running', 'stopped', 'failed']);
 
@@ -181,7 +182,7 @@ const snapRows = {
   name: (s: { name: string }) => s.name,
   columns: [
     { header: 'SNAPSHOT', get: (s: { name: string }) => s.name },
-    { header: 'CREATED', get: (s: { name: string; createdAt: string }) => s.createdAt },
+    { header: 'CREATED', get: (s: { name: string; createdAt: string }) => when(s.createdAt) },
   ],
 };
 
