@@ -58,6 +58,15 @@ test('every view renders its rows without a terminal', async (t) => {
   }
 });
 
+test("instances view, with room: each instance's address from one lease list (ADDRESS), then MAC and the rest", async (t) => {
+  const f = fixture();
+  const { c, text } = open(t, f, { view: 'instances', cols: 170 });
+  await c.settled();
+  assert.match(text(), /NAME\s+STATE\s+APPLIANCE\s+HOST\s+AGE\s+ADDRESS\s+MAC/);
+  assert.match(text(), /web-0\s+running\s+nginx@1\.2\s+hv1\s+60m\s+10\.77\.0\.10\s+52:54:00:00:00:00/);
+  assert.equal(f.calls.filter((x) => x.method === 'dhcp.lease.list').length, 1, 'one lease list for the whole table');
+});
+
 test('dashboard: a CPU sparkline per host from its series, fitted to the pane, following new samples', async (t) => {
   const f = fixture({ services: false });
   const host = (name: string, cpuHistory?: number[]) => ({ name, state: 'online', info: { memoryBytes: 100, freeMemoryBytes: 50, ...(cpuHistory ? { cpuPercent: cpuHistory.at(-1) } : {}) }, ...(cpuHistory ? { cpuHistory } : {}) });
@@ -242,7 +251,9 @@ test('read-only sessions are never offered a state change, and the registry refu
   await press('S', 'T', KEY.ctrlD, 'y', '?');
   assert.equal(c.state().mode, 'help');
   assert.doesNotMatch(text(), /start|stop|destroy|confirms/);
-  assert.ok(!f.calls.some((x) => x.ctx.readOnly && x.method !== 'instance.list' && !x.method.startsWith('system') && x.method !== 'events.recent'));
+  // Reads only (the instances and their leases, system, events): no method that changes state.
+  assert.ok(f.calls.some((x) => x.ctx.readOnly && x.method === 'instance.list'));
+  assert.deepEqual(f.calls.filter((x) => x.ctx.readOnly && f.reg.get(x.method)?.mutates !== false).map((x) => x.method), []);
   await assert.rejects(f.api({ readOnly: true }).call('instance.destroy', { name: 'web-0' }), (e: { code?: string }) => e.code === 'unauthorized');
 });
 

@@ -19,7 +19,7 @@ export function instanceRowsWith(addresses?: ReadonlyMap<string, string>): RowSp
       { header: 'APPLIANCE', get: (i) => `${i.appliance}@${i.version}` },
       { header: 'HOST', get: (i) => i.host },
       { header: 'AGE', get: (i) => age(i.createdAt) },
-      ...(addresses ? [{ header: 'ADDRESS', get: (i: InstanceRecord) => addresses.get(i.mac.toLowerCase()) ?? '', wide: true }] : []),
+      ...(addresses ? [{ header: 'ADDRESS', get: (i: InstanceRecord) => addresses.get(String(i.mac ?? '').toLowerCase()) ?? '', wide: true }] : []),
       { header: 'MAC', get: (i) => i.mac, wide: true },
       { header: 'ID', get: (i) => i.id, wide: true },
       { header: 'CREATED BY', get: (i) => i.createdBy ?? 'admin', wide: true },

@@ -1,5 +1,5 @@
 import * as R from '../../render/resources.ts';
-import { instanceDetail, instanceRows } from '../../render/instances.ts';
+import { instanceDetail, instanceRowsWith } from '../../render/instances.ts';
 import { hostRows } from '../../render/hosts.ts';
 import { catalogRowSpec, catalogRows, channelRows, imageRows } from '../../render/channels.ts';
 import type { CatalogEntry } from '../../../manager/channels/catalog.ts';
@@ -17,9 +17,20 @@ type Obj = Record<string, unknown>;
 /** How much of the console log's end an instance's detail shows. */
 const CONSOLE_BYTES = 2000;
 
+/** The instances' addresses (MAC → bound lease) for the ADDRESS column: replaced at each load of the view. */
+const instanceAddressMap = new Map<string, string>();
+
 export const instancesView: TableView = {
-  // A host's instances (the hosts view's drill-down): the service filters by its `host` param.
-  kind: 'table', id: 'instances', title: 'Instances', rows: instanceRows, method: METHODS.instances, text: (r) => instanceDetail(r),
+  kind: 'table', id: 'instances', title: 'Instances', rows: instanceRowsWith(instanceAddressMap), method: METHODS.instances, text: (r) => instanceDetail(r),
+  // A host's instances (the hosts view's drill-down): the service filters by its `host` param. One lease
+  // list beside it gives every address; a DHCP service that does not answer leaves the column empty.
+  load: async (api, p) => {
+    const [rows, leases] = await Promise.all([api.call<InstanceRecord[]>(METHODS.instances, p), api.call<unknown[]>(METHODS.dhcpLeases, {}).catch(() => [])]);
+    const bound = R.boundLeases(Array.isArray(leases) ? leases : []);
+    instanceAddressMap.clear();
+    for (const [mac, ip] of bound) instanceAddressMap.set(mac, ip);
+    return rows;
+  },
   // Layers with their versions, addresses, snapshots and the console log tail; what the manager does not offer is said, not fatal.
   detail: async (api, name, row) => {
     const inst = (row ?? {}) as Obj;
