@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { fetchSmall, netError } from './http.ts';
+import { StormError } from '../../lib/errors.ts';
+import { fetchSmall, httpUrl, netError } from './http.ts';
 
 test('kept-alive sockets the server drops as they are reused: the request is asked again once, on a connection of its own; a refused one is an error', async (t) => {
   let phase = 1;
@@ -42,4 +43,11 @@ test('network failures read as words, naming the URL and the code once', () => {
   assert.equal(netError('http://x/feed.xml', e('EWHATEVER', 'odd failure')).message, 'http://x/feed.xml: EWHATEVER (odd failure)');
   assert.equal(netError('http://x/feed.xml', new Error('socket hang up')).message, 'http://x/feed.xml: socket hang up');
   assert.equal(netError('http://x/feed.xml', e('ECONNREFUSED', 'x')).code, 'unreachable');
+});
+
+test('httpUrl: what is not a URL says so and what to give; other schemes and credentials are refused', () => {
+  assert.throws(() => httpUrl('not-a-url', 'channel URL'), (e: StormError) => e.code === 'invalid' && e.message === 'channel URL: "not-a-url" is not a URL' && /https:\/\//.test(e.hint ?? ''));
+  assert.throws(() => httpUrl('ftp://x/feed.xml', 'channel URL'), (e: StormError) => e.code === 'invalid' && /uses the ftp scheme/.test(e.message));
+  assert.throws(() => httpUrl('https://u:p@x/feed.xml', 'channel URL'), (e: StormError) => e.code === 'invalid' && /credentials/.test(e.message) && !/u:p/.test(e.message));
+  assert.equal(httpUrl('https://x/feed.xml', 'channel URL').host, 'x');
 });

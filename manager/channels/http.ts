@@ -17,7 +17,7 @@ export function httpUrl(s: string, where: string): URL {
   try {
     u = new URL(s);
   } catch {
-    throw invalid(`${where}: "${s.slice(0, 200)}" is not a URL`);
+    throw invalid(`${where}: "${s.slice(0, 200)}" is not a URL`, { hint: 'give an absolute http:// or https:// URL, e.g. https://channels.example.org/corp/feed.xml' });
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid(`${where}: "${s.slice(0, 200)}" uses the ${u.protocol.replace(/:$/, '')} scheme; only http and https are allowed`);
   if (u.username || u.password) throw invalid(`${where}: "${u.host}${u.pathname}" carries credentials in the URL; they are not allowed`);
