@@ -8,7 +8,7 @@ import { invalid } from '../lib/errors.ts';
 import { HYPERVISOR_METHODS, MAINTENANCE_CHUNK_MAX, type AgentDomainRequest, type AgentLayerRef, type AgentTransferRef, type AgentInstanceLayerSpec } from './api/methods.ts';
 import type { LocalHostAgent } from './host-agent.ts';
 import { reqString, type StormdMethod } from './server/methods.ts';
-import { CONSOLE_MAX_READ, checkConsoleRead } from '../lib/console-window.ts';
+import { checkConsoleRead } from '../lib/console-window.ts';
 
 export { HYPERVISOR_METHODS };
 
@@ -131,9 +131,8 @@ export function hypervisorMethods(agent: LocalHostAgent): StormdMethod<any, any>
       name: M.domainConsoleTail,
       summary: "a domain's serial console log: its end, or from byte `from` (answers {text, from, next})",
       handler: async (p: P) => {
-        const bytes = reqInt(p, 'bytes', M.domainConsoleTail, 1, CONSOLE_MAX_READ);
-        const from = p.from === undefined ? undefined : reqInt(p, 'from', M.domainConsoleTail, 0, Number.MAX_SAFE_INTEGER);
-        return agent.consoleRead(name(p, M.domainConsoleTail), checkConsoleRead({ bytes, from, boot: p.boot as string | undefined }));
+        // One rule for a read's bytes, from and boot, the one every driver applies.
+        return agent.consoleRead(name(p, M.domainConsoleTail), checkConsoleRead(p as { bytes: number; from?: number; boot?: string }));
       },
     },
   ];

@@ -12,7 +12,7 @@ import { DOMAIN_PREFIX, assertAllowed, domainName, macFor, reportLevel, validNam
 import { place, type Candidate } from './placement.ts';
 import { resolveParams } from './params.ts';
 import type { RoleChange, ShadowFinder, ShadowedFile } from './shadowed.ts';
-import { checkConsoleRead, type ConsoleChunk } from '../../lib/console-window.ts';
+import type { ConsoleChunk } from '../../lib/console-window.ts';
 
 /** Where hosts come from (the hosts service) and how to reach each one. */
 export interface HostDirectory {
@@ -402,7 +402,8 @@ export class InstanceService {
    */
   async console(ref: string, bytes = 16384, from?: number, boot?: string): Promise<{ instance: string; host: string } & ConsoleChunk> {
     const inst = await this.get(ref);
-    const chunk = await this.hosts.agent(inst.host).consoleRead(domainName(inst.id), checkConsoleRead({ bytes, from, boot }));
+    // Each HostAgent checks the read (checkConsoleRead) before it goes anywhere.
+    const chunk = await this.hosts.agent(inst.host).consoleRead(domainName(inst.id), { bytes, ...(from !== undefined ? { from } : {}), ...(boot !== undefined ? { boot } : {}) });
     return { instance: inst.name, host: inst.host, ...chunk };
   }
 
