@@ -624,11 +624,11 @@ export class InstanceService {
     if ((await this.hosts.agent(inst.host).state(domainName(inst.id))) !== 'running') return `${inst.name} is not running after the update`;
     const reports = this.opts.reports;
     // An appliance that never reported (no guest agent, no network) is judged by its domain alone.
-    if (!reports || !(await reports.last(inst.id))) return undefined;
+    let r = await reports?.last(inst.id);
+    if (!reports || !r) return undefined;
     const timeoutMs = this.opts.readyTimeoutMs ?? 180_000;
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await reports.last(inst.id);
+    for (;; r = await reports.last(inst.id)) {
       if (r && r.at > since) {
         if (r.status === 'ready') return undefined;
         if (reportLevel(r.status) !== 'info') return `${inst.name} reported ${r.status} after the update${r.message ? `: ${r.message}` : ''}`;
