@@ -4,6 +4,8 @@ import { factLines, when } from './detail.ts';
 import type { RowSpec } from './table.ts';
 
 const userState = (u: UserView) => (u.locked ? 'locked' : u.hasPassword ? 'active' : 'no password');
+/** What a state means for the admin, where it needs saying (user show). */
+const STATE_MEANS: Record<string, string> = { locked: 'no LDAP bind, no Kerberos tickets; storm user unlock lets it in', 'no password': 'storm user passwd sets one' };
 
 export const userRows: RowSpec<UserView> = {
   name: (u) => u.name,
@@ -24,11 +26,11 @@ export const userRows: RowSpec<UserView> = {
 
 /** `storm user show NAME`: one fact per line, what the wide list spreads over columns and when it changed. */
 export function userDetail(u: UserView, now = Date.now()): string {
-  const state = u.locked ? 'locked (no LDAP bind, no Kerberos tickets; storm user unlock lets it in)' : u.hasPassword ? 'active' : 'no password (storm user passwd sets one)';
+  const state = userState(u);
   return factLines([
     ['name', u.name],
     ['full name', `${u.cn} (surname ${u.sn})`],
-    ['state', state],
+    ['state', `${state}${STATE_MEANS[state] ? ` (${STATE_MEANS[state]})` : ''}`],
     ['uid', `${u.uidNumber}, gid ${u.gidNumber}`],
     ['groups', u.groups.join(', ') || '(none)'],
     ['mail', u.mail ?? '(none)'],
