@@ -3,6 +3,7 @@ import type { StormApi } from '../../manager/api.ts';
 import type { StormEvent } from '../../manager/events.ts';
 import type { Health } from '../../lib/health.ts';
 import { countedNames } from '../../lib/format.ts';
+import { eventMatches } from '../render/events.ts';
 import { toStormError, type StormError } from '../../lib/errors.ts';
 import { TableModel } from '../render/table-model.ts';
 import { countByState, percent, text } from '../render/resources.ts';
@@ -424,7 +425,7 @@ export function createConsole(o: ConsoleOptions): Console {
       }
       try {
         const evs = await api.call<StormEvent[]>(METHODS.events, { limit: 500 });
-        const mine = evs.filter((e) => e.object === name || (e.object ?? '').endsWith(`/${name}`)).slice(-20);
+        const mine = evs.filter(eventMatches({ object: name })).slice(-20);
         parts.push(`events:\n${mine.length ? mine.map((e) => `  ${e.t.slice(0, 19)} ${e.kind} ${e.message}`).join('\n') : '  (none)'}`);
       } catch {
         /* no events: the pane shows the object alone */
